@@ -1,0 +1,3 @@
+"""boonb: Jupyter as an agent orchestrator."""
+
+__version__ = "0.1.0"
