@@ -1,0 +1,152 @@
+"""Settings from the environment, with defaults, changeable at run time.
+
+Each setting has one environment variable. `%boonb config KEY=VALUE` and
+:func:`update` change the live settings; the environment is read once, when the
+settings are first needed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+ProviderName = Literal["auto", "sim", "deepseek", "openai", "local"]
+
+
+class ConfigError(ValueError):
+    """A setting name or value that boonb cannot use."""
+
+
+class Settings(BaseModel):
+    """boonb's settings. Each field's `env` is the variable it is read from."""
+
+    model_config = ConfigDict(validate_assignment=True, extra="forbid", frozen=False)
+
+    project: Path = Field(
+        default_factory=Path.cwd,
+        description="Project root: files tools may touch, and where .boonb/ lives.",
+        json_schema_extra={"env": "BOONB_PROJECT"},
+    )
+    db_path: Path | None = Field(
+        default=None,
+        description="DuckDB file; defaults to <project>/.boonb/boonb.duckdb.",
+        json_schema_extra={"env": "BOONB_DB_PATH"},
+    )
+    provider: ProviderName = Field(
+        default="auto",
+        description="Model provider; 'auto' picks the one whose API key is set, else the simulator.",
+        json_schema_extra={"env": "BOONB_PROVIDER"},
+    )
+    model: str | None = Field(
+        default=None,
+        description="Model name; defaults to the provider's default model.",
+        json_schema_extra={"env": "BOONB_MODEL"},
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Override the provider's base URL (e.g. a local vLLM server).",
+        json_schema_extra={"env": "BOONB_BASE_URL"},
+    )
+    deepseek_api_key: SecretStr | None = Field(
+        default=None, json_schema_extra={"env": "DEEPSEEK_API_KEY"}
+    )
+    openai_api_key: SecretStr | None = Field(default=None, json_schema_extra={"env": "OPENAI_API_KEY"})
+    flush_interval_ms: int = Field(
+        default=200,
+        ge=10,
+        le=60_000,
+        description="Longest time a recorded row waits in memory before it is written.",
+        json_schema_extra={"env": "BOONB_FLUSH_INTERVAL_MS"},
+    )
+    lock_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long to keep retrying when another process holds the database.",
+        json_schema_extra={"env": "BOONB_LOCK_TIMEOUT_S"},
+    )
+
+    @property
+    def database(self) -> Path:
+        """The DuckDB file in use."""
+        return self.db_path or self.project / ".boonb" / "boonb.duckdb"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings for display: secrets reduced to whether they are set."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "set"
+            shown[name] = value
+        shown["database"] = self.database
+        return shown
+
+
+def _env_name(field: str) -> str:
+    extra = Settings.model_fields[field].json_schema_extra
+    assert isinstance(extra, dict)
+    return str(extra["env"])
+
+
+def from_environment(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from environment variables (unset or empty ones keep the default)."""
+    environ = dict(os.environ) if environ is None else environ
+    values = {
+        field: environ[_env_name(field)]
+        for field in Settings.model_fields
+        if environ.get(_env_name(field))
+    }
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, by_env=True)) from None
+
+
+_lock = threading.Lock()
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The live settings, read from the environment on first use."""
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = from_environment()
+        return _settings
+
+
+def update(**changes: Any) -> Settings:
+    """Change settings at run time; all changes apply or none (validated first)."""
+    global _settings
+    current = get_settings()
+    unknown = sorted(set(changes) - set(Settings.model_fields))
+    if unknown:
+        known = ", ".join(sorted(Settings.model_fields))
+        raise ConfigError(f"unknown setting {', '.join(unknown)}; known settings: {known}")
+    try:
+        merged = Settings.model_validate({**current.model_dump(), **changes})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, by_env=False)) from None
+    with _lock:
+        _settings = merged
+    return merged
+
+
+def reset(settings: Settings | None = None) -> None:
+    """Replace the live settings (tests, or re-reading the environment with None)."""
+    global _settings
+    with _lock:
+        _settings = settings
+
+
+def _describe(exc: ValidationError, *, by_env: bool) -> str:
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        name = _env_name(field) if by_env and field in Settings.model_fields else field
+        parts.append(f"{name}: {error['msg']}")
+    return "invalid setting: " + "; ".join(parts)

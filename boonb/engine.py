@@ -1,0 +1,120 @@
+"""The engine: one background thread running boonb's asyncio event loop.
+
+Agents, workflows and background tasks run here, so they go on while a cell
+blocks, and widget messages arriving on the kernel's main thread can hand work over
+thread-safely. The kernel's own loop is never used (no ``asyncio.run``, no
+``nest_asyncio``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+log = logging.getLogger("boonb.engine")
+
+T = TypeVar("T")
+
+
+class EngineStopped(RuntimeError):
+    """Work was submitted after the engine shut down."""
+
+
+class Engine:
+    def __init__(self, name: str = "boonb-engine") -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The engine's loop, started on first use."""
+        self.start()
+        assert self._loop is not None
+        return self._loop
+
+    def start(self) -> None:
+        with self._lock:
+            if self._stopped:
+                raise EngineStopped("the boonb engine has shut down; restart the kernel")
+            if self._thread is not None:
+                return
+            ready = threading.Event()
+            loop = asyncio.new_event_loop()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            self._loop = loop
+            self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+            self._thread.start()
+            ready.wait()
+
+    def in_engine_thread(self) -> bool:
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule a coroutine on the engine from any thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(callback, *args)
+
+    def run(self, coro: Coroutine[Any, Any, T], *, cancel_grace: float = 5.0) -> T:
+        """Run a coroutine on the engine and wait for it (from a thread other than the engine's).
+
+        A ``KeyboardInterrupt`` while waiting (the kernel's stop button) cancels the
+        coroutine, waits up to ``cancel_grace`` seconds for it to wind down, and is
+        then raised again.
+        """
+        if self.in_engine_thread():
+            raise RuntimeError("Engine.run would deadlock on the engine's own thread; await instead")
+        future = self.submit(coro)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            # Wait for the task to finish its cleanup (close traces, save state).
+            done = threading.Event()
+            future.add_done_callback(lambda _: done.set())
+            done.wait(cancel_grace)
+            raise
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel what is still running, let it clean up, and stop the loop."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=timeout)
+            await loop.shutdown_asyncgens()
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout + 1)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            log.warning("engine: tasks did not finish within %.1f s of shutdown", timeout)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if not thread.is_alive():
+            loop.close()

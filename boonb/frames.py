@@ -1,0 +1,250 @@
+"""Frames: the typed events that flow from agents to the store, the widgets and exporters.
+
+One pydantic union discriminated on ``type``. Widgets receive nothing else; the
+TypeScript types in ``labextension/src/frames.ts`` are generated from
+:func:`json_schema` by ``scripts/generate_frame_types.py``.
+
+Token accounting, one convention everywhere: ``input_tokens`` includes cache-read
+tokens; ``cache_tokens`` is the cache-read (hit) part of it;
+``cache_miss_tokens = input_tokens - cache_tokens``; ``reasoning_tokens`` is inside
+``output_tokens``; ``tokens_used = input_tokens + output_tokens``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+
+Outcome = Literal["success", "error", "cancelled"]
+TraceKind = Literal["model", "tool"]
+Segment = Literal["system", "tools", "history", "attachments"]
+SessionState = Literal[
+    "in_progress", "awaiting_input", "completed", "failed", "interrupted", "cancelled"
+]
+TaskState = Literal["pending", "running", "completed", "failed", "cancelled", "interrupted", "read"]
+WorkflowState = Literal["pending", "running", "completed", "failed", "cancelled", "interrupted"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TraceRecord(_Model):
+    """One row of ``tool_traces``: a model call (``kind='model'``) or a tool call.
+
+    A tool call's row carries its own latency; the model call that asked for it
+    carries the token usage.
+    """
+
+    id: UUID
+    session_id: UUID
+    chat_id: UUID
+    turn_number: int = Field(ge=0)
+    kind: TraceKind
+    tool_name: str
+    call_id: str | None = None
+    agent_id: str | None = None
+    workflow_run_id: UUID | None = None
+    parent_id: UUID | None = None
+    input: JsonValue = None
+    output: JsonValue = None
+    started_at: datetime
+    finished_at: datetime | None = None
+    latency_ms: float | None = None
+    input_tokens: int = 0
+    """Prompt tokens, cache-read tokens included."""
+    output_tokens: int = 0
+    """Completion tokens, reasoning tokens included."""
+    cache_tokens: int = 0
+    """Prompt tokens read from the provider's cache (hits)."""
+    cache_miss_tokens: int = 0
+    """``input_tokens - cache_tokens``."""
+    reasoning_tokens: int = 0
+    """Reasoning tokens; already counted in ``output_tokens``."""
+    tokens_used: int = 0
+    """``input_tokens + output_tokens``."""
+    cost_usd: float | None = None
+    error: str | None = None
+    outcome: Outcome = "success"
+
+
+class CacheSegment(_Model):
+    """Cache hits of one prompt segment of one model call (a ``cache_stats`` row).
+
+    Segments are measured in prompt order (system, tools, history, attachments);
+    hits fill segments from the start of the prompt, as a prefix cache does.
+    ``hash`` identifies the segment's content, so a changed segment shows which
+    part of the prompt broke the prefix.
+    """
+
+    segment: Segment
+    tokens: int = Field(ge=0)
+    hit_tokens: int = Field(ge=0)
+    miss_tokens: int = Field(ge=0)
+    hash: str
+
+
+class ToolTraceStart(_Model):
+    type: Literal["tool_trace:start"] = "tool_trace:start"
+    trace_id: UUID
+    session_id: UUID
+    chat_id: UUID
+    turn_number: int
+    tool_name: str
+    call_id: str | None = None
+    agent_id: str | None = None
+    input: JsonValue = None
+    started_at: datetime
+
+
+class ToolTraceComplete(_Model):
+    type: Literal["tool_trace:complete"] = "tool_trace:complete"
+    trace: TraceRecord
+
+
+class ModelCallComplete(_Model):
+    type: Literal["model_call:complete"] = "model_call:complete"
+    trace: TraceRecord
+    cache: list[CacheSegment] = []
+
+
+class MessageDelta(_Model):
+    type: Literal["message:delta"] = "message:delta"
+    chat_id: UUID
+    turn_number: int
+    channel: Literal["content", "reasoning"] = "content"
+    text: str
+
+
+class MessageComplete(_Model):
+    type: Literal["message:complete"] = "message:complete"
+    chat_id: UUID
+    turn_number: int
+    role: Literal["user", "assistant", "tool", "system"]
+    content: str
+    tool_calls: list[dict[str, JsonValue]] = []
+
+
+class TurnStart(_Model):
+    type: Literal["turn:start"] = "turn:start"
+    chat_id: UUID
+    turn_number: int
+    started_at: datetime
+
+
+class TurnComplete(_Model):
+    type: Literal["turn:complete"] = "turn:complete"
+    chat_id: UUID
+    turn_number: int
+    finished_at: datetime
+    tool_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_tokens: int = 0
+
+
+class SessionSaved(_Model):
+    type: Literal["session_saved"] = "session_saved"
+    agent_session_id: UUID
+    chat_id: UUID
+    state: SessionState
+    turn_number: int
+    last_update: datetime
+
+
+class SessionRestored(_Model):
+    type: Literal["session_restored"] = "session_restored"
+    agent_session_id: UUID
+    chat_id: UUID
+    state: SessionState
+    snapshot: dict[str, JsonValue]
+
+
+class WorkflowStatus(_Model):
+    type: Literal["workflow:status"] = "workflow:status"
+    run_id: UUID
+    workflow: str
+    state: WorkflowState
+    phase: str | None = None
+    agents_done: int = 0
+    agents_total: int = 0
+    tokens_used: int = 0
+    error: str | None = None
+
+
+class WorkflowStep(_Model):
+    type: Literal["workflow:step"] = "workflow:step"
+    run_id: UUID
+    agent_id: str
+    phase: str | None = None
+    state: Literal["started", "completed", "failed", "cached", "cancelled"]
+    tokens_used: int = 0
+    error: str | None = None
+
+
+class WorkflowLog(_Model):
+    type: Literal["workflow:log"] = "workflow:log"
+    run_id: UUID
+    phase: str | None = None
+    agent_id: str | None = None
+    message: str
+    at: datetime
+
+
+class TaskUpdate(_Model):
+    type: Literal["task:update"] = "task:update"
+    task_id: UUID
+    task_type: str
+    state: TaskState
+    progress: float | None = Field(default=None, ge=0, le=1)
+    message: str | None = None
+
+
+class ErrorFrame(_Model):
+    """Something failed that the user should see (a tool error, a provider error)."""
+
+    type: Literal["error"] = "error"
+    scope: Literal["tool", "model", "agent", "workflow", "task", "store"]
+    message: str
+    chat_id: UUID | None = None
+    trace_id: UUID | None = None
+
+
+Frame = Annotated[
+    ToolTraceStart
+    | ToolTraceComplete
+    | ModelCallComplete
+    | MessageDelta
+    | MessageComplete
+    | TurnStart
+    | TurnComplete
+    | SessionSaved
+    | SessionRestored
+    | WorkflowStatus
+    | WorkflowStep
+    | WorkflowLog
+    | TaskUpdate
+    | ErrorFrame,
+    Field(discriminator="type"),
+]
+
+frame_adapter: TypeAdapter[Frame] = TypeAdapter(Frame)
+
+
+def parse_frame(data: str | bytes | dict[str, Any]) -> Frame:
+    """Validate a frame from JSON text or a dict."""
+    if isinstance(data, str | bytes):
+        return frame_adapter.validate_json(data)
+    return frame_adapter.validate_python(data)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of the frame union (the source of the TypeScript types)."""
+    return frame_adapter.json_schema(mode="serialization")

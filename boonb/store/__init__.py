@@ -1,0 +1,80 @@
+"""The DuckDB store: schema, the batching writer, and trace queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from boonb.store.database import SCHEMA_VERSION, Database, check_path
+from boonb.store.errors import (
+    DatabaseLocked,
+    DatabaseUnusable,
+    InvalidChatId,
+    InvalidCursor,
+    InvalidLimit,
+    InvalidQuery,
+    InvalidSessionId,
+    StoreError,
+)
+from boonb.store.rows import STORED_FRAME_TYPES, Row, make_row
+from boonb.store.traces import DEFAULT_LIMIT, MAX_LIMIT, SessionSummary, TracePage, TraceStore
+from boonb.store.writer import Writer
+
+TABLES = (
+    "sessions", "chats", "messages", "message_parts", "tool_traces", "cache_stats",
+    "agent_sessions", "tasks", "workflow_runs", "workflow_cache",
+)  # fmt: skip
+
+
+class Store:
+    """A project database with its writer and queries."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        flush_interval: float = 0.2,
+        lock_timeout: float = 30.0,
+    ) -> None:
+        self.db = Database(path, lock_timeout=lock_timeout)
+        self.writer = Writer(self.db, flush_interval=flush_interval)
+        self.traces = TraceStore(self.db)
+
+    @property
+    def path(self) -> Path:
+        return self.db.path
+
+    def row_counts(self) -> dict[str, int]:
+        with self.db.connection() as con:
+            return {
+                table: int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+                for table in TABLES
+            }
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        self.writer.close(timeout)
+
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "SCHEMA_VERSION",
+    "STORED_FRAME_TYPES",
+    "TABLES",
+    "Database",
+    "DatabaseLocked",
+    "DatabaseUnusable",
+    "InvalidChatId",
+    "InvalidCursor",
+    "InvalidLimit",
+    "InvalidQuery",
+    "InvalidSessionId",
+    "Row",
+    "SessionSummary",
+    "Store",
+    "StoreError",
+    "TracePage",
+    "TraceStore",
+    "Writer",
+    "check_path",
+    "make_row",
+]

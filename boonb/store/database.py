@@ -1,0 +1,172 @@
+"""Access to the project's DuckDB file, shared between processes.
+
+DuckDB lets one process hold a database file at a time, and several kernels and the
+Jupyter server share one project database. So a :class:`Database` holds the file
+only while working: it opens it on demand, keeps it for a short ``linger`` so a burst
+of queries pays for one open, and then lets go. An open that meets another
+process's lock is retried with exponential backoff until ``lock_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from boonb.store.errors import DatabaseLocked, DatabaseUnusable
+
+# Every DuckDB file carries this magic at byte 8 of its header.
+_DUCKDB_MAGIC = b"DUCK"
+_MAGIC_OFFSET = 8
+
+SCHEMA_VERSION = 1
+
+
+def schema_sql() -> str:
+    return resources.files("boonb.store").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+def check_path(path: Path) -> None:
+    """Refuse, before touching anything, a path boonb must not open or overwrite."""
+    if path.exists():
+        if path.is_dir():
+            raise DatabaseUnusable(f"{path} is a directory, not a DuckDB file; set BOONB_DB_PATH")
+        with path.open("rb") as handle:
+            header = handle.read(_MAGIC_OFFSET + len(_DUCKDB_MAGIC))
+        if header and header[_MAGIC_OFFSET:] != _DUCKDB_MAGIC:
+            raise DatabaseUnusable(
+                f"{path} is not a DuckDB database; boonb will not overwrite it. "
+                "Move it away or point BOONB_DB_PATH at another file."
+            )
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise DatabaseUnusable(f"{path} is not readable and writable by this user")
+        return
+    parent = _nearest_existing(path.parent)
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise DatabaseUnusable(
+            f"cannot create {path}: {parent} is not a writable directory. "
+            "Set BOONB_DB_PATH (or BOONB_PROJECT) to a writable place."
+        )
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+class Database:
+    """One DuckDB file, opened on demand and released when idle.
+
+    Use :meth:`connection` for every access; it serialises this process's users
+    (a DuckDB connection must not be shared between threads at once).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        lock_timeout: float = 30.0,
+        linger: float = 0.05,
+    ) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.lock_timeout = lock_timeout
+        self.linger = linger
+        self._lock = threading.RLock()
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._release_timer: threading.Timer | None = None
+        self._cursor_key: bytes | None = None
+        check_path(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connection() as con:
+            con.execute(schema_sql())
+            self._cursor_key = _cursor_key(con)
+
+    @property
+    def cursor_key(self) -> bytes:
+        """Per-database secret that signs pagination cursors."""
+        assert self._cursor_key is not None
+        return self._cursor_key
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Hold the file for the duration of the block (reusing a lingering handle)."""
+        with self._lock:
+            if self._release_timer is not None:
+                self._release_timer.cancel()
+                self._release_timer = None
+            if self._conn is None:
+                self._conn = self._open()
+            try:
+                yield self._conn
+            finally:
+                self._schedule_release()
+
+    def close(self) -> None:
+        """Let go of the file now."""
+        with self._lock:
+            if self._release_timer is not None:
+                self._release_timer.cancel()
+                self._release_timer = None
+            self._close_now()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.002
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                # The path was checked up front, so an IO error here is another
+                # process's lock (or a passing fault): both deserve a retry.
+                if time.monotonic() + delay > deadline:
+                    raise DatabaseLocked(
+                        f"{self.path} stayed locked by another process for "
+                        f"{self.lock_timeout:g} s ({exc}). Close the other program "
+                        "or raise BOONB_LOCK_TIMEOUT_S."
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+
+    def _schedule_release(self) -> None:
+        if self.linger <= 0:
+            self._close_now()
+            return
+        timer = threading.Timer(self.linger, lambda: self._release_if_idle(timer))
+        timer.daemon = True
+        self._release_timer = timer
+        timer.start()
+
+    def _release_if_idle(self, timer: threading.Timer) -> None:
+        # Non-blocking: whoever holds the lock is using the file and re-arms a timer.
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._release_timer is not timer:
+                return
+            self._release_timer = None
+            self._close_now()
+        finally:
+            self._lock.release()
+
+    def _close_now(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+
+def _cursor_key(con: duckdb.DuckDBPyConnection) -> bytes:
+    con.execute(
+        "INSERT INTO boonb_meta VALUES ('cursor_key', ?) ON CONFLICT DO NOTHING",
+        [secrets.token_hex(32)],
+    )
+    row = con.execute("SELECT value FROM boonb_meta WHERE key = 'cursor_key'").fetchone()
+    assert row is not None
+    return bytes.fromhex(row[0])

@@ -1,0 +1,35 @@
+"""The store's exceptions: each says what was wrong and what to do next."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class of every error the store raises."""
+
+
+class DatabaseUnusable(StoreError):
+    """The database path cannot be used (not a DuckDB file, or not writable)."""
+
+
+class DatabaseLocked(StoreError):
+    """Another process kept the database file for longer than the lock timeout."""
+
+
+class InvalidQuery(StoreError, ValueError):
+    """A query parameter is out of range or malformed."""
+
+
+class InvalidLimit(InvalidQuery):
+    """``limit`` is not an integer from 1 to the maximum page size."""
+
+
+class InvalidCursor(InvalidQuery):
+    """The pagination cursor is malformed, tampered with, or from another query."""
+
+
+class InvalidChatId(InvalidQuery):
+    """The chat id is not a UUID."""
+
+
+class InvalidSessionId(InvalidQuery):
+    """The session id is not a UUID."""

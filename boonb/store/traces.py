@@ -1,0 +1,164 @@
+"""Trace queries: keyset pages of a chat's traces, and per-session aggregates."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from boonb.frames import TraceRecord
+from boonb.store.cursor import TraceKey, decode_cursor, encode_cursor
+from boonb.store.database import Database
+from boonb.store.errors import InvalidChatId, InvalidLimit, InvalidQuery, InvalidSessionId
+from boonb.store.rows import TRACE_COLUMNS
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+_SELECT = ", ".join(TRACE_COLUMNS)
+_ORDER = "turn_number, started_at, id"
+
+
+class TracePage(BaseModel):
+    """One page of traces in (turn_number, started_at, id) order."""
+
+    traces: list[TraceRecord]
+    next_cursor: str | None
+    """Pass back to get the next page; None on the last page."""
+
+
+class SessionSummary(BaseModel):
+    """Aggregates over every trace of one kernel session."""
+
+    session_id: UUID
+    chats: int
+    traces: int
+    model_calls: int
+    tool_calls: int
+    errors: int
+    total_latency_ms: float
+    mean_tool_latency_ms: float | None
+    p95_latency_ms: float | None
+    input_tokens: int
+    """Prompt tokens, cache-read tokens included."""
+    output_tokens: int
+    """Completion tokens, reasoning tokens included."""
+    cache_tokens: int
+    """Prompt tokens read from cache."""
+    reasoning_tokens: int
+    tokens_used: int
+    cost_usd: float | None
+    cache_hit_rate: float | None
+    """``cache_tokens / input_tokens``; None when no prompt tokens were sent."""
+
+
+class TraceStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def page(
+        self,
+        chat_id: UUID | str,
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        turn_number: int | None = None,
+    ) -> TracePage:
+        """A page of a chat's traces, optionally of one turn, after ``cursor``."""
+        chat = parse_uuid(chat_id, InvalidChatId, "chat id")
+        limit = _check_limit(limit)
+        if turn_number is not None and (
+            not isinstance(turn_number, int) or isinstance(turn_number, bool) or turn_number < 0
+        ):
+            raise InvalidQuery(f"turn_number must be a non-negative integer, got {turn_number!r}")
+        scope = f"{chat}:{turn_number}"
+        where = ["chat_id = ?"]
+        params: list[Any] = [chat]
+        if turn_number is not None:
+            where.append("turn_number = ?")
+            params.append(turn_number)
+        if cursor is not None:
+            key = decode_cursor(cursor, scope=scope, secret=self.db.cursor_key)
+            where.append(f"({_ORDER}) > (?, ?, ?)")
+            params += [key.turn_number, key.started_at, key.id]
+        sql = (
+            f"SELECT {_SELECT} FROM tool_traces WHERE {' AND '.join(where)} "
+            f"ORDER BY {_ORDER} LIMIT {limit + 1}"
+        )
+        with self.db.connection() as con:
+            rows = con.execute(sql, params).fetchall()
+        traces = [_record(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = traces[-1]
+            next_cursor = encode_cursor(
+                TraceKey(last.turn_number, last.started_at, last.id),
+                scope=scope,
+                secret=self.db.cursor_key,
+            )
+        return TracePage(traces=traces, next_cursor=next_cursor)
+
+    def session_summary(self, session_id: UUID | str) -> SessionSummary:
+        session = parse_uuid(session_id, InvalidSessionId, "session id")
+        with self.db.connection() as con:
+            row = con.execute(_SUMMARY_SQL, [session]).fetchone()
+        assert row is not None
+        names = [
+            "chats", "traces", "model_calls", "tool_calls", "errors", "total_latency_ms",
+            "mean_tool_latency_ms", "p95_latency_ms", "input_tokens", "output_tokens",
+            "cache_tokens", "reasoning_tokens", "tokens_used", "cost_usd",
+        ]  # fmt: skip
+        values = dict(zip(names, row, strict=True))
+        input_tokens = values["input_tokens"]
+        return SessionSummary(
+            session_id=session,
+            cache_hit_rate=values["cache_tokens"] / input_tokens if input_tokens else None,
+            **values,
+        )
+
+
+_SUMMARY_SQL = """
+SELECT
+    count(DISTINCT chat_id),
+    count(*),
+    count(*) FILTER (kind = 'model'),
+    count(*) FILTER (kind = 'tool'),
+    count(*) FILTER (outcome = 'error'),
+    coalesce(sum(latency_ms), 0),
+    avg(latency_ms) FILTER (kind = 'tool'),
+    quantile_cont(latency_ms, 0.95),
+    coalesce(sum(input_tokens), 0),
+    coalesce(sum(output_tokens), 0),
+    coalesce(sum(cache_tokens), 0),
+    coalesce(sum(reasoning_tokens), 0),
+    coalesce(sum(tokens_used), 0),
+    sum(cost_usd)
+FROM tool_traces
+WHERE session_id = ?
+"""
+
+
+def parse_uuid(value: UUID | str, error: type[InvalidQuery], what: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise error(f"{what} must be a UUID, got {value!r}") from None
+
+
+def _check_limit(limit: Any) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidLimit(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidLimit(f"limit must be from 1 to {MAX_LIMIT}, got {limit}")
+    return limit
+
+
+def _record(row: tuple[Any, ...]) -> TraceRecord:
+    values = dict(zip(TRACE_COLUMNS, row, strict=True))
+    for column in ("input", "output"):
+        if values[column] is not None:
+            values[column] = json.loads(values[column])
+    return TraceRecord.model_validate(values)
