@@ -11,7 +11,7 @@ def load_ipython_extension(shell: object) -> None:
 
     register(shell)  # type: ignore[arg-type]
     try:
-        get_runtime().store
+        get_runtime().store.writer.flush()
     except StoreError as exc:
         # A short message, not a traceback: the user fixes the path with %boonb config.
         import sys

@@ -25,8 +25,10 @@ class Bus:
         self._by_type: dict[str, tuple[Handler, ...]] = {}
         self._all: tuple[Handler, ...] = ()
 
-    def subscribe(self, handler: Handler, *, types: Iterable[str] | None = None) -> Callable[[], None]:
-        """Call ``handler`` for every published frame (or those of ``types``); returns an unsubscribe."""
+    def subscribe(
+        self, handler: Handler, *, types: Iterable[str] | None = None
+    ) -> Callable[[], None]:
+        """Call ``handler`` for each frame (or each of ``types``); returns an unsubscribe."""
         entry = (handler, frozenset(types) if types is not None else None)
         with self._lock:
             self._subscriptions.append(entry)

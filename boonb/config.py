@@ -38,7 +38,7 @@ class Settings(BaseModel):
     )
     provider: ProviderName = Field(
         default="auto",
-        description="Model provider; 'auto' picks the one whose API key is set, else the simulator.",
+        description="Model provider; 'auto': the one whose API key is set, else the simulator.",
         json_schema_extra={"env": "BOONB_PROVIDER"},
     )
     model: str | None = Field(
@@ -54,7 +54,9 @@ class Settings(BaseModel):
     deepseek_api_key: SecretStr | None = Field(
         default=None, json_schema_extra={"env": "DEEPSEEK_API_KEY"}
     )
-    openai_api_key: SecretStr | None = Field(default=None, json_schema_extra={"env": "OPENAI_API_KEY"})
+    openai_api_key: SecretStr | None = Field(
+        default=None, json_schema_extra={"env": "OPENAI_API_KEY"}
+    )
     flush_interval_ms: int = Field(
         default=200,
         ge=10,

@@ -67,7 +67,12 @@ class Engine:
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule a coroutine on the engine from any thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            loop = self.loop
+        except EngineStopped:
+            coro.close()
+            raise
+        return asyncio.run_coroutine_threadsafe(coro, loop)
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
         self.loop.call_soon_threadsafe(callback, *args)
@@ -80,10 +85,18 @@ class Engine:
         then raised again.
         """
         if self.in_engine_thread():
-            raise RuntimeError("Engine.run would deadlock on the engine's own thread; await instead")
+            coro.close()
+            raise RuntimeError(
+                "Engine.run would deadlock on the engine's own thread; await instead"
+            )
         future = self.submit(coro)
         try:
-            return future.result()
+            # Wait in short slices so a KeyboardInterrupt is seen promptly on any platform.
+            while True:
+                try:
+                    return future.result(timeout=0.1)
+                except concurrent.futures.TimeoutError:
+                    continue
         except KeyboardInterrupt:
             future.cancel()
             # Wait for the task to finish its cleanup (close traces, save state).

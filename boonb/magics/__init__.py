@@ -1,4 +1,4 @@
-"""IPython magics: the thin front door. Each parses its line, calls one library function, displays."""
+"""IPython magics, the thin front door: each parses its line, calls one function, displays."""
 
 from __future__ import annotations
 

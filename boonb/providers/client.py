@@ -258,9 +258,10 @@ class ChatClient:
                 f"({type(exc).__name__}); raise `timeout` or check the server"
             ) from None
         except httpx.TransportError as exc:
+            hint = (" Is the server running and base_url right?"
+                    if isinstance(exc, httpx.ConnectError) else "")
             raise ProviderConnectionError(
-                f"could not talk to {self.profile.base_url}: {type(exc).__name__}: {exc}. "
-                "Is the server running and base_url right?"
+                f"connection to {self.profile.base_url} failed: {type(exc).__name__}: {exc}.{hint}"
             ) from None
 
     async def _backoff_or_raise(self, exc: ProviderError, attempt: int) -> None:

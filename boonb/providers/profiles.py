@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -202,7 +203,9 @@ SIM = Profile(
     default_capabilities=_ALL,
 )
 
-PROFILES: Mapping[str, Profile] = {p.name: p for p in (DEEPSEEK, OPENAI, LOCAL, SIM)}
+PROFILES: Mapping[str, Profile] = MappingProxyType(
+    {p.name: p for p in (DEEPSEEK, OPENAI, LOCAL, SIM)}
+)
 
 
 def get_profile(name: str) -> Profile:

@@ -44,7 +44,10 @@ def to_json(value: Any) -> str | None:
 
 
 def make_row(
-    table: str, values: dict[str, Any], *, json_columns: frozenset[str] = frozenset(),
+    table: str,
+    values: dict[str, Any],
+    *,
+    json_columns: frozenset[str] = frozenset(),
     action: Action = "insert",
 ) -> Row:
     """A :class:`Row` from a column -> value mapping, serialising the JSON columns."""

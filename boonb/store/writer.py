@@ -18,7 +18,7 @@ from typing import Any
 from boonb.frames import Frame
 from boonb.store.database import Database
 from boonb.store.errors import DatabaseLocked
-from boonb.store.rows import Row, rows_for
+from boonb.store.rows import Action, Row, rows_for
 
 log = logging.getLogger("boonb.store")
 
@@ -148,7 +148,7 @@ class Writer:
                 log.exception("store: could not write %d rows to %s", len(group), table)
 
 
-def _group_key(row: Row) -> tuple[str, tuple[str, ...], str]:
+def _group_key(row: Row) -> tuple[str, tuple[str, ...], Action]:
     return (row.table, row.columns, row.action)
 
 

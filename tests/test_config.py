@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from boonb import config
+
+
+def test_database_defaults_to_project_dot_boonb(tmp_path: Path) -> None:
+    settings = config.get_settings()
+    assert settings.project == tmp_path / "project"
+    assert settings.database == tmp_path / "project" / ".boonb" / "boonb.duckdb"
+
+
+def test_environment_sets_values_and_bad_values_name_the_variable(tmp_path: Path) -> None:
+    env = {"BOONB_DB_PATH": str(tmp_path / "x.duckdb"), "BOONB_FLUSH_INTERVAL_MS": "500"}
+    settings = config.from_environment(env)
+    assert settings.database == tmp_path / "x.duckdb" and settings.flush_interval_ms == 500
+    with pytest.raises(config.ConfigError, match="BOONB_FLUSH_INTERVAL_MS"):
+        config.from_environment({"BOONB_FLUSH_INTERVAL_MS": "soon"})
+
+
+def test_update_changes_settings_at_run_time_all_or_nothing() -> None:
+    config.update(model="deepseek-reasoner", flush_interval_ms=300)
+    assert config.get_settings().model == "deepseek-reasoner"
+    with pytest.raises(config.ConfigError, match="flush_interval_ms"):
+        config.update(model="other", flush_interval_ms=-5)
+    assert config.get_settings().model == "deepseek-reasoner"  # nothing applied
+    with pytest.raises(config.ConfigError, match="unknown setting colour"):
+        config.update(colour="blue")
+
+
+def test_secrets_are_never_shown() -> None:
+    config.update(deepseek_api_key="sk-very-secret")
+    shown = config.get_settings().public_dict()
+    assert shown["deepseek_api_key"] == "set"
+    assert "sk-very-secret" not in repr(config.get_settings())
+    assert "sk-very-secret" not in str(shown)

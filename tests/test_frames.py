@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from boonb.frames import (
+    ErrorFrame,
+    MessageDelta,
+    ToolTraceComplete,
+    frame_adapter,
+    json_schema,
+    parse_frame,
+)
+from boonb.frames_typescript import to_typescript
+from tests.conftest import make_trace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_frames_round_trip_through_json_by_their_type() -> None:
+    chat = uuid.uuid4()
+    frames = [
+        ToolTraceComplete(trace=make_trace(chat_id=chat, input={"a": [1, None]})),
+        MessageDelta(chat_id=chat, turn_number=2, text="hi"),
+        ErrorFrame(scope="tool", message="boom", chat_id=chat),
+    ]
+    for frame in frames:
+        again = parse_frame(frame_adapter.dump_json(frame))
+        assert type(again) is type(frame)
+        assert again == frame
+
+
+def test_unknown_type_and_extra_fields_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="does not match any of the expected tags"):
+        parse_frame({"type": "nope"})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        parse_frame(
+            {
+                "type": "message:delta",
+                "chat_id": str(uuid.uuid4()),
+                "turn_number": 1,
+                "text": "x",
+                "surprise": 1,
+            }
+        )
+
+
+def test_schema_names_every_frame_type() -> None:
+    mapping = json_schema()["discriminator"]["mapping"]
+    assert set(mapping) == {
+        "tool_trace:start",
+        "tool_trace:complete",
+        "model_call:complete",
+        "message:delta",
+        "message:complete",
+        "turn:start",
+        "turn:complete",
+        "session_saved",
+        "session_restored",
+        "workflow:status",
+        "workflow:step",
+        "workflow:log",
+        "task:update",
+        "error",
+    }
+
+
+def test_committed_typescript_types_match_the_models() -> None:
+    committed = (ROOT / "labextension" / "src" / "frames.ts").read_text()
+    assert committed == to_typescript(), "run: python scripts/generate_frame_types.py"
+
+
+def test_typescript_declares_each_frame_with_its_literal_type() -> None:
+    ts = to_typescript()
+    assert 'export interface ToolTraceStart {\n  type: "tool_trace:start";' in ts
+    assert "  | ToolTraceComplete\n" in ts
+    assert "input_tokens: number;" in ts

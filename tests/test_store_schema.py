@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from boonb.store import SCHEMA_VERSION, TABLES, Database
+
+
+def _shape(path: Path) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    con = duckdb.connect(str(path))
+    try:
+        columns = con.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default "
+            "FROM information_schema.columns ORDER BY table_name, ordinal_position"
+        ).fetchall()
+        indexes = con.execute(
+            "SELECT table_name, index_name, sql FROM duckdb_indexes() ORDER BY index_name"
+        ).fetchall()
+        versions = con.execute("SELECT version FROM schema_version").fetchall()
+    finally:
+        con.close()
+    return columns, indexes, versions
+
+
+def test_schema_applied_twice_is_a_no_op(db_path: Path) -> None:
+    Database(db_path).close()
+    first = _shape(db_path)
+    Database(db_path).close()
+    assert _shape(db_path) == first
+    columns, indexes, versions = first
+    assert {t for t, *_ in columns} >= set(TABLES) | {"schema_version"}
+    assert versions == [(SCHEMA_VERSION,)]
+    assert {name for _, name, _ in indexes} >= {"tool_traces_chat_order", "tool_traces_session"}
+
+
+def test_tool_traces_has_the_designed_columns(db_path: Path) -> None:
+    Database(db_path).close()
+    columns, _, _ = _shape(db_path)
+    traces = {name: kind for table, name, kind, *_ in columns if table == "tool_traces"}
+    assert traces["id"] == "UUID"
+    assert traces["input"] == "JSON" and traces["output"] == "JSON"
+    assert traces["started_at"] == "TIMESTAMP WITH TIME ZONE"
+    for name in (
+        "kind",
+        "call_id",
+        "agent_id",
+        "workflow_run_id",
+        "parent_id",
+        "cache_tokens",
+        "cache_miss_tokens",
+        "reasoning_tokens",
+        "tokens_used",
+        "outcome",
+    ):
+        assert name in traces
+
+
+def test_cursor_key_survives_reopening(db_path: Path) -> None:
+    first = Database(db_path)
+    key = first.cursor_key
+    first.close()
+    assert Database(db_path).cursor_key == key

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from boonb.store import (
+    MAX_LIMIT,
+    DatabaseUnusable,
+    InvalidChatId,
+    InvalidCursor,
+    InvalidLimit,
+    InvalidQuery,
+    InvalidSessionId,
+    Store,
+)
+from tests.conftest import make_trace, trace_frame
+
+
+def _fill(store: Store, chat: uuid.UUID, n: int = 1_000, turns: int = 20) -> list[uuid.UUID]:
+    """n traces spread over `turns` turns, enqueued out of order."""
+    frames = [trace_frame(chat_id=chat, turn=i % turns, seconds=i) for i in range(n)]
+    for frame in reversed(frames):
+        store.writer.enqueue(frame)
+    store.writer.flush()
+    return [f.trace.id for f in frames]
+
+
+def _all_pages(store: Store, chat: uuid.UUID, **kw: object) -> list:
+    traces, cursor = [], None
+    while True:
+        page = store.traces.page(chat, cursor=cursor, **kw)  # type: ignore[arg-type]
+        traces += page.traces
+        if page.next_cursor is None:
+            return traces
+        cursor = page.next_cursor
+
+
+def test_paging_returns_every_trace_once_in_order(store: Store) -> None:
+    chat = uuid.uuid4()
+    ids = _fill(store, chat)
+    _fill(store, uuid.uuid4(), n=30)  # another chat's traces never leak in
+    first = store.traces.page(chat)
+    assert len(first.traces) == 50 and first.next_cursor
+    traces = _all_pages(store, chat, limit=50)
+    assert len(traces) == 1_000
+    assert sorted(t.id for t in traces) == sorted(ids)
+    keys = [(t.turn_number, t.started_at, t.id) for t in traces]
+    assert keys == sorted(keys)
+
+
+def test_turn_filter_returns_only_that_turn(store: Store) -> None:
+    chat = uuid.uuid4()
+    _fill(store, chat)
+    traces = _all_pages(store, chat, turn_number=7, limit=20)
+    assert len(traces) == 50
+    assert {t.turn_number for t in traces} == {7}
+
+
+def test_trace_added_after_first_page_appears_later_without_duplicates(store: Store) -> None:
+    chat = uuid.uuid4()
+    _fill(store, chat, n=200, turns=4)
+    page = store.traces.page(chat, limit=50)
+    late = make_trace(chat_id=chat, turn=3, seconds=10_000)
+    store.writer.enqueue(trace_frame(chat_id=chat, turn=3, seconds=10_000, trace_id=late.id))
+    store.writer.flush()
+    rest = _collect_from(store, chat, page.next_cursor)
+    seen = [t.id for t in page.traces] + [t.id for t in rest]
+    assert len(seen) == len(set(seen)) == 201
+    assert seen[-1] == late.id
+
+
+def _collect_from(store: Store, chat: uuid.UUID, cursor: str | None) -> list:
+    out = []
+    while cursor:
+        page = store.traces.page(chat, cursor=cursor)
+        out += page.traces
+        cursor = page.next_cursor
+    return out
+
+
+def test_limit_caps_at_200_and_defaults_to_50(store: Store) -> None:
+    chat = uuid.uuid4()
+    _fill(store, chat, n=300)
+    assert len(store.traces.page(chat).traces) == 50
+    assert len(store.traces.page(chat, limit=MAX_LIMIT).traces) == 200
+
+
+@pytest.mark.parametrize("limit", [0, -1, 201, 10_000, "50", 2.5, True, None])
+def test_bad_limit_is_refused(store: Store, limit: object) -> None:
+    with pytest.raises(InvalidLimit, match="limit"):
+        store.traces.page(uuid.uuid4(), limit=limit)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("chat_id", ["", "not-a-uuid", "1234", "../etc/passwd"])
+def test_non_uuid_chat_id_is_refused(store: Store, chat_id: str) -> None:
+    with pytest.raises(InvalidChatId, match="chat id must be a UUID"):
+        store.traces.page(chat_id)
+
+
+def test_bad_turn_and_session_are_refused(store: Store) -> None:
+    with pytest.raises(InvalidQuery, match="turn_number"):
+        store.traces.page(uuid.uuid4(), turn_number=-1)
+    with pytest.raises(InvalidSessionId):
+        store.traces.session_summary("nope")
+
+
+def test_malformed_tampered_and_foreign_cursors_are_refused(store: Store) -> None:
+    chat = uuid.uuid4()
+    _fill(store, chat, n=120)
+    cursor = store.traces.page(chat).next_cursor
+    assert cursor
+    body, sig = cursor.split(".")
+    tampered_body = body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1]
+    for bad in ["garbage", "a.b.c", "%%%.%%%", f"{tampered_body}.{sig}", f"{body}.{sig[::-1]}"]:
+        with pytest.raises(InvalidCursor):
+            store.traces.page(chat, cursor=bad)
+    with pytest.raises(InvalidCursor, match="another"):
+        store.traces.page(uuid.uuid4(), cursor=cursor)
+    with pytest.raises(InvalidCursor, match="another"):
+        store.traces.page(chat, cursor=cursor, turn_number=1)
+
+
+def test_session_summary_aggregates_counts_latency_tokens_and_cache_rate(store: Store) -> None:
+    session, chat = uuid.uuid4(), uuid.uuid4()
+    rows = [
+        dict(
+            kind="model",
+            tool_name="m",
+            input_tokens=100,
+            output_tokens=20,
+            cache_tokens=60,
+            tokens_used=120,
+            latency_ms=400.0,
+            cost_usd=0.01,
+        ),
+        dict(
+            kind="model",
+            tool_name="m",
+            input_tokens=200,
+            output_tokens=30,
+            cache_tokens=90,
+            tokens_used=230,
+            latency_ms=600.0,
+            reasoning_tokens=10,
+            cost_usd=0.02,
+        ),
+        dict(kind="tool", latency_ms=10.0),
+        dict(kind="tool", latency_ms=30.0, outcome="error", error="boom"),
+    ]
+    for i, fields in enumerate(rows):
+        store.writer.enqueue(trace_frame(chat_id=chat, session_id=session, seconds=i, **fields))
+    store.writer.enqueue(trace_frame(chat_id=chat, input_tokens=999))  # another session
+    store.writer.flush()
+    summary = store.traces.session_summary(session)
+    assert (summary.traces, summary.model_calls, summary.tool_calls, summary.errors) == (4, 2, 2, 1)
+    assert summary.total_latency_ms == pytest.approx(1040.0)
+    assert summary.mean_tool_latency_ms == pytest.approx(20.0)
+    assert (summary.input_tokens, summary.output_tokens, summary.cache_tokens) == (300, 50, 150)
+    assert summary.reasoning_tokens == 10 and summary.tokens_used == 350
+    assert summary.cache_hit_rate == pytest.approx(0.5)
+    assert summary.cost_usd == pytest.approx(0.03)
+
+
+def test_a_file_that_is_not_duckdb_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.duckdb"
+    content = b"my precious notes, not a database\n" * 100
+    path.write_bytes(content)
+    with pytest.raises(DatabaseUnusable, match="not a DuckDB database"):
+        Store(path)
+    assert path.read_bytes() == content
+
+
+@pytest.mark.parametrize("where", ["/proc/self/boonb.duckdb", "FILE/sub/boonb.duckdb"])
+def test_an_unwritable_place_is_refused(tmp_path: Path, where: str) -> None:
+    (tmp_path / "FILE").write_text("a file, not a directory")
+    path = Path(where.replace("FILE", str(tmp_path / "FILE")))
+    with pytest.raises(DatabaseUnusable, match="not a writable directory"):
+        Store(path)
