@@ -110,7 +110,9 @@ def _validate(body: Any, *, vision: bool) -> JsonResponse | None:
         return _bad_request("The request body must be a JSON object.")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        return _bad_request("'messages' is required and must be a non-empty list.", param="messages")
+        return _bad_request(
+            "'messages' is required and must be a non-empty list.", param="messages"
+        )
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             return _bad_request(

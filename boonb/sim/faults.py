@@ -32,7 +32,7 @@ class Fault:
 
     @classmethod
     def server_error(cls, status: int = 500) -> Fault:
-        """An HTTP 5xx with an OpenAI-style error body."""
+        """Answer with an HTTP 5xx and an OpenAI-style error body."""
         if not 500 <= status <= 599:
             raise ValueError(f"server_error status must be 5xx, got {status}")
         return cls("server_error", status=status)

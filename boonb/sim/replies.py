@@ -88,7 +88,7 @@ def _trailing_tool_messages(messages: Sequence[Message]) -> list[Message]:
 
 
 def default_reply(messages: Sequence[Message]) -> str:
-    """The deterministic answer when no rule matches."""
+    """Return the deterministic answer used when no rule matches."""
     last = messages[-1]
     if last.get("role") == "tool":
         names = _tool_names_by_id(messages)
@@ -119,7 +119,7 @@ def default_reasoning(messages: Sequence[Message], tool_calls: Sequence[ToolCall
     )
     return (
         f"[simulator] Thinking about the last {last.get('role', 'user')} message: "
-        f'"{subject}". There are {len(messages)} messages so far. {plan}'
+        f'"{subject}". Messages so far: {len(messages)}. {plan}'
     )
 
 

@@ -36,7 +36,7 @@ class Usage:
     reasoning_tokens: int
 
     def to_wire(self, style: UsageStyle) -> dict[str, Any]:
-        """The ``usage`` object as DeepSeek or OpenAI spell it."""
+        """Spell the ``usage`` object the way DeepSeek or OpenAI do."""
         usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
@@ -62,7 +62,7 @@ def sim_model_name(requested: str | None) -> str:
 def completion_object(
     *, completion_id: str, model: str, reply: Reply, usage: Usage, style: UsageStyle
 ) -> dict[str, Any]:
-    """A ``chat.completion`` object for a non-streaming response."""
+    """Build the ``chat.completion`` object of a non-streaming response."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.content}
     if reply.reasoning is not None:
         message["reasoning_content"] = reply.reasoning
@@ -115,7 +115,7 @@ def stream_chunks(
     style: UsageStyle,
     include_usage: bool,
 ) -> Iterator[dict[str, Any]]:
-    """The ``chat.completion.chunk`` objects of a stream, in order (without ``[DONE]``).
+    """Yield the ``chat.completion.chunk`` objects of a stream in order (no ``[DONE]``).
 
     Order: role, reasoning deltas, content deltas, tool calls (header then argument
     fragments, one index per call), the finish chunk, then the usage chunk if asked for.
@@ -160,12 +160,12 @@ def error_body(
     code: str | None = None,
     param: str | None = None,
 ) -> dict[str, Any]:
-    """An OpenAI-style error object."""
+    """Build an OpenAI-style error object."""
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
 def models_list() -> dict[str, Any]:
-    """The ``GET /v1/models`` answer."""
+    """Build the ``GET /v1/models`` answer."""
     return {
         "object": "list",
         "data": [

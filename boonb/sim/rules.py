@@ -55,7 +55,8 @@ class Rule:
         try:
             _compiled(pattern)
         except re.error as exc:
-            raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}")
+            message = f"pattern {pattern!r} is not a valid regular expression: {exc}"
+            raise ValueError(message) from exc
         return pattern
 
     @field_validator("tool_calls")

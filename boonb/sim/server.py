@@ -57,6 +57,15 @@ class _SimHTTPServer(ThreadingHTTPServer):
             except OSError:
                 pass  # already closed by the peer
 
+    def wake(self) -> None:
+        """Open and close a connection so a sleeping ``serve_forever`` loop looks up."""
+        host, port = self.server_address[:2]
+        try:
+            with socket.create_connection((str(host), port), timeout=0.5):
+                pass
+        except OSError:
+            pass  # already closed: nothing to wake
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up (timeouts, cancelled streams) is normal here, not an error.
         import sys
@@ -69,6 +78,9 @@ class _SimHTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "boonb-simulator/0.1"
+    # Headers, body and each SSE event are separate small writes; with Nagle's algorithm
+    # and the client's delayed ACK every keep-alive request would stall about 40 ms.
+    disable_nagle_algorithm = True
     server: _SimHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -213,7 +225,13 @@ class SimServer:
         if httpd is None:
             return
         self._state.stopping.set()
-        httpd.shutdown()
+        # shutdown() waits for serve_forever to notice, which takes up to a poll interval;
+        # a throwaway connection wakes its select() at once, keeping test teardown fast.
+        stopper = threading.Thread(target=httpd.shutdown, daemon=True)
+        stopper.start()
+        while stopper.is_alive():
+            httpd.wake()
+            stopper.join(0.01)
         httpd.drop_open_connections()
         httpd.server_close()
         if self._thread is not None:

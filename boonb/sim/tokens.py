@@ -1,7 +1,7 @@
-"""Deterministic token counting and DeepSeek-style prefix caching.
+r"""Deterministic token counting and DeepSeek-style prefix caching.
 
 The simulator has no real tokenizer: a *token* is a run of word characters or a single
-punctuation mark (``\\w+|[^\\w\\s]``). That is crude but deterministic, so tests and other
+punctuation mark (``\w+|[^\w\s]``). That is crude but deterministic, so tests and other
 modules can predict every usage figure with :func:`count_tokens` and
 :func:`count_prompt_tokens`.
 
@@ -30,7 +30,7 @@ def tokenize(text: str) -> list[str]:
 
 
 def count_tokens(text: str) -> int:
-    """Number of simulator tokens in ``text``; the unit of every usage figure."""
+    """Count the simulator tokens in ``text``: the unit of every usage figure."""
     return len(TOKEN_RE.findall(text))
 
 
