@@ -4,13 +4,16 @@ DuckDB lets one process hold a database file at a time, and several kernels and 
 Jupyter server share one project database. So a :class:`Database` holds the file
 only while working: it opens it on demand, keeps it for a short ``linger`` so a burst
 of queries pays for one open, and then lets go. An open that meets another
-process's lock is retried with exponential backoff until ``lock_timeout``.
+process's lock is retried with exponential backoff until ``lock_timeout``. A busy
+process gives the file up at least every ``max_hold`` seconds, so another process
+waiting for it is never starved.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import threading
 import time
@@ -75,10 +78,14 @@ class Database:
         *,
         lock_timeout: float = 30.0,
         linger: float = 0.05,
+        max_hold: float = 0.25,
     ) -> None:
         self.path = Path(path).expanduser().resolve()
         self.lock_timeout = lock_timeout
         self.linger = linger
+        self.max_hold = max_hold
+        self._opened_at = 0.0
+        self._yield_until = 0.0
         self._lock = threading.RLock()
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._release_timer: threading.Timer | None = None
@@ -104,6 +111,7 @@ class Database:
                 self._release_timer = None
             if self._conn is None:
                 self._conn = self._open()
+                self._opened_at = time.monotonic()
             try:
                 yield self._conn
             finally:
@@ -118,6 +126,9 @@ class Database:
             self._close_now()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
+        pause = self._yield_until - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.002
         while True:
@@ -132,10 +143,17 @@ class Database:
                         f"{self.lock_timeout:g} s ({exc}). Close the other program "
                         "or raise BOONB_LOCK_TIMEOUT_S."
                     ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
+                # Jitter keeps two waiting processes from retrying in lockstep.
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 0.02)
 
     def _schedule_release(self) -> None:
+        now = time.monotonic()
+        if now - self._opened_at > self.max_hold:
+            # Held long enough: let go, and stay away briefly so a waiting process gets in.
+            self._close_now()
+            self._yield_until = now + self.max_hold / 4
+            return
         if self.linger <= 0:
             self._close_now()
             return

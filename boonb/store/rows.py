@@ -16,7 +16,7 @@ TRACE_COLUMNS = (
     "input_tokens", "output_tokens", "cache_tokens", "cache_miss_tokens", "reasoning_tokens",
     "tokens_used", "cost_usd", "error", "outcome",
 )  # fmt: skip
-_TRACE_JSON = {"input", "output"}
+assert TRACE_COLUMNS[10:12] == ("input", "output")
 
 CACHE_COLUMNS = (
     "trace_id", "chat_id", "turn_number", "segment", "tokens", "hit_tokens", "miss_tokens", "hash",
@@ -61,9 +61,11 @@ def make_row(
 
 
 def trace_row(trace: TraceRecord) -> Row:
-    values = tuple(
-        to_json(getattr(trace, column)) if column in _TRACE_JSON else getattr(trace, column)
-        for column in TRACE_COLUMNS
+    fields = trace.__dict__  # plain attribute reads; this runs once per stored trace
+    values = tuple(fields[column] for column in TRACE_COLUMNS[:10]) + (
+        to_json(fields["input"]),
+        to_json(fields["output"]),
+        *(fields[column] for column in TRACE_COLUMNS[12:]),
     )
     return Row("tool_traces", TRACE_COLUMNS, values)
 
