@@ -1,19 +1,50 @@
-"""boonb: Jupyter as an agent orchestrator."""
+"""boonb: Jupyter as an agent orchestrator.
+
+``%load_ext boonb`` registers the magics. From Python: ``boonb.tool`` makes a function
+a tool for every agent of the kernel, ``boonb.new_agent`` and ``boonb.start`` run
+agents, and ``boonb.traces()`` returns the traces as a DuckDB relation for SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
+# The public functions load on first use, so importing boonb stays cheap.
+_API = ("AgentHandle", "find_chat", "new_agent", "start", "tool", "traces")
 
-def load_ipython_extension(shell: object) -> None:
+__all__ = [
+    "AgentHandle",
+    "__version__",
+    "find_chat",
+    "load_ipython_extension",
+    "new_agent",
+    "start",
+    "tool",
+    "traces",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from boonb import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'boonb' has no attribute {name!r}")
+
+
+def load_ipython_extension(shell: Any) -> None:
     """``%load_ext boonb``: register the magics and open the project database."""
+    import sys
+
     from boonb.magics import register
     from boonb.runtime import get_runtime
     from boonb.store import StoreError
 
-    register(shell)  # type: ignore[arg-type]
+    register(shell)
     try:
         get_runtime().store.writer.flush()
     except StoreError as exc:
         # A short message, not a traceback: the user fixes the path with %boonb config.
-        import sys
-
         print(f"boonb: the database cannot be used: {exc}", file=sys.stderr)

@@ -24,6 +24,47 @@ class EngineStopped(RuntimeError):
     """Work was submitted after the engine shut down."""
 
 
+class EngineFuture(concurrent.futures.Future[T]):
+    """A coroutine's result, seen from another thread.
+
+    Unlike the future of ``asyncio.run_coroutine_threadsafe``, cancelling this one asks
+    the task to stop and the future only settles once the task has finished its
+    cleanup, so whoever waits on it sees traces already closed and state saved.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self._task: asyncio.Task[T] | None = None
+        self._cancel_requested = False
+
+    def cancel(self) -> bool:
+        """Ask the task to stop; True unless it had already finished."""
+        if self.done():
+            return False
+        self._cancel_requested = True
+        self._loop.call_soon_threadsafe(self._cancel_task)
+        return True
+
+    def _cancel_task(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def _attach(self, task: asyncio.Task[T]) -> None:
+        self._task = task
+        if self._cancel_requested:
+            task.cancel()
+        task.add_done_callback(self._settle)
+
+    def _settle(self, task: asyncio.Task[T]) -> None:
+        if task.cancelled():
+            super().cancel()
+        elif (error := task.exception()) is not None:
+            self.set_exception(error)
+        else:
+            self.set_result(task.result())
+
+
 class Engine:
     def __init__(self, name: str = "boonb-engine") -> None:
         self._name = name
@@ -65,24 +106,33 @@ class Engine:
     def in_engine_thread(self) -> bool:
         return self._thread is not None and threading.current_thread() is self._thread
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    def submit(self, coro: Coroutine[Any, Any, T]) -> EngineFuture[T]:
         """Schedule a coroutine on the engine from any thread."""
         try:
             loop = self.loop
         except EngineStopped:
             coro.close()
             raise
-        return asyncio.run_coroutine_threadsafe(coro, loop)
+        future: EngineFuture[T] = EngineFuture(loop)
+        loop.call_soon_threadsafe(lambda: future._attach(loop.create_task(coro)))
+        return future
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
         self.loop.call_soon_threadsafe(callback, *args)
 
-    def run(self, coro: Coroutine[Any, Any, T], *, cancel_grace: float = 5.0) -> T:
+    def run(
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        on_tick: Callable[[], None] | None = None,
+        cancel_grace: float = 5.0,
+    ) -> T:
         """Run a coroutine on the engine and wait for it (from a thread other than the engine's).
 
-        A ``KeyboardInterrupt`` while waiting (the kernel's stop button) cancels the
-        coroutine, waits up to ``cancel_grace`` seconds for it to wind down, and is
-        then raised again.
+        ``on_tick`` is called on the waiting thread every few tens of milliseconds (to
+        print what streamed in, say). A ``KeyboardInterrupt`` while waiting (the
+        kernel's stop button) cancels the coroutine, waits up to ``cancel_grace``
+        seconds for it to wind down, and is then raised again.
         """
         if self.in_engine_thread():
             coro.close()
@@ -94,15 +144,14 @@ class Engine:
             # Wait in short slices so a KeyboardInterrupt is seen promptly on any platform.
             while True:
                 try:
-                    return future.result(timeout=0.1)
+                    return future.result(timeout=0.05 if on_tick else 0.1)
                 except concurrent.futures.TimeoutError:
-                    continue
+                    if on_tick is not None:
+                        on_tick()
         except KeyboardInterrupt:
             future.cancel()
-            # Wait for the task to finish its cleanup (close traces, save state).
-            done = threading.Event()
-            future.add_done_callback(lambda _: done.set())
-            done.wait(cancel_grace)
+            # The future settles once the task has cleaned up (traces closed, state saved).
+            concurrent.futures.wait([future], timeout=cancel_grace)
             raise
 
     def shutdown(self, timeout: float = 5.0) -> None:

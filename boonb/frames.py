@@ -80,8 +80,6 @@ class CacheSegment(_Model):
 
     Segments are measured in prompt order (system, tools, history, attachments);
     hits fill segments from the start of the prompt, as a prefix cache does.
-    ``hash`` identifies the segment's content, so a changed segment shows which
-    part of the prompt broke the prefix.
     """
 
     segment: Segment
@@ -89,6 +87,10 @@ class CacheSegment(_Model):
     hit_tokens: int = Field(ge=0)
     miss_tokens: int = Field(ge=0)
     hash: str
+    """Hash of the segment's content in this call."""
+    prefix_hash: str | None = None
+    """Hash of the part of this segment the chat's previous call also sent; it equals that
+    call's ``hash`` unless something already sent was changed (which breaks the cache)."""
 
 
 class ToolTraceStart(_Model):

@@ -1,8 +1,9 @@
-"""The kernel's one boonb runtime: settings, bus, engine and store, wired together.
+"""The kernel's one boonb runtime: settings, bus, engine, store, provider and chats, wired together.
 
 The store opens on first use (so importing boonb never touches the disk), records
-this kernel session, and subscribes its writer to the bus. At interpreter exit the
-engine winds down and the writer flushes.
+this kernel session, and subscribes its writer to the bus. The simulator starts on
+first use when no API key is configured. At interpreter exit the engine winds down
+(cancelling running agents cleanly) and the writer flushes.
 """
 
 from __future__ import annotations
@@ -10,15 +11,24 @@ from __future__ import annotations
 import atexit
 import os
 import socket
+import sys
 import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from boonb import config
+from boonb.agent.provider import ProviderChoice, choose_provider
+from boonb.agent.tools.registry import ToolRegistry, default_registry
 from boonb.bus import Bus
 from boonb.engine import Engine
+from boonb.providers import ChatClient
 from boonb.store import STORED_FRAME_TYPES, Row, Store, make_row
+
+if TYPE_CHECKING:
+    from boonb.agent.loop import Agent
+    from boonb.sim import SimServer
 
 
 class Runtime:
@@ -32,6 +42,11 @@ class Runtime:
         self._unsubscribe_store = lambda: None
         self._lock = threading.Lock()
         self._closed = False
+        self.tools: ToolRegistry = default_registry()
+        self.chats: dict[uuid.UUID, Agent] = {}
+        self.last_chat_id: uuid.UUID | None = None
+        self._sim: SimServer | None = None
+        self._clients: dict[tuple[str, str, str, str | None], ChatClient] = {}
 
     @property
     def settings(self) -> config.Settings:
@@ -81,6 +96,40 @@ class Runtime:
         }
         return make_row("sessions", values, action="upsert")
 
+    def provider(self) -> ProviderChoice:
+        """The provider the settings select; starts the simulator when it is the one."""
+        settings = self.settings
+        choice = choose_provider(settings)
+        if choice.simulated and not settings.base_url:
+            choice = choose_provider(settings, sim_base_url=self.simulator().base_url)
+        return choice
+
+    def client(self, choice: ProviderChoice) -> ChatClient:
+        """A chat client per provider, URL, model and key, reused so connections are pooled."""
+        key = (choice.name, choice.profile.base_url, choice.model, choice.api_key)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = ChatClient(choice.profile, api_key=choice.api_key, model=choice.model)
+                self._clients[key] = client
+            return client
+
+    def simulator(self) -> SimServer:
+        """The in-process simulator, started on first use (it says so once, on stderr)."""
+        with self._lock:
+            if self._sim is None:
+                from boonb.sim import SimServer
+
+                self._sim = SimServer(latency=0.02)
+                url = self._sim.start()
+                print(
+                    f"boonb: no API key is set, so agents use the built-in simulator at {url} "
+                    "(not a real model). Set DEEPSEEK_API_KEY or OPENAI_API_KEY, or "
+                    "%boonb config provider=..., to use a real one.",
+                    file=sys.stderr,
+                )
+            return self._sim
+
     def shutdown(self) -> None:
         """Stop the engine (cancelling its work cleanly), then flush and release the store."""
         if self._closed:
@@ -89,6 +138,8 @@ class Runtime:
         self.engine.shutdown()
         with self._lock:
             self._close_store()
+            if self._sim is not None:
+                self._sim.stop()
 
 
 def _resolved(path: Path) -> Path:

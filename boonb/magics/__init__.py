@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from IPython.core.interactiveshell import InteractiveShell
 
+from boonb.magics.agent import AgentMagics
 from boonb.magics.status import BoonbMagics
 
 
 def register(shell: InteractiveShell) -> None:
-    shell.register_magics(BoonbMagics)
+    shell.register_magics(BoonbMagics, AgentMagics)
 
 
-__all__ = ["BoonbMagics", "register"]
+__all__ = ["AgentMagics", "BoonbMagics", "register"]

@@ -40,6 +40,7 @@ def status_text() -> str:
         f"boonb {__version__}",
         f"database   {settings.database}",
         f"session    {runtime.session_id}",
+        f"provider   {runtime.provider().describe()}",
     ]
     try:
         store = runtime.store

@@ -16,7 +16,14 @@ from boonb.store.errors import (
     StoreError,
 )
 from boonb.store.rows import STORED_FRAME_TYPES, Row, make_row
-from boonb.store.traces import DEFAULT_LIMIT, MAX_LIMIT, SessionSummary, TracePage, TraceStore
+from boonb.store.traces import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    CacheBreak,
+    SessionSummary,
+    TracePage,
+    TraceStore,
+)
 from boonb.store.writer import Writer
 
 TABLES = (
@@ -58,6 +65,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
     "SCHEMA_VERSION",
+    "CacheBreak",
     "STORED_FRAME_TYPES",
     "TABLES",
     "Database",

@@ -20,6 +20,7 @@ assert TRACE_COLUMNS[10:12] == ("input", "output")
 
 CACHE_COLUMNS = (
     "trace_id", "chat_id", "turn_number", "segment", "tokens", "hit_tokens", "miss_tokens", "hash",
+    "prefix_hash",
 )  # fmt: skip
 
 
@@ -73,7 +74,7 @@ def trace_row(trace: TraceRecord) -> Row:
 def cache_row(trace: TraceRecord, segment: CacheSegment) -> Row:
     values = (
         trace.id, trace.chat_id, trace.turn_number, segment.segment, segment.tokens,
-        segment.hit_tokens, segment.miss_tokens, segment.hash,
+        segment.hit_tokens, segment.miss_tokens, segment.hash, segment.prefix_hash,
     )  # fmt: skip
     return Row("cache_stats", CACHE_COLUMNS, values)
 

@@ -95,7 +95,8 @@ CREATE TABLE IF NOT EXISTS cache_stats (
     tokens       INTEGER NOT NULL,
     hit_tokens   INTEGER NOT NULL,
     miss_tokens  INTEGER NOT NULL,
-    hash         VARCHAR NOT NULL,
+    hash         VARCHAR NOT NULL,  -- the segment's content
+    prefix_hash  VARCHAR,           -- its part already sent in the chat's previous model call
     PRIMARY KEY (trace_id, segment)
 );
 

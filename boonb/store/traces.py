@@ -54,6 +54,19 @@ class SessionSummary(BaseModel):
     """``cache_tokens / input_tokens``; None when no prompt tokens were sent."""
 
 
+class CacheBreak(BaseModel):
+    """A model call whose cached prefix was broken by a change to an earlier-sent segment."""
+
+    turn_number: int
+    segment: str
+    hit_tokens: int
+    tokens: int
+
+    @property
+    def message(self) -> str:
+        return f"cache broken by: {self.segment} changed at turn {self.turn_number}"
+
+
 class TraceStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -99,6 +112,13 @@ class TraceStore:
             )
         return TracePage(traces=traces, next_cursor=next_cursor)
 
+    def cache_breaks(self, chat_id: UUID | str) -> list[CacheBreak]:
+        """Each turn where a segment sent before had changed, naming the first such segment."""
+        chat = parse_uuid(chat_id, InvalidChatId, "chat id")
+        with self.db.connection() as con:
+            rows = con.execute(_CACHE_BREAKS_SQL, [chat]).fetchall()
+        return [CacheBreak(turn_number=t, segment=s, hit_tokens=h, tokens=n) for t, s, h, n in rows]
+
     def session_summary(self, session_id: UUID | str) -> SessionSummary:
         session = parse_uuid(session_id, InvalidSessionId, "session id")
         with self.db.connection() as con:
@@ -136,6 +156,23 @@ SELECT
     sum(cost_usd)
 FROM tool_traces
 WHERE session_id = ?
+"""
+
+
+_CACHE_BREAKS_SQL = """
+WITH segments AS (
+    SELECT turn_number, segment, hit_tokens, tokens, prefix_hash,
+        lag(hash) OVER (PARTITION BY segment ORDER BY turn_number) AS previous_hash,
+        list_position(['system', 'tools', 'history', 'attachments'], segment) AS position
+    FROM cache_stats
+    WHERE chat_id = ?
+)
+SELECT turn_number, arg_min(segment, position), arg_min(hit_tokens, position),
+    arg_min(tokens, position)
+FROM segments
+WHERE previous_hash IS NOT NULL AND prefix_hash IS DISTINCT FROM previous_hash
+GROUP BY turn_number
+ORDER BY turn_number
 """
 
 

@@ -14,7 +14,11 @@ export interface CacheSegment {
   tokens: number;
   hit_tokens: number;
   miss_tokens: number;
+  /** Hash of the segment's content in this call. */
   hash: string;
+  /** Hash of the part of this segment the chat's previous call also sent; it equals that
+call's ``hash`` unless something already sent was changed (which breaks the cache). */
+  prefix_hash: string | null;
 }
 
 export interface ErrorFrame {

@@ -1,0 +1,399 @@
+"""The agent's turn loop: a model call, then the tool phase, until a final answer.
+
+A turn is one model call plus the tool calls it asked for. The loop stops at a final
+answer (no tool calls), after ``max_turns`` turns of one run, when the token budget
+is spent, or when it is cancelled. The tool phase is the traced boundary: each tool
+call gets a ``tool_trace:start`` frame before and a ``tool_traces`` row after, and a
+raised error becomes an ``error`` outcome plus a tool message the model can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import JsonValue
+
+from boonb.agent.cache import CacheTracker
+from boonb.agent.recorder import Recorder, json_or_text
+from boonb.agent.tools.context import ToolContext
+from boonb.agent.tools.errors import ToolError
+from boonb.agent.tools.registry import Tool
+from boonb.frames import MessageComplete, MessageDelta, Outcome, TurnComplete, TurnStart, utcnow
+from boonb.providers import (
+    ChatClient,
+    ChatResult,
+    ProviderError,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
+
+StopReason = Literal["final", "max_turns", "budget", "cancelled", "error"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are an assistant running inside a Jupyter notebook through boonb. Use the tools "
+    "you are given when they help; paths are relative to the project root. Answer concisely."
+)
+
+
+class AgentError(Exception):
+    """The agent could not go on (the model call failed after its retries)."""
+
+
+@dataclass
+class RunStats:
+    """What one run did; the numbers behind the one-line summary."""
+
+    turns: int = 0
+    tool_calls: int = 0
+    tool_errors: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost: float | None = None
+    cache_savings: float | None = None
+
+    def add_model_call(self, result: ChatResult) -> None:
+        self.usage = self.usage + result.usage
+        if result.cost is not None:
+            self.cost = (self.cost or 0.0) + result.cost
+        if result.cache_savings is not None:
+            self.cache_savings = (self.cache_savings or 0.0) + result.cache_savings
+
+
+@dataclass
+class AgentResult:
+    """The outcome of one run (one prompt) of an agent."""
+
+    chat_id: uuid.UUID
+    content: str
+    stop_reason: StopReason
+    stats: RunStats
+    wall_time_s: float
+    error: str | None = None
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        usage = self.stats.usage
+        return usage.cache_tokens / usage.input_tokens if usage.input_tokens else None
+
+    def summary(self) -> str:
+        stats, usage = self.stats, self.stats.usage
+        parts = [
+            f"{stats.turns} turn{'s' * (stats.turns != 1)}",
+            f"{stats.tool_calls} tool call{'s' * (stats.tool_calls != 1)}",
+            f"{usage.tokens_used:,} tokens",
+        ]
+        rate = self.cache_hit_rate
+        parts.append(f"cache {rate:.0%}" if rate is not None else "cache n/a")
+        if stats.cost is not None:
+            saved = f" (cache saved ${stats.cache_savings:.4f})" if stats.cache_savings else ""
+            parts.append(f"${stats.cost:.4f}{saved}")
+        parts.append(f"{self.wall_time_s:.2f} s")
+        if self.stop_reason != "final":
+            parts.append(f"stopped: {self.stop_reason}")
+        return " · ".join(parts)
+
+    def __str__(self) -> str:
+        return self.content
+
+    def __repr__(self) -> str:
+        # The answer was already streamed; what is left to show is the one-line summary.
+        return self.summary()
+
+
+class Agent:
+    """One conversation with a model and its tools. ``run`` may be called again to follow up."""
+
+    def __init__(
+        self,
+        client: ChatClient,
+        *,
+        recorder: Recorder,
+        tools: Sequence[Tool] = (),
+        context: ToolContext,
+        model: str | None = None,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        max_turns: int = 10,
+        budget: int | None = None,
+        provider_name: str = "",
+    ) -> None:
+        if max_turns < 1:
+            raise ValueError(f"max_turns must be at least 1, got {max_turns}")
+        if budget is not None and budget < 1:
+            raise ValueError(f"budget must be a positive number of tokens, got {budget}")
+        self.client = client
+        self.recorder = recorder
+        self.tools = {t.name: t for t in tools}
+        self.context = context
+        self.model = model or client.model
+        self.max_turns = max_turns
+        self.budget = budget
+        self.provider_name = provider_name
+        self.messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
+        self.turn_number = 0
+        self.total = RunStats()
+        self._cache = CacheTracker()
+        self._sent = 1  # messages already shown to the model (for the trace's input delta)
+        self._started = False
+
+    @property
+    def chat_id(self) -> uuid.UUID:
+        return self.recorder.chat_id
+
+    async def run(self, prompt: str | list[dict[str, Any]]) -> AgentResult:
+        """Send ``prompt`` (text, or content parts with images) and run turns to an answer."""
+        began = time.perf_counter()
+        if not self._started:
+            self._started = True
+            title = prompt if isinstance(prompt, str) else "(message with attachments)"
+            self.recorder.chat_started(provider=self.provider_name, model=self.model, title=title)
+        self._append({"role": "user", "content": prompt}, turn_number=self.turn_number + 1)
+        stats = RunStats()
+        content = ""
+        stop: StopReason = "max_turns"
+        try:
+            while stats.turns < self.max_turns:
+                if self._budget_spent(stats):
+                    stop = "budget"
+                    break
+                self.turn_number += 1
+                stats.turns += 1
+                self.recorder.publish(
+                    TurnStart(
+                        chat_id=self.chat_id, turn_number=self.turn_number, started_at=utcnow()
+                    )
+                )
+                result = await self._model_call(stats)
+                content = result.content
+                self._append(_assistant_message(result), turn_number=self.turn_number)
+                if not result.tool_calls:
+                    self._turn_complete(result, tool_calls=0)
+                    stop = "final"
+                    break
+                if self._budget_spent(stats):
+                    self._skip_tools(result.tool_calls, "not run: the token budget is spent")
+                    self._turn_complete(result, tool_calls=0)
+                    stop = "budget"
+                    break
+                await self._tool_phase(result.tool_calls, stats)
+                self._turn_complete(result, tool_calls=len(result.tool_calls))
+        except asyncio.CancelledError:
+            self._close_dangling_tool_calls("cancelled by the user")
+            raise
+        finally:
+            self._merge(stats)
+        return AgentResult(self.chat_id, content, stop, stats, time.perf_counter() - began)
+
+    # The model call.
+
+    async def _model_call(self, stats: RunStats) -> ChatResult:
+        tools = [t.openai_schema() for t in self.tools.values()] or None
+        messages = list(self.messages)
+        tool_names: list[JsonValue] = [name for name in sorted(self.tools)]
+        request: JsonValue = {
+            "model": self.model,
+            "new_messages": _jsonable(messages[self._sent :]),
+            "message_count": len(messages),
+            "tools": tool_names,
+        }
+        self._sent = len(messages)
+        trace = self.recorder.open(self.turn_number)
+
+        def forward(event: StreamEvent) -> None:
+            if isinstance(event, TextDelta | ReasoningDelta):
+                self.recorder.publish(
+                    MessageDelta(
+                        chat_id=self.chat_id,
+                        turn_number=self.turn_number,
+                        channel="content" if isinstance(event, TextDelta) else "reasoning",
+                        text=event.text,
+                    )
+                )
+
+        try:
+            result = await self.client.complete(
+                messages, tools=tools, model=self.model, on_event=forward
+            )
+        except asyncio.CancelledError:
+            self.recorder.model_finished(
+                trace, model=self.model, request=request, result=None, outcome="cancelled"
+            )
+            raise
+        except ProviderError as exc:
+            self.recorder.model_finished(
+                trace,
+                model=self.model,
+                request=request,
+                result=None,
+                outcome="error",
+                error=str(exc),
+            )
+            raise AgentError(f"the model call failed: {exc}") from exc
+        cache = self._cache.segments(
+            messages,
+            tools,
+            input_tokens=result.usage.input_tokens,
+            cache_tokens=result.usage.cache_tokens,
+        )
+        self.recorder.model_finished(
+            trace, model=self.model, request=request, result=result, outcome="success", cache=cache
+        )
+        stats.add_model_call(result)
+        return result
+
+    # The tool phase: every call of the turn at once, each traced on its own.
+
+    async def _tool_phase(self, calls: Sequence[ToolCall], stats: RunStats) -> None:
+        outputs = await asyncio.gather(*(self._call_tool(call) for call in calls))
+        for call, (text, failed) in zip(calls, outputs, strict=True):
+            stats.tool_calls += 1
+            stats.tool_errors += failed
+            self._append(
+                {"role": "tool", "tool_call_id": call.id, "content": text},
+                turn_number=self.turn_number,
+            )
+
+    async def _call_tool(self, call: ToolCall) -> tuple[str, bool]:
+        """Run one tool call; returns the text the model reads and whether it failed."""
+        arguments: JsonValue = json_or_text(call.arguments)
+        trace = self.recorder.open(self.turn_number)
+        self.recorder.tool_started(trace, name=call.name, call_id=call.id, arguments=arguments)
+        outcome: Outcome = "success"
+        error: str | None = None
+        output: JsonValue = None
+        try:
+            tool = self.tools.get(call.name)
+            if tool is None:
+                known = ", ".join(sorted(self.tools)) or "none"
+                raise ToolError(f"there is no tool named {call.name!r}; available tools: {known}")
+            output = await tool.invoke(call.arguments, self.context)
+        except asyncio.CancelledError:
+            self.recorder.tool_finished(
+                trace,
+                name=call.name,
+                call_id=call.id,
+                arguments=arguments,
+                output=None,
+                outcome="cancelled",
+            )
+            raise
+        except Exception as exc:  # a tool's failure is the model's to read, not the run's end
+            outcome, error = "error", _describe(exc)
+        self.recorder.tool_finished(
+            trace,
+            name=call.name,
+            call_id=call.id,
+            arguments=arguments,
+            output=output,
+            outcome=outcome,
+            error=error,
+        )
+        if error is not None:
+            return f"Error: {error}", True
+        return output if isinstance(output, str) else _dumps(output), False
+
+    # Bookkeeping.
+
+    def _append(self, message: dict[str, Any], *, turn_number: int) -> None:
+        self.messages.append(message)
+        self.recorder.message(message, turn_number=turn_number)
+        content = message.get("content")
+        self.recorder.publish(
+            MessageComplete(
+                chat_id=self.chat_id,
+                turn_number=turn_number,
+                role=message["role"],
+                content=content if isinstance(content, str) else _dumps(_jsonable(content)),
+                tool_calls=message.get("tool_calls") or [],
+            )
+        )
+
+    def _turn_complete(self, result: ChatResult, *, tool_calls: int) -> None:
+        self.recorder.publish(
+            TurnComplete(
+                chat_id=self.chat_id,
+                turn_number=self.turn_number,
+                finished_at=utcnow(),
+                tool_calls=tool_calls,
+                input_tokens=result.usage.input_tokens,
+                output_tokens=result.usage.output_tokens,
+                cache_tokens=result.usage.cache_tokens,
+            )
+        )
+
+    def _budget_spent(self, stats: RunStats) -> bool:
+        return self.budget is not None and stats.usage.tokens_used >= self.budget
+
+    def _skip_tools(self, calls: Sequence[ToolCall], reason: str) -> None:
+        for call in calls:
+            self._append(
+                {"role": "tool", "tool_call_id": call.id, "content": reason},
+                turn_number=self.turn_number,
+            )
+
+    def _close_dangling_tool_calls(self, reason: str) -> None:
+        """Answer tool calls left without a result, so the history stays valid to send."""
+        answered = {m.get("tool_call_id") for m in self.messages if m["role"] == "tool"}
+        for message in reversed(self.messages):
+            if message["role"] == "assistant":
+                pending = [c for c in message.get("tool_calls") or [] if c["id"] not in answered]
+                for call in pending:
+                    self.messages.append(
+                        {"role": "tool", "tool_call_id": call["id"], "content": reason}
+                    )
+                break
+
+    def _merge(self, stats: RunStats) -> None:
+        total = self.total
+        total.turns += stats.turns
+        total.tool_calls += stats.tool_calls
+        total.tool_errors += stats.tool_errors
+        total.usage = total.usage + stats.usage
+        for name in ("cost", "cache_savings"):
+            value = getattr(stats, name)
+            if value is not None:
+                setattr(total, name, (getattr(total, name) or 0.0) + value)
+
+
+def _assistant_message(result: ChatResult) -> dict[str, Any]:
+    # With tool calls and no text, the API wants content null; a final answer keeps its text.
+    content = result.content or (None if result.tool_calls else "")
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if result.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in result.tool_calls
+        ]
+    return message
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, ToolError) else f"{type(exc).__name__}: {text}"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _jsonable(value: Any) -> Any:
+    """Message content for a trace: image data URIs shortened so traces stay small."""
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _shorten_data_uri(k, v) for k, v in value.items()}
+    return value
+
+
+def _shorten_data_uri(key: str, value: Any) -> Any:
+    if key == "url" and isinstance(value, str) and value.startswith("data:"):
+        head = value.split(",", 1)[0]
+        return f"{head},<{len(value)} characters>"
+    return _jsonable(value)

@@ -1,0 +1,273 @@
+"""Turns what an agent does into frames (for widgets and the store) and rows (messages, chats).
+
+Everything here runs on the agent's path, so it only builds small objects and
+enqueues them; the writer thread does the disk work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import JsonValue
+
+from boonb.bus import Bus
+from boonb.frames import (
+    CacheSegment,
+    ErrorFrame,
+    Frame,
+    ModelCallComplete,
+    Outcome,
+    ToolTraceComplete,
+    ToolTraceStart,
+    TraceRecord,
+)
+from boonb.providers import ChatResult, Usage
+from boonb.store import Row, make_row
+
+RowSink = Callable[[Row], None]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTrace:
+    """A call under way: when it started, by the wall clock and by the monotonic one."""
+
+    id: uuid.UUID
+    turn_number: int
+    started_at: datetime
+    started: float
+
+    def finish(self) -> tuple[datetime, float]:
+        latency_ms = (time.perf_counter() - self.started) * 1000
+        return self.started_at + timedelta(milliseconds=latency_ms), latency_ms
+
+
+class Recorder:
+    def __init__(
+        self,
+        bus: Bus,
+        write: RowSink,
+        *,
+        session_id: uuid.UUID,
+        chat_id: uuid.UUID,
+        agent_id: str | None = None,
+        workflow_run_id: uuid.UUID | None = None,
+    ) -> None:
+        self.bus = bus
+        self.write = write
+        self.session_id = session_id
+        self.chat_id = chat_id
+        self.agent_id = agent_id
+        self.workflow_run_id = workflow_run_id
+
+    def publish(self, frame: Frame) -> None:
+        self.bus.publish(frame)
+
+    def open(self, turn_number: int) -> OpenTrace:
+        return OpenTrace(uuid.uuid4(), turn_number, datetime.now(UTC), time.perf_counter())
+
+    def tool_started(
+        self, trace: OpenTrace, *, name: str, call_id: str, arguments: JsonValue
+    ) -> None:
+        self.publish(
+            ToolTraceStart(
+                trace_id=trace.id,
+                session_id=self.session_id,
+                chat_id=self.chat_id,
+                turn_number=trace.turn_number,
+                tool_name=name,
+                call_id=call_id,
+                agent_id=self.agent_id,
+                input=arguments,
+                started_at=trace.started_at,
+            )
+        )
+
+    def tool_finished(
+        self,
+        trace: OpenTrace,
+        *,
+        name: str,
+        call_id: str,
+        arguments: JsonValue,
+        output: JsonValue,
+        outcome: Outcome,
+        error: str | None = None,
+        parent_id: uuid.UUID | None = None,
+    ) -> TraceRecord:
+        finished_at, latency_ms = trace.finish()
+        record = self._record(
+            trace,
+            kind="tool",
+            tool_name=name,
+            call_id=call_id,
+            parent_id=parent_id,
+            input=arguments,
+            output=output,
+            finished_at=finished_at,
+            latency_ms=latency_ms,
+            outcome=outcome,
+            error=error,
+        )
+        self.publish(ToolTraceComplete(trace=record))
+        if error is not None:
+            self.publish(
+                ErrorFrame(
+                    scope="tool",
+                    message=f"{name}: {error}",
+                    chat_id=self.chat_id,
+                    trace_id=trace.id,
+                )
+            )
+        return record
+
+    def model_finished(
+        self,
+        trace: OpenTrace,
+        *,
+        model: str,
+        request: JsonValue,
+        result: ChatResult | None,
+        outcome: Outcome,
+        error: str | None = None,
+        cache: list[CacheSegment] | None = None,
+    ) -> TraceRecord:
+        finished_at, latency_ms = trace.finish()
+        usage = result.usage if result is not None else Usage()
+        record = self._record(
+            trace,
+            kind="model",
+            tool_name=model,
+            input=request,
+            output=_model_output(result),
+            finished_at=finished_at,
+            latency_ms=latency_ms,
+            outcome=outcome,
+            error=error,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_tokens=usage.cache_tokens,
+            cache_miss_tokens=usage.cache_miss_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            tokens_used=usage.tokens_used,
+            cost_usd=result.cost if result is not None else None,
+        )
+        self.publish(ModelCallComplete(trace=record, cache=cache or []))
+        if error is not None:
+            self.publish(
+                ErrorFrame(scope="model", message=error, chat_id=self.chat_id, trace_id=trace.id)
+            )
+        return record
+
+    def _record(self, trace: OpenTrace, **fields: Any) -> TraceRecord:
+        return TraceRecord(
+            id=trace.id,
+            session_id=self.session_id,
+            chat_id=self.chat_id,
+            turn_number=trace.turn_number,
+            agent_id=self.agent_id,
+            workflow_run_id=self.workflow_run_id,
+            started_at=trace.started_at,
+            **fields,
+        )
+
+    # Rows that are not traces: the chat and its messages, for SQL over conversations.
+
+    def chat_started(self, *, provider: str, model: str, title: str) -> None:
+        self.write(
+            make_row(
+                "chats",
+                {
+                    "id": self.chat_id,
+                    "session_id": self.session_id,
+                    "title": title[:200],
+                    "provider": provider,
+                    "model": model,
+                    "agent_id": self.agent_id,
+                    "workflow_run_id": self.workflow_run_id,
+                    "created_at": datetime.now(UTC),
+                },
+                action="upsert",
+            )
+        )
+
+    def message(self, message: dict[str, Any], *, turn_number: int) -> None:
+        message_id = uuid.uuid4()
+        self.write(
+            make_row(
+                "messages",
+                {
+                    "id": message_id,
+                    "chat_id": self.chat_id,
+                    "role": message["role"],
+                    "turn_number": turn_number,
+                    "created_at": datetime.now(UTC),
+                },
+            )
+        )
+        for position, part in enumerate(message_parts(message)):
+            self.write(
+                make_row(
+                    "message_parts",
+                    {"id": uuid.uuid4(), "message_id": message_id, "position": position, **part},
+                    json_columns=frozenset({"data"}),
+                )
+            )
+
+
+def message_parts(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``message_parts`` rows of one chat message (text, images, tool calls and results)."""
+    parts: list[dict[str, Any]] = []
+    content = message.get("content")
+    if message.get("role") == "tool":
+        return [
+            {
+                "type": "tool_result",
+                "text": content,
+                "data": {"tool_call_id": message.get("tool_call_id")},
+            }
+        ]
+    if isinstance(content, str) and content:
+        parts.append({"type": "text", "text": content})
+    elif isinstance(content, list):
+        for item in content:
+            if item.get("type") == "image_url":
+                url = item["image_url"]["url"]
+                # Data URIs are kept out of the table: the attachment store owns the bytes.
+                shown = url if not url.startswith("data:") else None
+                mime = url[5:].split(";", 1)[0] if url.startswith("data:") else None
+                parts.append({"type": "image", "url": shown, "mime": mime})
+            else:
+                parts.append({"type": "text", "text": item.get("text", "")})
+    for call in message.get("tool_calls") or []:
+        parts.append({"type": "tool_call", "text": call["function"]["name"], "data": call})
+    return parts
+
+
+def _model_output(result: ChatResult | None) -> JsonValue:
+    if result is None:
+        return None
+    return {
+        "content": result.content,
+        "reasoning": result.reasoning,
+        "tool_calls": [
+            {"id": c.id, "name": c.name, "arguments": json_or_text(c.arguments)}
+            for c in result.tool_calls
+        ],
+        "finish_reason": result.finish_reason,
+        "model": result.model,
+    }
+
+
+def json_or_text(arguments: str) -> JsonValue:
+    """Tool-call arguments as the JSON value they encode, or the raw text if they are not JSON."""
+    try:
+        value: JsonValue = json.loads(arguments or "{}")
+    except ValueError:
+        return arguments
+    return value

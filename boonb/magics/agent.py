@@ -1,0 +1,99 @@
+"""``%%agent``: run the cell as a prompt, streaming the answer into the cell's output."""
+
+from __future__ import annotations
+
+import queue
+import sys
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from boonb import api
+from boonb.agent.loop import AgentError
+from boonb.agent.tools.errors import ToolError
+from boonb.frames import Frame, MessageDelta
+from boonb.runtime import get_runtime
+from boonb.store import StoreError
+
+
+def parse_tools(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return []
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+@magics_class
+class AgentMagics(Magics):
+    @magic_arguments()
+    @argument("--model", help="model name (default: the provider's default)")
+    @argument("--tools", help="comma-separated tool names, or 'none' (default: all registered)")
+    @argument("--budget", type=int, help="token budget for this run (input + output tokens)")
+    @argument("--max-turns", type=int, default=10, help="most model calls in this run")
+    @argument("--chat", help="continue this chat of the kernel instead of starting a new one")
+    @argument("--no-wait", action="store_true", help="return a handle at once")
+    @cell_magic
+    def agent(self, line: str, cell: str) -> Any:
+        """Run the cell body as a prompt to an agent with tools; every call is traced."""
+        args = parse_argstring(self.agent, line)
+        prompt = cell.strip()
+        if not prompt:
+            print("boonb: the cell is empty; write the prompt in the cell body", file=sys.stderr)
+            return None
+        try:
+            if args.chat:
+                agent = api.find_chat(args.chat)
+            else:
+                agent = api.new_agent(
+                    model=args.model,
+                    tools=parse_tools(args.tools),
+                    budget=args.budget,
+                    max_turns=args.max_turns,
+                    user_ns=self.shell.user_ns if self.shell else None,
+                )
+        except (StoreError, ToolError, ValueError) as exc:
+            print(f"boonb: {exc}", file=sys.stderr)
+            return None
+        if args.no_wait:
+            return api.start(agent, prompt, wait=False)
+        return _run_streaming(agent, prompt)
+
+
+def _run_streaming(agent: api.Agent, prompt: str) -> Any:
+    """Wait for the run on this (the cell's) thread, printing streamed text as it arrives."""
+    deltas: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def collect(frame: Frame) -> None:
+        if isinstance(frame, MessageDelta) and frame.chat_id == agent.chat_id:
+            if frame.channel == "content":
+                deltas.put(frame.text)
+
+    def show() -> None:
+        text = []
+        while True:
+            try:
+                text.append(deltas.get_nowait())
+            except queue.Empty:
+                break
+        if text:
+            print("".join(text), end="", flush=True)
+
+    runtime = get_runtime()
+    unsubscribe = runtime.bus.subscribe(collect, types={"message:delta"})
+    try:
+        result = runtime.engine.run(agent.run(prompt), on_tick=show)
+    except KeyboardInterrupt:
+        show()
+        print("\nboonb: cancelled; open traces were closed as cancelled", file=sys.stderr)
+        return None
+    except AgentError as exc:
+        show()
+        print(f"\nboonb: {exc}", file=sys.stderr)
+        return None
+    finally:
+        unsubscribe()
+    show()
+    print()
+    return result

@@ -1,0 +1,106 @@
+"""%%agent in a real kernel, driven through a kernel client as Jupyter does."""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from jupyter_client.manager import KernelManager
+
+pytestmark = pytest.mark.slow
+
+
+class Kernel:
+    def __init__(self, project: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BOONB_")}
+        env.pop("DEEPSEEK_API_KEY", None)
+        env.pop("OPENAI_API_KEY", None)
+        env["BOONB_PROJECT"] = str(project)
+        self.manager = KernelManager(kernel_name="python3")  # this interpreter's own kernel
+        self.manager.start_kernel(env=env, cwd=str(project))
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def execute(self, code: str, timeout: float = 60) -> dict[str, list]:
+        """Run a cell; return its outputs by kind (stdout, stderr, result, error)."""
+        msg_id = self.client.execute(code)
+        out: dict[str, list] = {"stdout": [], "stderr": [], "result": [], "error": []}
+        while True:
+            try:
+                msg = self.client.get_iopub_msg(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no output for {timeout}s; so far {out}") from None
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out[content["name"]].append(content["text"])
+            elif kind == "execute_result":
+                out["result"].append(content["data"]["text/plain"])
+            elif kind == "error":
+                out["error"].append(content["evalue"])
+            elif kind == "status" and content["execution_state"] == "idle":
+                return out
+
+    def stop(self) -> None:
+        if self.manager.has_kernel:
+            self.client.stop_channels()
+            self.manager.shutdown_kernel(now=False)
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[Kernel]:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "data.csv").write_text("a,b\n1,2\n")
+    k = Kernel(project)
+    yield k
+    k.stop()
+
+
+def test_agent_cell_streams_the_answer_and_its_traces_are_in_the_database(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    out = kernel.execute("%load_ext boonb")
+    assert not out["error"]
+    out = kernel.execute(
+        "from boonb.runtime import get_runtime\nfrom boonb.sim import Rule\n"
+        "get_runtime().simulator().add_rule(Rule('csv', tool_calls=["
+        "{'name': 'read_file', 'arguments': {'path': 'data.csv'}}]))"
+    )
+    assert "built-in simulator" in "".join(out["stderr"])  # said once, when it starts
+    out = kernel.execute("%%agent --max-turns 4\nWhat is in the csv file?")
+    assert not out["error"], out
+    text = "".join(out["stdout"])
+    assert "[simulator] Tool results: read_file" in text
+    (summary,) = out["result"]
+    assert "2 turns · 1 tool call ·" in summary and "cache" in summary
+    assert "built-in simulator" not in "".join(out["stderr"])
+
+    out = kernel.execute("import boonb\nprint(boonb.traces().count('*').fetchall()[0][0])")
+    assert "".join(out["stdout"]).strip() == "3", out
+    kernel.stop()
+    con = duckdb.connect(str(tmp_path / "project" / ".boonb" / "boonb.duckdb"))
+    rows = con.execute(
+        "SELECT kind, tool_name, outcome FROM tool_traces ORDER BY started_at"
+    ).fetchall()
+    assert rows == [
+        ("model", "sim-chat", "success"),
+        ("tool", "read_file", "success"),
+        ("model", "sim-chat", "success"),
+    ]
+
+
+def test_agent_cell_with_bad_options_explains_without_a_traceback(kernel: Kernel) -> None:
+    kernel.execute("%load_ext boonb")
+    out = kernel.execute("%%agent --tools nope\nhello")
+    assert "boonb:" in "".join(out["stderr"]) and "nope" in "".join(out["stderr"])
+    assert not out["error"]
+    out = kernel.execute("%%agent --no-wait --tools none\nhello")
+    (handle,) = out["result"]
+    assert handle.startswith("<AgentHandle chat=")

@@ -1,0 +1,288 @@
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from boonb.agent import Agent, AgentError, ToolContext, default_registry, tool
+from boonb.agent.recorder import Recorder
+from boonb.bus import Bus
+from boonb.engine import Engine
+from boonb.frames import ErrorFrame, Frame, ToolTraceComplete, ToolTraceStart
+from boonb.providers import ChatClient, get_profile
+from boonb.sim import Fault, Rule, SimServer
+from boonb.sim.tokens import count_prompt_tokens
+from boonb.store import Store
+
+SECRET = "sk-test-0123456789abcdefSECRET"
+
+
+@dataclass
+class Env:
+    sim: SimServer
+    store: Store
+    bus: Bus
+    engine: Engine
+    project: Path
+    frames: list[Frame] = field(default_factory=list)
+
+    def agent(self, *, tools=None, api_key: str | None = None, max_retries: int = 2, **kw) -> Agent:
+        profile = get_profile("sim").with_overrides(base_url=self.sim.base_url)
+        client = ChatClient(profile, api_key=api_key, max_retries=max_retries, backoff=0.01)
+        recorder = Recorder(
+            self.bus, self.store.writer.enqueue, session_id=uuid.uuid4(), chat_id=uuid.uuid4()
+        )
+        registry = default_registry()
+        chosen = list(registry) if tools is None else tools
+        return Agent(
+            client,
+            recorder=recorder,
+            tools=chosen,
+            context=ToolContext(project_root=self.project),
+            **kw,
+        )
+
+    def run(self, agent: Agent, prompt: str):
+        return self.engine.run(agent.run(prompt))
+
+    def rows(self, sql: str, *params: object) -> list[tuple]:
+        self.store.writer.flush()
+        with self.store.db.connection() as con:
+            return con.execute(sql, list(params)).fetchall()
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_path: Path) -> Iterator[Env]:
+    project = tmp_path / "project"
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "notes.txt").write_text("alpha\nbeta\n")
+    store = Store(db_path, flush_interval=0.05)
+    bus = Bus()
+    bus.subscribe(store.writer.enqueue, types={"tool_trace:complete", "model_call:complete"})
+    engine = Engine()
+    with SimServer() as sim:
+        e = Env(sim, store, bus, engine, project)
+        bus.subscribe(e.frames.append)
+        yield e
+    engine.shutdown()
+    store.close()
+
+
+def test_final_answer_without_tools_is_one_turn_with_usage(env: Env) -> None:
+    agent = env.agent(tools=[])
+    result = env.run(agent, "Say hello")
+    assert result.stop_reason == "final" and result.stats.turns == 1
+    assert result.content.startswith("[simulator]")
+    request = env.sim.requests[-1]
+    (row,) = env.rows(
+        "SELECT kind, turn_number, input_tokens, output_tokens, tokens_used, "
+        "outcome FROM tool_traces"
+    )
+    assert row[:2] == ("model", 1)
+    assert row[2] == count_prompt_tokens(request["messages"], request.get("tools"))
+    assert row[4] == row[2] + row[3] and row[5] == "success"
+
+
+def test_tool_calls_of_one_response_run_concurrently_and_are_traced(env: Env) -> None:
+    barrier = asyncio.Barrier(2)
+
+    @tool
+    async def meet(name: str) -> str:
+        """Wait until the other call arrives too (only possible if both run at once)."""
+        async with asyncio.timeout(5):
+            await barrier.wait()
+        return f"met {name}"
+
+    env.sim.add_rule(
+        Rule(
+            "meet",
+            tool_calls=[
+                {"name": "meet", "arguments": {"name": "a"}},
+                {"name": "meet", "arguments": {"name": "b"}},
+            ],
+        )
+    )
+    result = env.run(env.agent(tools=[meet]), "please meet")
+    assert result.stats.tool_calls == 2 and result.stats.tool_errors == 0
+    rows = env.rows(
+        "SELECT tool_name, outcome, json_type(input), input->>'$.name', "
+        "output->>'$' FROM tool_traces WHERE kind = 'tool' ORDER BY output->>'$'"
+    )
+    assert rows == [
+        ("meet", "success", "OBJECT", "a", "met a"),
+        ("meet", "success", "OBJECT", "b", "met b"),
+    ]
+    starts = [f for f in env.frames if isinstance(f, ToolTraceStart)]
+    completes = [f for f in env.frames if isinstance(f, ToolTraceComplete)]
+    assert {s.trace_id for s in starts} == {c.trace.id for c in completes}
+    first_complete = env.frames.index(completes[0])
+    assert all(env.frames.index(s) < first_complete for s in starts)
+
+
+def test_a_failing_tool_becomes_an_error_row_and_a_message_the_model_reads(env: Env) -> None:
+    @tool
+    def explode(reason: str) -> str:
+        """Always fails."""
+        raise RuntimeError(f"disk on fire: {reason}")
+
+    env.sim.add_rule(
+        Rule("explode", tool_calls=[{"name": "explode", "arguments": {"reason": "x"}}])
+    )
+    result = env.run(env.agent(tools=[explode]), "explode please")
+    assert result.stop_reason == "final" and result.stats.tool_errors == 1
+    (row,) = env.rows("SELECT outcome, error FROM tool_traces WHERE kind = 'tool'")
+    assert row == ("error", "RuntimeError: disk on fire: x")
+    tool_message = env.sim.requests[-1]["messages"][-1]
+    assert tool_message["role"] == "tool" and "disk on fire" in tool_message["content"]
+    assert any(isinstance(f, ErrorFrame) and "disk on fire" in f.message for f in env.frames)
+
+
+def test_unknown_tools_and_bad_arguments_are_errors_the_run_survives(env: Env) -> None:
+    env.sim.add_rule(
+        Rule(
+            "go",
+            tool_calls=[
+                {"name": "no_such_tool", "arguments": {}},
+                {"name": "read_file", "arguments": {"wrong": 1}},
+            ],
+        )
+    )
+    result = env.run(env.agent(), "go")
+    assert result.stop_reason == "final"
+    errors = dict(env.rows("SELECT tool_name, error FROM tool_traces WHERE outcome = 'error'"))
+    assert "no tool named 'no_such_tool'" in errors["no_such_tool"]
+    assert "missing required argument 'path'" in errors["read_file"]
+
+
+@pytest.mark.parametrize("path", ["../secret.txt", "/etc/passwd", "a/../../x"])
+def test_path_escapes_are_refused_through_the_agent(env: Env, path: str) -> None:
+    (env.project.parent / "secret.txt").write_text("top secret")
+    env.sim.add_rule(Rule("peek", tool_calls=[{"name": "read_file", "arguments": {"path": path}}]))
+    env.run(env.agent(), "peek")
+    (row,) = env.rows("SELECT outcome, error, output FROM tool_traces WHERE kind = 'tool'")
+    assert row[0] == "error" and "is not allowed" in row[1] and row[2] is None
+    assert "top secret" not in json.dumps(env.sim.requests[-1])
+
+
+def test_max_turns_stops_a_model_that_keeps_calling_tools(env: Env) -> None:
+    env.sim.add_rule(Rule(".", role="any", tool_calls=[{"name": "list_files", "arguments": {}}]))
+    agent = env.agent(max_turns=3)
+    result = env.run(agent, "loop forever")
+    assert result.stop_reason == "max_turns" and result.stats.turns == 3
+    assert env.rows("SELECT count(*) FROM tool_traces WHERE kind = 'model'") == [(3,)]
+    assert agent.messages[-1]["role"] == "tool"  # history ends consistently
+
+
+def test_token_budget_stops_the_run_and_answers_pending_tool_calls(env: Env) -> None:
+    env.sim.add_rule(Rule(".", role="any", tool_calls=[{"name": "list_files", "arguments": {}}]))
+    agent = env.agent(budget=500)
+    result = env.run(agent, "loop forever")
+    assert result.stop_reason == "budget" and result.stats.turns == 1
+    assert result.stats.usage.tokens_used >= 500
+    assert agent.messages[-1] == {
+        "role": "tool",
+        "tool_call_id": agent.messages[-2]["tool_calls"][0]["id"],
+        "content": "not run: the token budget is spent",
+    }
+    assert env.rows("SELECT count(*) FROM tool_traces WHERE kind = 'tool'") == [(0,)]
+
+
+def test_cancelling_mid_tool_closes_traces_as_cancelled_within_a_second(env: Env) -> None:
+    started = asyncio.Event()
+
+    @tool
+    async def slow() -> str:
+        """Takes a minute."""
+        started.set()
+        await asyncio.sleep(60)
+        return "done"
+
+    env.sim.add_rule(Rule("slow", tool_calls=[{"name": "slow", "arguments": {}}]))
+    agent = env.agent(tools=[slow])
+    future = env.engine.submit(agent.run("slow please"))
+    env.engine.run(asyncio.wait_for(started.wait(), 10))
+    import time
+
+    t0 = time.monotonic()
+    future.cancel()
+    with pytest.raises(concurrent.futures.CancelledError):
+        future.result(timeout=1)
+    assert time.monotonic() - t0 < 1
+    rows = env.rows("SELECT kind, outcome FROM tool_traces ORDER BY started_at")
+    assert rows == [("model", "success"), ("tool", "cancelled")]
+    assert agent.messages[-1]["content"] == "cancelled by the user"
+
+
+def test_cancelling_during_the_model_call_records_it_cancelled(env: Env) -> None:
+    env.sim.latency = 30
+    agent = env.agent(tools=[])
+    future = env.engine.submit(agent.run("hello"))
+    import time
+
+    deadline = time.monotonic() + 5
+    while not env.sim.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    future.cancel()
+    env.sim.latency = 0
+    with pytest.raises(concurrent.futures.CancelledError):
+        future.result(timeout=1)
+    assert env.rows("SELECT kind, outcome FROM tool_traces") == [("model", "cancelled")]
+
+
+def test_a_failing_provider_ends_the_run_with_a_clear_error(env: Env) -> None:
+    env.sim.inject(Fault.server_error(503), times=10)
+    agent = env.agent(tools=[], max_retries=1)
+    with pytest.raises(AgentError, match="the model call failed"):
+        env.run(agent, "hello")
+    (row,) = env.rows("SELECT kind, outcome, error FROM tool_traces")
+    assert row[:2] == ("model", "error") and "503" in row[2]
+
+
+def test_the_api_key_never_appears_in_rows_frames_or_logs(env: Env, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    env.sim.inject(Fault.rate_limit(retry_after=0.01))  # a retry gets logged
+    env.sim.add_rule(Rule("files", tool_calls=[{"name": "list_files", "arguments": {}}]))
+    env.run(env.agent(api_key=SECRET), "show my files")
+    dumped = []
+    for table in ("tool_traces", "cache_stats", "chats", "messages", "message_parts"):
+        dumped += [repr(r) for r in env.rows(f"SELECT * FROM {table}")]
+    frames = [f.model_dump_json() for f in env.frames]
+    assert len(dumped) > 3 and len(frames) > 3
+    for text in [*dumped, *frames, caplog.text]:
+        assert SECRET not in text
+
+
+def test_cache_segments_add_up_and_a_changed_tool_list_is_named(env: Env) -> None:
+    agent = env.agent()
+    env.run(agent, "first question")
+    env.run(agent, "second question")
+    agent.tools.pop("fetch_url")  # the tool schemas change: the cached prefix breaks there
+    env.run(agent, "third question")
+    rows = env.rows(
+        "SELECT t.turn_number, t.input_tokens, t.cache_tokens, sum(c.tokens), "
+        "sum(c.hit_tokens) FROM tool_traces t JOIN cache_stats c ON c.trace_id = t.id "
+        "GROUP BY ALL ORDER BY 1"
+    )
+    assert [r[0] for r in rows] == [1, 2, 3]
+    for _, input_tokens, cache_tokens, seg_tokens, seg_hits in rows:
+        assert (seg_tokens, seg_hits) == (input_tokens, cache_tokens)
+    assert rows[1][2] > 0  # the second call reused the first one's prefix
+    breaks = env.store.traces.cache_breaks(agent.chat_id)
+    assert [b.message for b in breaks] == ["cache broken by: tools changed at turn 3"]
+
+
+def test_follow_up_runs_continue_the_same_chat(env: Env) -> None:
+    agent = env.agent(tools=[])
+    env.run(agent, "one")
+    env.run(agent, "two")
+    assert agent.turn_number == 2
+    sent = env.sim.requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert env.rows("SELECT count(DISTINCT chat_id), max(turn_number) FROM tool_traces") == [(1, 2)]
