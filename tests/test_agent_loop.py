@@ -286,3 +286,21 @@ def test_follow_up_runs_continue_the_same_chat(env: Env) -> None:
     sent = env.sim.requests[-1]["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
     assert env.rows("SELECT count(DISTINCT chat_id), max(turn_number) FROM tool_traces") == [(1, 2)]
+
+
+def test_turn_cache_and_chat_totals_match_the_trace_rows(env: Env) -> None:
+    env.sim.add_rule(Rule("files", tool_calls=[{"name": "list_files", "arguments": {}}]))
+    agent = env.agent()
+    env.run(agent, "show files")
+    env.run(agent, "again")
+    env.store.writer.flush()
+    turns = env.store.traces.turn_cache(agent.chat_id)
+    assert [t.turn_number for t in turns] == [1, 2, 3]
+    for turn in turns:
+        assert sum(s.tokens for s in turn.segments) == turn.input_tokens
+        assert sum(s.hit_tokens for s in turn.segments) == turn.cache_tokens
+    assert turns[0].broken_by is None and turns[2].hit_rate
+    totals = env.store.traces.chat_totals(agent.chat_id)
+    expected = env.rows("SELECT count(*), sum(input_tokens), sum(cache_tokens) FROM tool_traces")
+    assert (totals.traces, totals.input_tokens, totals.cache_tokens) == expected[0]
+    assert (totals.model_calls, totals.tool_calls) == (3, 1)

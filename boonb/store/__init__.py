@@ -20,9 +20,11 @@ from boonb.store.traces import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     CacheBreak,
+    ChatTotals,
     SessionSummary,
     TracePage,
     TraceStore,
+    TurnCache,
 )
 from boonb.store.writer import Writer
 
@@ -65,9 +67,10 @@ __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
     "SCHEMA_VERSION",
-    "CacheBreak",
     "STORED_FRAME_TYPES",
     "TABLES",
+    "CacheBreak",
+    "ChatTotals",
     "Database",
     "DatabaseLocked",
     "DatabaseUnusable",
@@ -82,6 +85,7 @@ __all__ = [
     "StoreError",
     "TracePage",
     "TraceStore",
+    "TurnCache",
     "Writer",
     "check_path",
     "make_row",

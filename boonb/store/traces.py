@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from boonb.frames import TraceRecord
+from boonb.frames import CacheSegment, TraceRecord
 from boonb.store.cursor import TraceKey, decode_cursor, encode_cursor
 from boonb.store.database import Database
 from boonb.store.errors import InvalidChatId, InvalidLimit, InvalidQuery, InvalidSessionId
@@ -67,6 +67,42 @@ class CacheBreak(BaseModel):
         return f"cache broken by: {self.segment} changed at turn {self.turn_number}"
 
 
+class TurnCache(BaseModel):
+    """Prompt-cache figures of one turn's model call(s), with the per-segment breakdown."""
+
+    turn_number: int
+    input_tokens: int
+    """Prompt tokens, cache-read tokens included."""
+    cache_tokens: int
+    """Prompt tokens read from cache."""
+    segments: list[CacheSegment]
+    broken_by: str | None
+    """The first segment sent before that had changed (the reason for a miss), if any."""
+
+    @property
+    def hit_rate(self) -> float | None:
+        return self.cache_tokens / self.input_tokens if self.input_tokens else None
+
+
+class ChatTotals(BaseModel):
+    """Cumulative figures of one chat (the trace viewer's footer)."""
+
+    traces: int
+    model_calls: int
+    tool_calls: int
+    errors: int
+    input_tokens: int
+    cache_tokens: int
+    output_tokens: int
+    tokens_used: int
+    total_latency_ms: float
+    max_latency_ms: float | None
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        return self.cache_tokens / self.input_tokens if self.input_tokens else None
+
+
 class TraceStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -118,6 +154,55 @@ class TraceStore:
         with self.db.connection() as con:
             rows = con.execute(_CACHE_BREAKS_SQL, [chat]).fetchall()
         return [CacheBreak(turn_number=t, segment=s, hit_tokens=h, tokens=n) for t, s, h, n in rows]
+
+    def turn_cache(self, chat_id: UUID | str) -> list[TurnCache]:
+        """Per turn of a chat: cached against uncached prompt tokens, and by segment."""
+        chat = parse_uuid(chat_id, InvalidChatId, "chat id")
+        with self.db.connection() as con:
+            turns = con.execute(
+                "SELECT turn_number, sum(input_tokens), sum(cache_tokens) FROM tool_traces "
+                "WHERE chat_id = ? AND kind = 'model' GROUP BY turn_number ORDER BY turn_number",
+                [chat],
+            ).fetchall()
+            segment_rows = con.execute(
+                "SELECT turn_number, segment, sum(tokens), sum(hit_tokens), sum(miss_tokens), "
+                "last(hash ORDER BY trace_id), last(prefix_hash ORDER BY trace_id) "
+                "FROM cache_stats WHERE chat_id = ? GROUP BY turn_number, segment ORDER BY turn_number, "
+                "list_position(['system', 'tools', 'history', 'attachments'], segment)",
+                [chat],
+            ).fetchall()
+            breaks = con.execute(_CACHE_BREAKS_SQL, [chat]).fetchall()
+        segments: dict[int, list[CacheSegment]] = {}
+        for turn, segment, tokens, hit, miss, hash_, prefix in segment_rows:
+            segments.setdefault(turn, []).append(
+                CacheSegment(
+                    segment=segment,
+                    tokens=tokens,
+                    hit_tokens=hit,
+                    miss_tokens=miss,
+                    hash=hash_,
+                    prefix_hash=prefix,
+                )
+            )
+        broken = {turn: segment for turn, segment, *_ in breaks}
+        return [
+            TurnCache(
+                turn_number=turn,
+                input_tokens=int(inp or 0),
+                cache_tokens=int(hit or 0),
+                segments=segments.get(turn, []),
+                broken_by=broken.get(turn),
+            )
+            for turn, inp, hit in turns
+        ]
+
+    def chat_totals(self, chat_id: UUID | str) -> ChatTotals:
+        chat = parse_uuid(chat_id, InvalidChatId, "chat id")
+        with self.db.connection() as con:
+            row = con.execute(_CHAT_TOTALS_SQL, [chat]).fetchone()
+        assert row is not None
+        names = list(ChatTotals.model_fields)
+        return ChatTotals(**dict(zip(names, row, strict=True)))
 
     def session_summary(self, session_id: UUID | str) -> SessionSummary:
         session = parse_uuid(session_id, InvalidSessionId, "session id")
@@ -173,6 +258,23 @@ FROM segments
 WHERE previous_hash IS NOT NULL AND prefix_hash IS DISTINCT FROM previous_hash
 GROUP BY turn_number
 ORDER BY turn_number
+"""
+
+
+_CHAT_TOTALS_SQL = """
+SELECT
+    count(*),
+    count(*) FILTER (kind = 'model'),
+    count(*) FILTER (kind = 'tool'),
+    count(*) FILTER (outcome = 'error'),
+    coalesce(sum(input_tokens), 0),
+    coalesce(sum(cache_tokens), 0),
+    coalesce(sum(output_tokens), 0),
+    coalesce(sum(tokens_used), 0),
+    coalesce(sum(latency_ms), 0),
+    max(latency_ms)
+FROM tool_traces
+WHERE chat_id = ?
 """
 
 
