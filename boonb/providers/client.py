@@ -212,6 +212,7 @@ class ChatClient:
                     "the stream ended before its [DONE] marker; the answer is incomplete "
                     "(the server or a proxy cut the connection). Retry the call."
                 )
+            await _drain(lines)
             yield Completed(assembler.result())
         finally:
             await response.aclose()
@@ -313,3 +314,14 @@ def _replay(result: ChatResult) -> list[StreamEvent]:
     events.extend(ToolCallStarted(i, c.id, c.name) for i, c in enumerate(result.tool_calls))
     events.append(Completed(result))
     return events
+
+
+async def _drain(lines: AsyncIterator[str], timeout: float = 1.0) -> None:
+    """Read what follows ``[DONE]`` (the end of the chunked body) so the connection goes
+    back to the pool instead of being closed; the answer is complete either way."""
+    try:
+        async with asyncio.timeout(timeout):
+            async for _ in lines:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        return
