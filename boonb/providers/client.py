@@ -317,8 +317,10 @@ def _replay(result: ChatResult) -> list[StreamEvent]:
 
 
 async def _drain(lines: AsyncIterator[str], timeout: float = 1.0) -> None:
-    """Read what follows ``[DONE]`` (the end of the chunked body) so the connection goes
-    back to the pool instead of being closed; the answer is complete either way."""
+    """Read what follows ``[DONE]`` so the connection goes back to the pool.
+
+    Otherwise httpx closes it; the answer is complete either way.
+    """
     try:
         async with asyncio.timeout(timeout):
             async for _ in lines:

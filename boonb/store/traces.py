@@ -167,7 +167,8 @@ class TraceStore:
             segment_rows = con.execute(
                 "SELECT turn_number, segment, sum(tokens), sum(hit_tokens), sum(miss_tokens), "
                 "last(hash ORDER BY trace_id), last(prefix_hash ORDER BY trace_id) "
-                "FROM cache_stats WHERE chat_id = ? GROUP BY turn_number, segment ORDER BY turn_number, "
+                "FROM cache_stats WHERE chat_id = ? GROUP BY turn_number, segment "
+                "ORDER BY turn_number, "
                 "list_position(['system', 'tools', 'history', 'attachments'], segment)",
                 [chat],
             ).fetchall()
