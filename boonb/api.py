@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,19 @@ import duckdb
 
 from boonb.agent.loop import DEFAULT_SYSTEM_PROMPT, Agent, AgentResult
 from boonb.agent.recorder import Recorder
+from boonb.agent.sessions import (
+    RESTART_NOTE,
+    SessionInfo,
+    SessionSaver,
+    list_sessions,
+    load_snapshot,
+)
 from boonb.agent.tools.context import ToolContext
 from boonb.agent.tools.registry import Tool
 from boonb.agent.tools.registry import tool as make_tool
+from boonb.frames import SessionRestored
 from boonb.runtime import Runtime, get_runtime
-from boonb.store import InvalidChatId
+from boonb.store import InvalidChatId, InvalidQuery
 from boonb.store.traces import parse_uuid
 
 
@@ -91,9 +99,115 @@ def new_agent(
         budget=budget,
         provider_name=choice.name,
     )
+    _keep(runtime, agent, SessionSaver(store, runtime.bus.publish))
+    return agent
+
+
+def _keep(runtime: Runtime, agent: Agent, saver: SessionSaver) -> None:
+    """Register a chat with the kernel and save its session at every turn boundary."""
+    agent.on_boundary = saver
     runtime.chats[agent.chat_id] = agent
     runtime.last_chat_id = agent.chat_id
+    runtime.savers[agent.chat_id] = saver
+
+
+def sessions() -> list[SessionInfo]:
+    """Sessions of this project that can be resumed, newest first."""
+    return list_sessions(get_runtime().store)
+
+
+def restore(agent_session_id: uuid.UUID | str | None = None) -> Agent:
+    """Rehydrate a saved session in this kernel (default: the newest resumable one).
+
+    The agent gets its history, pending tool calls and settings back, on the provider
+    this kernel is configured for, and is told the kernel restarted.
+    """
+    runtime = get_runtime()
+    store = runtime.store
+    if agent_session_id is None:
+        found = list_sessions(store)
+        if not found:
+            raise SessionNotFound("there is no saved session to resume in this project")
+        session_id = found[0].id
+    else:
+        session_id = parse_uuid(agent_session_id, SessionNotFound, "session id")
+    snap = load_snapshot(store, session_id)
+    if snap is None:
+        raise SessionNotFound(f"no saved session {session_id}; see %agent sessions")
+    for agent in runtime.chats.values():
+        saver = runtime.savers.get(agent.chat_id)
+        if saver is not None and saver.agent_session_id == session_id:
+            return agent  # already live in this kernel
+    choice = runtime.provider()
+    saved = snap["provider"]
+    model = saved["model"] if saved["name"] == choice.name else choice.model
+    known = [name for name in snap["tools"] if name in runtime.tools]
+    recorder = Recorder(
+        runtime.bus,
+        store.writer.enqueue,
+        session_id=runtime.session_id,
+        chat_id=uuid.UUID(snap["chat_id"]),
+        agent_id=snap.get("agent_id"),
+    )
+    agent = Agent(
+        runtime.client(choice),
+        recorder=recorder,
+        tools=runtime.tools.resolve(known),
+        context=ToolContext(project_root=runtime.settings.project, user_ns=_user_ns()),
+        model=model,
+        max_turns=snap["max_turns"],
+        budget=snap["budget"],
+        provider_name=choice.name,
+    )
+    agent.restore_history(snap["messages"], turn_number=snap["turn_number"], title=snap["title"])
+    agent.state = snap["state"]
+    _keep(runtime, agent, SessionSaver(store, runtime.bus.publish, agent_session_id=session_id))
+    runtime.bus.publish(
+        SessionRestored(
+            agent_session_id=session_id, chat_id=agent.chat_id, state=agent.state, snapshot=snap
+        )
+    )
     return agent
+
+
+def resume(agent_session_id: uuid.UUID | str | None = None, *, wait: bool = True) -> Any:
+    """Restore a session and carry on: replay its pending tool calls, then run to an answer.
+
+    A session that was waiting for input is restored and told about the restart; send
+    it the next prompt with ``%%agent --chat ID``.
+    """
+    agent = restore(agent_session_id)
+    runtime = get_runtime()
+    coro = carry_on(agent)
+    if coro is None:
+        return agent
+    if wait:
+        return runtime.engine.run(coro)
+    return AgentHandle(agent, runtime.engine.submit(coro))
+
+
+def carry_on(agent: Agent) -> Coroutine[Any, Any, AgentResult] | None:
+    """What a restored agent does next: the rest of an interrupted run, or nothing.
+
+    Nothing when it awaits input; it is told about the restart either way.
+    """
+    if agent.state in ("in_progress", "interrupted") or agent.pending_tool_calls():
+        return agent.resume(note=RESTART_NOTE)
+    agent.note_restart(RESTART_NOTE)
+    return None
+
+
+class SessionNotFound(InvalidQuery):
+    """No saved session has that id."""
+
+
+def _user_ns() -> Mapping[str, Any] | None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else None
 
 
 def find_chat(chat_id: uuid.UUID | str, *, runtime: Runtime | None = None) -> Agent:

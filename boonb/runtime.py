@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from boonb import config
 from boonb.agent.provider import ProviderChoice, choose_provider
+from boonb.agent.sessions import mark_interrupted
 from boonb.agent.tools.registry import ToolRegistry, default_registry
 from boonb.bus import Bus
 from boonb.engine import Engine
@@ -28,6 +29,7 @@ from boonb.store import STORED_FRAME_TYPES, Row, Store, make_row
 
 if TYPE_CHECKING:
     from boonb.agent.loop import Agent
+    from boonb.agent.sessions import SessionSaver
     from boonb.sim import SimServer
 
 
@@ -44,6 +46,7 @@ class Runtime:
         self._closed = False
         self.tools: ToolRegistry = default_registry()
         self.chats: dict[uuid.UUID, Agent] = {}
+        self.savers: dict[uuid.UUID, SessionSaver] = {}
         self.last_chat_id: uuid.UUID | None = None
         self._sim: SimServer | None = None
         self._clients: dict[tuple[str, str, str, str | None], ChatClient] = {}
@@ -76,6 +79,7 @@ class Runtime:
         self._store = store
         self._unsubscribe_store = self.bus.subscribe(store.writer.enqueue, types=STORED_FRAME_TYPES)
         store.writer.enqueue(self._session_row(ended_at=None))
+        mark_interrupted(store)
 
     def _close_store(self) -> None:
         if self._store is None:

@@ -2,13 +2,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from boonb import config
-from boonb.frames import ToolTraceComplete, TraceRecord
+from boonb.agent import Agent, ToolContext, default_registry
+from boonb.agent.recorder import Recorder
+from boonb.bus import Bus
+from boonb.engine import Engine
+from boonb.frames import Frame, ToolTraceComplete, TraceRecord
+from boonb.providers import ChatClient, get_profile
+from boonb.sim import SimServer
 from boonb.store import Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -71,3 +78,59 @@ def fresh_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     config.reset()
     yield
     config.reset()
+
+
+# An agent on the simulator, recording into a real store (shared by the agent tests).
+
+SECRET = "sk-test-0123456789abcdefSECRET"
+
+
+@dataclass
+class Env:
+    sim: SimServer
+    store: Store
+    bus: Bus
+    engine: Engine
+    project: Path
+    frames: list[Frame] = field(default_factory=list)
+
+    def agent(self, *, tools=None, api_key: str | None = None, max_retries: int = 2, **kw) -> Agent:
+        profile = get_profile("sim").with_overrides(base_url=self.sim.base_url)
+        client = ChatClient(profile, api_key=api_key, max_retries=max_retries, backoff=0.01)
+        recorder = Recorder(
+            self.bus, self.store.writer.enqueue, session_id=uuid.uuid4(), chat_id=uuid.uuid4()
+        )
+        registry = default_registry()
+        chosen = list(registry) if tools is None else tools
+        return Agent(
+            client,
+            recorder=recorder,
+            tools=chosen,
+            context=ToolContext(project_root=self.project),
+            **kw,
+        )
+
+    def run(self, agent: Agent, prompt: str):
+        return self.engine.run(agent.run(prompt))
+
+    def rows(self, sql: str, *params: object) -> list[tuple]:
+        self.store.writer.flush()
+        with self.store.db.connection() as con:
+            return con.execute(sql, list(params)).fetchall()
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_path: Path) -> Iterator[Env]:
+    project = tmp_path / "project"
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "notes.txt").write_text("alpha\nbeta\n")
+    store = Store(db_path, flush_interval=0.05)
+    bus = Bus()
+    bus.subscribe(store.writer.enqueue, types={"tool_trace:complete", "model_call:complete"})
+    engine = Engine()
+    with SimServer() as sim:
+        e = Env(sim, store, bus, engine, project)
+        bus.subscribe(e.frames.append)
+        yield e
+    engine.shutdown()
+    store.close()

@@ -4,75 +4,14 @@ import asyncio
 import concurrent.futures
 import json
 import logging
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from boonb.agent import Agent, AgentError, ToolContext, default_registry, tool
-from boonb.agent.recorder import Recorder
-from boonb.bus import Bus
-from boonb.engine import Engine
-from boonb.frames import ErrorFrame, Frame, ToolTraceComplete, ToolTraceStart
-from boonb.providers import ChatClient, get_profile
-from boonb.sim import Fault, Rule, SimServer
+from boonb.agent import AgentError, tool
+from boonb.frames import ErrorFrame, ToolTraceComplete, ToolTraceStart
+from boonb.sim import Fault, Rule
 from boonb.sim.tokens import count_prompt_tokens
-from boonb.store import Store
-
-SECRET = "sk-test-0123456789abcdefSECRET"
-
-
-@dataclass
-class Env:
-    sim: SimServer
-    store: Store
-    bus: Bus
-    engine: Engine
-    project: Path
-    frames: list[Frame] = field(default_factory=list)
-
-    def agent(self, *, tools=None, api_key: str | None = None, max_retries: int = 2, **kw) -> Agent:
-        profile = get_profile("sim").with_overrides(base_url=self.sim.base_url)
-        client = ChatClient(profile, api_key=api_key, max_retries=max_retries, backoff=0.01)
-        recorder = Recorder(
-            self.bus, self.store.writer.enqueue, session_id=uuid.uuid4(), chat_id=uuid.uuid4()
-        )
-        registry = default_registry()
-        chosen = list(registry) if tools is None else tools
-        return Agent(
-            client,
-            recorder=recorder,
-            tools=chosen,
-            context=ToolContext(project_root=self.project),
-            **kw,
-        )
-
-    def run(self, agent: Agent, prompt: str):
-        return self.engine.run(agent.run(prompt))
-
-    def rows(self, sql: str, *params: object) -> list[tuple]:
-        self.store.writer.flush()
-        with self.store.db.connection() as con:
-            return con.execute(sql, list(params)).fetchall()
-
-
-@pytest.fixture
-def env(tmp_path: Path, db_path: Path) -> Iterator[Env]:
-    project = tmp_path / "project"
-    project.mkdir(parents=True, exist_ok=True)
-    (project / "notes.txt").write_text("alpha\nbeta\n")
-    store = Store(db_path, flush_interval=0.05)
-    bus = Bus()
-    bus.subscribe(store.writer.enqueue, types={"tool_trace:complete", "model_call:complete"})
-    engine = Engine()
-    with SimServer() as sim:
-        e = Env(sim, store, bus, engine, project)
-        bus.subscribe(e.frames.append)
-        yield e
-    engine.shutdown()
-    store.close()
+from tests.conftest import SECRET, Env
 
 
 def test_final_answer_without_tools_is_one_turn_with_usage(env: Env) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,7 +24,15 @@ from boonb.agent.recorder import Recorder, json_or_text
 from boonb.agent.tools.context import ToolContext
 from boonb.agent.tools.errors import ToolError
 from boonb.agent.tools.registry import Tool
-from boonb.frames import MessageComplete, MessageDelta, Outcome, TurnComplete, TurnStart, utcnow
+from boonb.frames import (
+    MessageComplete,
+    MessageDelta,
+    Outcome,
+    SessionState,
+    TurnComplete,
+    TurnStart,
+    utcnow,
+)
 from boonb.providers import (
     ChatClient,
     ChatResult,
@@ -37,6 +45,7 @@ from boonb.providers import (
 )
 
 StopReason = Literal["final", "max_turns", "budget", "cancelled", "error"]
+Phase = Literal["model", "tools", "idle"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are an assistant running inside a Jupyter notebook through boonb. Use the tools "
@@ -142,6 +151,11 @@ class Agent:
         self._cache = CacheTracker()
         self._sent = 1  # messages already shown to the model (for the trace's input delta)
         self._started = False
+        self.title = ""
+        self.state: SessionState = "awaiting_input"
+        self.phase: Phase = "idle"
+        self.on_boundary: Callable[[Agent, bool], None] | None = None
+        """Called at every turn boundary (``final`` at the end of a run) to save the session."""
 
     @property
     def chat_id(self) -> uuid.UUID:
@@ -149,15 +163,61 @@ class Agent:
 
     async def run(self, prompt: str | list[dict[str, Any]]) -> AgentResult:
         """Send ``prompt`` (text, or content parts with images) and run turns to an answer."""
-        began = time.perf_counter()
         if not self._started:
             self._started = True
             title = prompt if isinstance(prompt, str) else "(message with attachments)"
+            self.title = title[:200]
             self.recorder.chat_started(provider=self.provider_name, model=self.model, title=title)
         self._append({"role": "user", "content": prompt}, turn_number=self.turn_number + 1)
+        return await self._run_turns()
+
+    async def resume(self, note: str | None = None) -> AgentResult:
+        """Carry on a restored conversation.
+
+        Replays the tool calls it was waiting on, then runs turns to an answer.
+        ``note`` (e.g. "the kernel restarted") reaches the model as a user message first.
+        """
+        self._started = True
+        pending = self.pending_tool_calls()
+        if pending:
+            self.phase = "tools"
+            await self._tool_phase(pending, RunStats())
+        if note:
+            self._append({"role": "user", "content": note}, turn_number=self.turn_number + 1)
+        return await self._run_turns()
+
+    def restore_history(
+        self, messages: list[dict[str, Any]], *, turn_number: int, title: str
+    ) -> None:
+        """Take over a saved conversation (the chat row and messages exist already)."""
+        self.messages = list(messages)
+        self.turn_number = turn_number
+        self.title = title
+        self._sent = len(self.messages)
+        self._started = True
+
+    def note_restart(self, note: str) -> None:
+        """Tell the model, before its next turn, that the kernel restarted."""
+        self._append({"role": "user", "content": note}, turn_number=self.turn_number + 1)
+
+    def pending_tool_calls(self) -> list[ToolCall]:
+        """Tool calls of the last assistant message that have no result yet."""
+        answered = {m.get("tool_call_id") for m in self.messages if m["role"] == "tool"}
+        for message in reversed(self.messages):
+            if message["role"] == "assistant":
+                return [
+                    ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
+                    for c in message.get("tool_calls") or []
+                    if c["id"] not in answered
+                ]
+        return []
+
+    async def _run_turns(self) -> AgentResult:
+        began = time.perf_counter()
         stats = RunStats()
         content = ""
         stop: StopReason = "max_turns"
+        self._set_state("in_progress", phase="model")
         try:
             while stats.turns < self.max_turns:
                 if self._budget_spent(stats):
@@ -182,14 +242,27 @@ class Agent:
                     self._turn_complete(result, tool_calls=0)
                     stop = "budget"
                     break
+                # A turn boundary: the model has answered, its tool calls are pending.
+                self._set_state("in_progress", phase="tools")
                 await self._tool_phase(result.tool_calls, stats)
                 self._turn_complete(result, tool_calls=len(result.tool_calls))
+                self._set_state("in_progress", phase="model")
         except asyncio.CancelledError:
             self._close_dangling_tool_calls("cancelled by the user")
+            self._set_state("cancelled", phase="idle", final=True)
+            raise
+        except AgentError:
+            self._set_state("failed", phase="idle", final=True)
             raise
         finally:
             self._merge(stats)
+        self._set_state("awaiting_input", phase="idle", final=True)
         return AgentResult(self.chat_id, content, stop, stats, time.perf_counter() - began)
+
+    def _set_state(self, state: SessionState, *, phase: Phase, final: bool = False) -> None:
+        self.state, self.phase = state, phase
+        if self.on_boundary is not None:
+            self.on_boundary(self, final)
 
     # The model call.
 
@@ -340,15 +413,8 @@ class Agent:
 
     def _close_dangling_tool_calls(self, reason: str) -> None:
         """Answer tool calls left without a result, so the history stays valid to send."""
-        answered = {m.get("tool_call_id") for m in self.messages if m["role"] == "tool"}
-        for message in reversed(self.messages):
-            if message["role"] == "assistant":
-                pending = [c for c in message.get("tool_calls") or [] if c["id"] not in answered]
-                for call in pending:
-                    self.messages.append(
-                        {"role": "tool", "tool_call_id": call["id"], "content": reason}
-                    )
-                break
+        for call in self.pending_tool_calls():
+            self.messages.append({"role": "tool", "tool_call_id": call.id, "content": reason})
 
     def _merge(self, stats: RunStats) -> None:
         total = self.total

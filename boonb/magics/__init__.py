@@ -6,10 +6,11 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from boonb.magics.agent import AgentMagics
 from boonb.magics.status import BoonbMagics
+from boonb.magics.traces import TracesMagics
 
 
 def register(shell: InteractiveShell) -> None:
-    shell.register_magics(BoonbMagics, AgentMagics)
+    shell.register_magics(BoonbMagics, AgentMagics, TracesMagics)
 
 
-__all__ = ["AgentMagics", "BoonbMagics", "register"]
+__all__ = ["AgentMagics", "BoonbMagics", "TracesMagics", "register"]

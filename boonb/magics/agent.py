@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import queue
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
-from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from boonb import api
-from boonb.agent.loop import AgentError
+from boonb.agent.loop import AgentError, AgentResult
+from boonb.agent.sessions import SessionInfo
 from boonb.agent.tools.errors import ToolError
 from boonb.frames import Frame, MessageDelta
 from boonb.runtime import get_runtime
@@ -25,8 +27,40 @@ def parse_tools(value: str | None) -> list[str] | None:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+LINE_USAGE = "usage: %agent sessions  |  %agent resume [SESSION_ID]  (and %%agent for a prompt)"
+
+
 @magics_class
 class AgentMagics(Magics):
+    @line_cell_magic
+    def agent(self, line: str, cell: str | None = None) -> Any:
+        """``%%agent [options]`` runs the cell as a prompt; ``%agent sessions|resume [ID]``."""
+        if cell is None:
+            return self._sessions_command(line)
+        return self._prompt(line, cell)
+
+    def _sessions_command(self, line: str) -> Any:
+        words = line.split()
+        try:
+            if words[:1] == ["sessions"] and len(words) == 1:
+                print(sessions_text(api.sessions()))
+                return None
+            if words[:1] == ["resume"] and len(words) <= 2:
+                agent = api.restore(words[1] if len(words) == 2 else None)
+                run = api.carry_on(agent)
+                if run is None:
+                    print(
+                        f"boonb: restored chat {agent.chat_id}; it awaits input: "
+                        f"%%agent --chat {agent.chat_id}"
+                    )
+                    return None
+                return _run_streaming(agent, run)
+        except StoreError as exc:
+            print(f"boonb: {exc}", file=sys.stderr)
+            return None
+        print(LINE_USAGE, file=sys.stderr)
+        return None
+
     @magic_arguments()
     @argument("--model", help="model name (default: the provider's default)")
     @argument("--tools", help="comma-separated tool names, or 'none' (default: all registered)")
@@ -34,10 +68,9 @@ class AgentMagics(Magics):
     @argument("--max-turns", type=int, default=10, help="most model calls in this run")
     @argument("--chat", help="continue this chat of the kernel instead of starting a new one")
     @argument("--no-wait", action="store_true", help="return a handle at once")
-    @cell_magic
-    def agent(self, line: str, cell: str) -> Any:
+    def _prompt(self, line: str, cell: str) -> Any:
         """Run the cell body as a prompt to an agent with tools; every call is traced."""
-        args = parse_argstring(self.agent, line)
+        args = parse_argstring(self._prompt, line)
         prompt = cell.strip()
         if not prompt:
             print("boonb: the cell is empty; write the prompt in the cell body", file=sys.stderr)
@@ -58,10 +91,23 @@ class AgentMagics(Magics):
             return None
         if args.no_wait:
             return api.start(agent, prompt, wait=False)
-        return _run_streaming(agent, prompt)
+        return _run_streaming(agent, agent.run(prompt))
 
 
-def _run_streaming(agent: api.Agent, prompt: str) -> Any:
+def sessions_text(found: list[SessionInfo]) -> str:
+    if not found:
+        return "no saved sessions in this project"
+    lines = [f"{'session':36}  {'state':14}  {'turns':>5}  {'pending':>7}  {'saved':19}  title"]
+    for s in found:
+        saved = s.last_update.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(
+            f"{s.id!s:36}  {s.state:14}  {s.turn_number:>5}  "
+            f"{s.pending_tool_calls:>7}  {saved:19}  {s.title[:40]}"
+        )
+    return "\n".join(lines)
+
+
+def _run_streaming(agent: api.Agent, run: Coroutine[Any, Any, AgentResult]) -> Any:
     """Wait for the run on this (the cell's) thread, printing streamed text as it arrives."""
     deltas: queue.SimpleQueue[str] = queue.SimpleQueue()
 
@@ -83,7 +129,7 @@ def _run_streaming(agent: api.Agent, prompt: str) -> Any:
     runtime = get_runtime()
     unsubscribe = runtime.bus.subscribe(collect, types={"message:delta"})
     try:
-        result = runtime.engine.run(agent.run(prompt), on_tick=show)
+        result = runtime.engine.run(run, on_tick=show)
     except KeyboardInterrupt:
         show()
         print("\nboonb: cancelled; open traces were closed as cancelled", file=sys.stderr)

@@ -1,0 +1,96 @@
+"""The trace viewer's messages between the browser view and the kernel.
+
+The view asks (``PageRequest``, ``CacheRequest``), the kernel answers with the same
+``request_id`` (``PageReply``, ``CacheReply``, or ``ErrorReply`` when the request
+could not be served), and pushes live frames (``FrameMessage``) as they are published.
+Every message is a JSON object with a ``kind``. The TypeScript side of these types is
+``labextension/src/traceviewer/protocol.ts``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError
+
+from boonb.frames import Frame, TraceRecord
+from boonb.store import DEFAULT_LIMIT, MAX_LIMIT, ChatTotals, TurnCache
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PageRequest(_Message):
+    """The next page of the chat's traces, in (turn_number, started_at, id) order."""
+
+    kind: Literal["page"]
+    request_id: str = Field(min_length=1, max_length=200)
+    cursor: str | None = None
+    """``next_cursor`` of the previous page; None for the first page."""
+    limit: StrictInt = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+
+class CacheRequest(_Message):
+    """The per-turn prompt-cache figures and the chat's totals."""
+
+    kind: Literal["cache"]
+    request_id: str = Field(min_length=1, max_length=200)
+
+
+Request = Annotated[PageRequest | CacheRequest, Field(discriminator="kind")]
+request_adapter: TypeAdapter[Request] = TypeAdapter(Request)
+
+
+class PageReply(_Message):
+    kind: Literal["page"] = "page"
+    request_id: str
+    traces: list[TraceRecord]
+    next_cursor: str | None
+    """Pass back in the next ``PageRequest``; None on the last page."""
+
+
+class CacheReply(_Message):
+    kind: Literal["cache"] = "cache"
+    request_id: str
+    turns: list[TurnCache]
+    """Turns with at least one model call, in turn order."""
+    totals: ChatTotals
+
+
+class ErrorReply(_Message):
+    kind: Literal["error"] = "error"
+    request_id: str | None
+    """The failed request's id; None when the request was too malformed to have one."""
+    message: str
+
+
+class FrameMessage(_Message):
+    kind: Literal["frame"] = "frame"
+    frame: Frame
+
+
+Reply = PageReply | CacheReply | ErrorReply
+
+
+def parse_request(content: Any) -> Request:
+    """Validate a message from the view (raises ``pydantic.ValidationError``)."""
+    return request_adapter.validate_python(content)
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """A one-line account of what was wrong with a request."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "message"
+        problems.append(f"{where}: {error['msg']}")
+    return "invalid request: " + "; ".join(problems)
+
+
+def request_id_of(content: Any) -> str | None:
+    """The ``request_id`` of a request that failed validation, if it had a usable one."""
+    if isinstance(content, dict):
+        value = content.get("request_id")
+        if isinstance(value, str) and 0 < len(value) <= 200:
+            return value
+    return None

@@ -1,0 +1,178 @@
+"""``TraceViewer``: a chat's traces as a live, paged, virtualised tree (an anywidget).
+
+The view (``labextension/src/traceviewer/``) keeps no state in synced traits: on every
+render it asks the kernel for the first page and the cache figures, so a refreshed page
+shows the same thing. Live frames of the chat are pushed as they are published, from
+whatever thread publishes them (usually the engine thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, assert_never
+from uuid import UUID
+
+import anywidget
+import traitlets
+from pydantic import ValidationError
+
+from boonb.frames import Frame, ModelCallComplete, ToolTraceComplete, ToolTraceStart
+from boonb.store import StoreError
+from boonb.widgets.protocol import (
+    CacheReply,
+    CacheRequest,
+    ErrorReply,
+    FrameMessage,
+    PageReply,
+    PageRequest,
+    Reply,
+    describe_invalid,
+    parse_request,
+    request_id_of,
+)
+from boonb.widgets.summary import summarize, summary_html, summary_text
+
+if TYPE_CHECKING:
+    from boonb.runtime import Runtime
+
+log = logging.getLogger("boonb.widgets")
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+LIVE_FRAME_TYPES = frozenset({"tool_trace:start", "tool_trace:complete", "model_call:complete"})
+
+_MISSING_BUNDLE = """
+export default {
+  render({ el }) {
+    el.textContent = "boonb: the trace viewer's script is not built. "
+      + "Run `npm ci && npm run build` in labextension/ (or reinstall boonb).";
+  },
+};
+"""
+
+
+class ChatIdError(ValueError):
+    """No chat id was given and no agent has run in this kernel yet, or the id is no UUID."""
+
+
+def _bundle(name: str, fallback: str) -> Path | str:
+    path = STATIC / name
+    return path if path.is_file() else fallback
+
+
+class TraceViewer(anywidget.AnyWidget):
+    """The traces of one chat: turns, model and tool calls, latency, tokens and cache."""
+
+    _esm = _bundle("traceviewer.js", _MISSING_BUNDLE)
+    _css = _bundle("traceviewer.css", "")
+
+    chat_id = traitlets.Unicode().tag(sync=True)
+    """The chat shown (set once, at construction)."""
+
+    def __init__(self, chat_id: UUID | str | None = None, *, runtime: Runtime | None = None):
+        if runtime is None:
+            from boonb.runtime import get_runtime
+
+            runtime = get_runtime()
+        chat = _chat_uuid(chat_id if chat_id is not None else runtime.last_chat_id)
+        super().__init__(chat_id=str(chat))
+        self._chat = chat
+        self._runtime = runtime
+        self._send_lock = threading.Lock()
+        self._unsubscribe: Callable[[], None] | None = runtime.bus.subscribe(
+            self._on_frame, types=LIVE_FRAME_TYPES
+        )
+        self.on_msg(self._on_custom_msg)
+
+    # Requests from the view (on the kernel's main thread, when no cell is running).
+
+    def _on_custom_msg(self, _widget: object, content: Any, _buffers: object) -> None:
+        self._send(self.answer(content).model_dump(mode="json"))
+
+    def answer(self, content: Any) -> Reply:
+        """The reply to one request from the view; a bad request gets an ``ErrorReply``."""
+        try:
+            request = parse_request(content)
+        except ValidationError as exc:
+            return ErrorReply(request_id=request_id_of(content), message=describe_invalid(exc))
+        store_error: StoreError
+        try:
+            store = self._runtime.store
+            store.writer.flush(timeout=5)  # so traces published a moment ago are in the reply
+            match request:
+                case PageRequest():
+                    page = store.traces.page(self._chat, request.cursor, request.limit)
+                    return PageReply(
+                        request_id=request.request_id,
+                        traces=page.traces,
+                        next_cursor=page.next_cursor,
+                    )
+                case CacheRequest():
+                    return CacheReply(
+                        request_id=request.request_id,
+                        turns=store.traces.turn_cache(self._chat),
+                        totals=store.traces.chat_totals(self._chat),
+                    )
+                case _:
+                    assert_never(request)
+        except StoreError as exc:
+            store_error = exc
+        return ErrorReply(request_id=request.request_id, message=str(store_error))
+
+    # Live frames (on the publishing thread).
+
+    def _on_frame(self, frame: Frame) -> None:
+        match frame:
+            case ToolTraceStart(chat_id=chat):
+                pass
+            case ToolTraceComplete(trace=trace) | ModelCallComplete(trace=trace):
+                chat = trace.chat_id
+            case _:
+                return
+        if chat == self._chat:
+            self._send(FrameMessage(frame=frame).model_dump(mode="json"))
+
+    def _send(self, content: dict[str, Any]) -> None:
+        # The engine thread and the main thread both send; keep each message whole.
+        with self._send_lock:
+            self.send(content)
+
+    def close(self) -> None:
+        """Stop forwarding live frames and close the widget."""
+        unsubscribe, self._unsubscribe = getattr(self, "_unsubscribe", None), None
+        if unsubscribe is not None:
+            unsubscribe()
+        super().close()
+
+    # Static rendering, for nbviewer, GitHub and terminal IPython.
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data, metadata = bundle if bundle is not None else ({}, {})
+        try:
+            summary = summarize(self._runtime.store, self._chat)
+        except StoreError as exc:
+            data["text/plain"] = f"TraceViewer(chat {self._chat}): store unavailable: {exc}"
+            return data, metadata
+        data["text/plain"] = summary_text(summary)
+        data["text/html"] = summary_html(summary)
+        return data, metadata
+
+    def __repr__(self) -> str:
+        return f"<TraceViewer chat={self._chat}>"
+
+
+def _chat_uuid(value: UUID | str | None) -> UUID:
+    if value is None:
+        raise ChatIdError(
+            "no chat to show: no agent has run in this kernel yet. Run %%agent first, "
+            "or pass a chat id: TraceViewer(chat_id=...) or %traces CHAT_ID."
+        )
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ChatIdError(f"chat id must be a UUID, got {value!r}") from None
