@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 from boonb.store.database import SCHEMA_VERSION, Database, check_path
@@ -47,6 +48,8 @@ class Store:
         self.db = Database(path, lock_timeout=lock_timeout)
         self.writer = Writer(self.db, flush_interval=flush_interval)
         self.traces = TraceStore(self.db)
+        # A store nobody closed still flushes and lets go of the file at interpreter exit.
+        self._finalizer = weakref.finalize(self, self.writer.close, 30.0)
 
     @property
     def path(self) -> Path:
@@ -60,6 +63,7 @@ class Store:
             }
 
     def close(self, timeout: float | None = 30.0) -> None:
+        self._finalizer.detach()
         self.writer.close(timeout)
 
 
