@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m boonb.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check boonb tests benchmarks scripts
+	$(BIN)/ruff check boonb tests benchmarks scripts workflows
 	$(BIN)/mypy
 
 test: $(STAMP)
