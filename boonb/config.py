@@ -64,6 +64,31 @@ class Settings(BaseModel):
         description="Longest time a recorded row waits in memory before it is written.",
         json_schema_extra={"env": "BOONB_FLUSH_INTERVAL_MS"},
     )
+    workflow_max_concurrent: int = Field(
+        default=3,
+        ge=1,
+        le=64,
+        description="Workflow runs at once; more wait as pending, in order.",
+        json_schema_extra={"env": "WORKFLOW_MAX_CONCURRENT"},
+    )
+    workflow_default_budget: int = Field(
+        default=100_000,
+        ge=1,
+        description="Token budget of a workflow run that names none.",
+        json_schema_extra={"env": "WORKFLOW_DEFAULT_BUDGET"},
+    )
+    workflow_cache_size: int = Field(
+        default=100,
+        ge=0,
+        description="Agent results kept in memory by the workflow cache (the table keeps all).",
+        json_schema_extra={"env": "WORKFLOW_CACHE_SIZE"},
+    )
+    workflow_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Default time limit of a workflow run.",
+        json_schema_extra={"env": "BOONB_WORKFLOW_TIMEOUT_S"},
+    )
     lock_timeout_s: float = Field(
         default=30.0,
         gt=0,

@@ -26,6 +26,7 @@ SessionState = Literal[
 ]
 TaskState = Literal["pending", "running", "completed", "failed", "cancelled", "interrupted", "read"]
 WorkflowState = Literal["pending", "running", "completed", "failed", "cancelled", "interrupted"]
+StepState = Literal["started", "completed", "failed", "cached", "cancelled"]
 
 
 def utcnow() -> datetime:
@@ -186,7 +187,7 @@ class WorkflowStep(_Model):
     run_id: UUID
     agent_id: str
     phase: str | None = None
-    state: Literal["started", "completed", "failed", "cached", "cancelled"]
+    state: StepState
     tokens_used: int = 0
     error: str | None = None
 
