@@ -95,9 +95,7 @@ class WorkflowSpec:
             kind = _PYTHON_TYPES[spec.type]
             default = ... if spec.is_required else spec.default
             fields[name] = (kind, Field(default, description=spec.description or None))
-        return create_model(
-            f"{self.name}_args", __config__=ConfigDict(extra="forbid"), **fields
-        )
+        return create_model(f"{self.name}_args", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 @dataclass
