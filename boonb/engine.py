@@ -59,6 +59,8 @@ class EngineFuture(concurrent.futures.Future[T]):
     def _settle(self, task: asyncio.Task[T]) -> None:
         if task.cancelled():
             super().cancel()
+            # Moves CANCELLED to CANCELLED_AND_NOTIFIED, which wakes concurrent.futures.wait.
+            self.set_running_or_notify_cancel()
         elif (error := task.exception()) is not None:
             self.set_exception(error)
         else:
@@ -129,17 +131,27 @@ class Engine:
     ) -> T:
         """Run a coroutine on the engine and wait for it (from a thread other than the engine's).
 
-        ``on_tick`` is called on the waiting thread every few tens of milliseconds (to
-        print what streamed in, say). A ``KeyboardInterrupt`` while waiting (the
-        kernel's stop button) cancels the coroutine, waits up to ``cancel_grace``
-        seconds for it to wind down, and is then raised again.
+        See :meth:`wait` for ``on_tick`` and what a ``KeyboardInterrupt`` does.
         """
         if self.in_engine_thread():
             coro.close()
-            raise RuntimeError(
-                "Engine.run would deadlock on the engine's own thread; await instead"
-            )
-        future = self.submit(coro)
+            raise RuntimeError("Engine.run would deadlock on the engine's own thread; await instead")
+        return self.wait(self.submit(coro), on_tick=on_tick, cancel_grace=cancel_grace)
+
+    def wait(
+        self,
+        future: EngineFuture[T],
+        *,
+        on_tick: Callable[[], None] | None = None,
+        cancel_grace: float = 5.0,
+    ) -> T:
+        """Wait for work on the engine from another thread (a blocking cell, say).
+
+        ``on_tick`` is called on the waiting thread every few tens of milliseconds (to
+        print what streamed in). A ``KeyboardInterrupt`` while waiting (the kernel's
+        stop button) cancels the work, waits up to ``cancel_grace`` seconds for it to
+        wind down, and is then raised again.
+        """
         try:
             # Wait in short slices so a KeyboardInterrupt is seen promptly on any platform.
             while True:

@@ -168,7 +168,7 @@ def mark_interrupted(store: Store) -> int:
         dead = [
             session_id
             for session_id, pid, host in rows
-            if host == socket.gethostname() and pid != os.getpid() and not _alive(pid)
+            if host == socket.gethostname() and pid != os.getpid() and not process_alive(pid)
         ]
         for session_id in dead:
             con.execute(
@@ -206,7 +206,8 @@ def load_snapshot(store: Store, agent_session_id: uuid.UUID) -> dict[str, Any] |
     return value
 
 
-def _alive(pid: int | None) -> bool:
+def process_alive(pid: int | None) -> bool:
+    """Whether a process of this host with that id still runs."""
     if not pid:
         return False
     try:
