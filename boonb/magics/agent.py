@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -15,6 +14,7 @@ from boonb.agent.loop import AgentError, AgentResult
 from boonb.agent.sessions import SessionInfo
 from boonb.agent.tools.errors import ToolError
 from boonb.frames import Frame, MessageDelta
+from boonb.magics.follow import follow
 from boonb.runtime import get_runtime
 from boonb.store import StoreError
 
@@ -109,37 +109,25 @@ def sessions_text(found: list[SessionInfo]) -> str:
 
 def _run_streaming(agent: api.Agent, run: Coroutine[Any, Any, AgentResult]) -> Any:
     """Wait for the run on this (the cell's) thread, printing streamed text as it arrives."""
-    deltas: queue.SimpleQueue[str] = queue.SimpleQueue()
 
-    def collect(frame: Frame) -> None:
-        if isinstance(frame, MessageDelta) and frame.chat_id == agent.chat_id:
-            if frame.channel == "content":
-                deltas.put(frame.text)
+    def mine(frame: Frame) -> bool:
+        return (
+            isinstance(frame, MessageDelta)
+            and frame.chat_id == agent.chat_id
+            and frame.channel == "content"
+        )
 
-    def show() -> None:
-        text = []
-        while True:
-            try:
-                text.append(deltas.get_nowait())
-            except queue.Empty:
-                break
-        if text:
-            print("".join(text), end="", flush=True)
+    def text(frame: Frame) -> str | None:
+        return frame.text if isinstance(frame, MessageDelta) else None
 
-    runtime = get_runtime()
-    unsubscribe = runtime.bus.subscribe(collect, types={"message:delta"})
+    future = get_runtime().engine.submit(run)
     try:
-        result = runtime.engine.run(run, on_tick=show)
+        result = follow(future, types={"message:delta"}, accept=mine, render=text)
     except KeyboardInterrupt:
-        show()
         print("\nboonb: cancelled; open traces were closed as cancelled", file=sys.stderr)
         return None
     except AgentError as exc:
-        show()
         print(f"\nboonb: {exc}", file=sys.stderr)
         return None
-    finally:
-        unsubscribe()
-    show()
     print()
     return result
