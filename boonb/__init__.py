@@ -12,18 +12,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 # The public functions load on first use, so importing boonb stays cheap.
-_API = ("AgentHandle", "find_chat", "new_agent", "start", "tool", "traces")
+_API = (
+    "AgentHandle", "cache_breaks", "find_chat", "new_agent", "restore", "resume", "sessions",
+    "start", "tool", "traces",
+)  # fmt: skip
 
 __all__ = [
-    "AgentHandle",
-    "__version__",
-    "find_chat",
-    "load_ipython_extension",
-    "new_agent",
-    "start",
-    "tool",
-    "traces",
-]
+    "AgentHandle", "__version__", "cache_breaks", "find_chat", "load_ipython_extension",
+    "new_agent", "restore", "resume", "sessions", "start", "tool", "traces",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

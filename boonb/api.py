@@ -247,6 +247,16 @@ def tool(
     return register(fn) if fn is not None else register
 
 
+def cache_breaks(chat_id: uuid.UUID | str | None = None) -> list[str]:
+    """Why a chat's prompt cache missed: "cache broken by: tools changed at turn 7", ..."""
+    runtime = get_runtime()
+    chosen = chat_id if chat_id is not None else runtime.last_chat_id
+    if chosen is None:
+        raise InvalidChatId("no chat has run in this kernel yet; pass a chat id")
+    runtime.store.writer.flush()
+    return [b.message for b in runtime.store.traces.cache_breaks(chosen)]
+
+
 def traces(chat_id: uuid.UUID | str | None = None) -> duckdb.DuckDBPyRelation:
     """The traces of one chat (default: the last one) as a DuckDB relation for SQL.
 

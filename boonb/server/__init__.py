@@ -1,0 +1,38 @@
+"""boonb's Jupyter server extension: REST access to the project's traces.
+
+Enabled by ``jupyter_server_config.d/boonb.json`` (installed with the wheel), or
+explicitly with ``--ServerApp.jpserver_extensions="{'boonb.server': True}"``.
+Configure it through :class:`BoonbServer` (``--BoonbServer.db_path=...``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boonb.server.app import BoonbServer
+from boonb.server.handlers import TraceQuery, TracesHandler, handlers
+from boonb.server.traces import ChatNotFound, ProjectTraces
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "boonb.server"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    extension = BoonbServer(parent=serverapp, config=serverapp.config)
+    path = extension.database_path(serverapp.root_dir)
+    traces = ProjectTraces(path, lock_timeout=extension.database_lock_timeout())
+    web_app = serverapp.web_app
+    web_app.settings["boonb_traces"] = traces
+    web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
+    serverapp.log.info("boonb: serving traces from %s", path)
+
+
+__all__ = [
+    "BoonbServer",
+    "ChatNotFound",
+    "ProjectTraces",
+    "TraceQuery",
+    "TracesHandler",
+    "handlers",
+]
