@@ -4,9 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup
+.PHONY: demo test lint setup widgets
 
-setup: $(STAMP)
+setup: $(STAMP) widgets
+
+# The widget bundles; pip's install already built them, this rebuilds after a TS change.
+WIDGET_SOURCES := $(shell find labextension/src -type f 2>/dev/null) labextension/package.json
+widgets: boonb/static/traceviewer.js
+
+boonb/static/traceviewer.js: $(WIDGET_SOURCES) | $(STAMP)
+	cd labextension && npm run --silent build
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +21,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: setup
 	$(BIN)/python -m boonb.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check boonb tests benchmarks scripts workflows
+	$(BIN)/ruff check boonb tests benchmarks scripts workflows hatch_build.py
 	$(BIN)/mypy
 
-test: $(STAMP)
+test: setup
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory lint

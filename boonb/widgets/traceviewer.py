@@ -89,7 +89,7 @@ class TraceViewer(anywidget.AnyWidget):
     # Requests from the view (on the kernel's main thread, when no cell is running).
 
     def _on_custom_msg(self, _widget: object, content: Any, _buffers: object) -> None:
-        self._send(self.answer(content).model_dump(mode="json"))
+        self._send_message(self.answer(content).model_dump(mode="json"))
 
     def answer(self, content: Any) -> Reply:
         """The reply to one request from the view; a bad request gets an ``ErrorReply``."""
@@ -132,9 +132,9 @@ class TraceViewer(anywidget.AnyWidget):
             case _:
                 return
         if chat == self._chat:
-            self._send(FrameMessage(frame=frame).model_dump(mode="json"))
+            self._send_message(FrameMessage(frame=frame).model_dump(mode="json"))
 
-    def _send(self, content: dict[str, Any]) -> None:
+    def _send_message(self, content: dict[str, Any]) -> None:
         # The engine thread and the main thread both send; keep each message whole.
         with self._send_lock:
             self.send(content)
@@ -161,7 +161,7 @@ class TraceViewer(anywidget.AnyWidget):
         return data, metadata
 
     def __repr__(self) -> str:
-        return f"<TraceViewer chat={self._chat}>"
+        return f"<TraceViewer chat={getattr(self, '_chat', None)}>"
 
 
 def _chat_uuid(value: UUID | str | None) -> UUID:

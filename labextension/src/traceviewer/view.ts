@@ -1,0 +1,375 @@
+// The trace viewer's view: a virtualised tree fed by pages and live frames.
+import {
+  createDetail,
+  createFooter,
+  createTraceRow,
+  createTurnRow,
+  h,
+  updateFooter,
+  updateTraceRow,
+  updateTurnRow,
+} from "./dom";
+import type { KernelMessage, Request, WidgetModel } from "./protocol";
+import { ROW_HEIGHT, type Row, TraceState } from "./state";
+
+export const PAGE_LIMIT = 50;
+const MAX_HEIGHT = 440;
+const MIN_HEIGHT = ROW_HEIGHT * 2;
+const OVERSCAN = 8;
+/** Ask for the next page when the end is this close to the bottom of the viewport. */
+const LOAD_AHEAD_PX = ROW_HEIGHT * 15;
+const CACHE_REFRESH_MS = 400;
+
+type Pending = "page" | "cache";
+
+export class TraceView {
+  private readonly state = new TraceState();
+  private readonly root: HTMLElement;
+  private readonly scroller: HTMLElement;
+  private readonly spacer: HTMLElement;
+  private readonly status: HTMLElement;
+  private readonly empty: HTMLElement;
+  private readonly footer: HTMLElement;
+  private readonly rendered = new Map<string, HTMLElement>();
+  /** The trace (or show-more state) each rendered detail was built from. */
+  private readonly detailSource = new WeakMap<HTMLElement, unknown>();
+  private readonly pending = new Map<string, Pending>();
+  private readonly viewId = Math.random().toString(36).slice(2, 10);
+  private counter = 0;
+  private cursor: string | null = null;
+  private hasMore = true;
+  private pageInFlight = false;
+  private pageFailed = false;
+  private firstPageDone = false;
+  private selected: string | null = null;
+  private frameHandle = 0;
+  private cacheTimer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly model: WidgetModel,
+    el: HTMLElement,
+  ) {
+    this.root = h("div", "boonb-traceviewer");
+    this.root.dataset["chatId"] = model.get("chat_id");
+    const header = h("div", "tv-header");
+    header.append(
+      h("span", "tv-title", "Traces"),
+      h("span", "tv-chat", `chat ${model.get("chat_id").slice(0, 8)}`),
+    );
+    this.status = h("span", "tv-status", "loading…");
+    header.append(this.status);
+    this.scroller = h("div", "tv-scroller");
+    this.scroller.tabIndex = 0;
+    this.scroller.setAttribute("role", "tree");
+    this.scroller.setAttribute("aria-label", "Traces by turn");
+    this.spacer = h("div", "tv-spacer");
+    this.empty = h("div", "tv-empty", "No traces in this chat yet.");
+    this.empty.hidden = true;
+    this.scroller.append(this.spacer);
+    this.footer = createFooter();
+    this.root.append(header, this.scroller, this.empty, this.footer);
+    el.append(this.root);
+
+    this.scroller.addEventListener("scroll", this.onScroll);
+    this.scroller.addEventListener("click", this.onClick);
+    this.scroller.addEventListener("keydown", this.onKey);
+    model.on("msg:custom", this.onMessage);
+    this.updateRootData();
+    // A (re)rendered view holds nothing yet: ask the kernel for the current state.
+    this.requestPage();
+    this.request({ kind: "cache", request_id: this.nextId("cache") });
+  }
+
+  destroy(): void {
+    this.closed = true;
+    this.model.off("msg:custom", this.onMessage);
+    this.scroller.removeEventListener("scroll", this.onScroll);
+    this.scroller.removeEventListener("click", this.onClick);
+    this.scroller.removeEventListener("keydown", this.onKey);
+    if (this.frameHandle !== 0) cancelAnimationFrame(this.frameHandle);
+    if (this.cacheTimer !== null) clearTimeout(this.cacheTimer);
+    this.root.remove();
+  }
+
+  // Kernel messages
+
+  private nextId(kind: Pending): string {
+    this.counter += 1;
+    return `${this.viewId}:${kind}:${this.counter}`;
+  }
+
+  private request(message: Request): void {
+    this.pending.set(message.request_id, message.kind);
+    this.model.send(message);
+  }
+
+  private requestPage(): void {
+    if (this.pageInFlight || !this.hasMore || this.pageFailed) return;
+    this.pageInFlight = true;
+    this.root.dataset["loading"] = "page";
+    this.request({
+      kind: "page",
+      request_id: this.nextId("page"),
+      cursor: this.cursor,
+      limit: PAGE_LIMIT,
+    });
+  }
+
+  private readonly onMessage = (message: KernelMessage): void => {
+    if (this.closed) return;
+    switch (message.kind) {
+      case "frame": {
+        const completed = this.state.applyFrame(message.frame);
+        if (completed !== null) {
+          this.state.addToTotals(completed);
+          this.refreshCacheSoon();
+        }
+        this.schedule();
+        return;
+      }
+      case "page":
+        if (!this.pending.delete(message.request_id)) return; // another view's reply
+        for (const trace of message.traces) this.state.upsert(trace, false);
+        this.cursor = message.next_cursor;
+        this.hasMore = message.next_cursor !== null;
+        this.pageInFlight = false;
+        this.firstPageDone = true;
+        delete this.root.dataset["loading"];
+        this.schedule();
+        return;
+      case "cache":
+        if (!this.pending.delete(message.request_id)) return;
+        this.state.setCache(message.turns, message.totals);
+        this.schedule();
+        return;
+      case "error": {
+        if (message.request_id === null) return;
+        const kind = this.pending.get(message.request_id);
+        if (kind === undefined) return;
+        this.pending.delete(message.request_id);
+        if (kind === "page") {
+          this.pageInFlight = false;
+          this.pageFailed = true; // no retry loop; a re-render asks again
+          delete this.root.dataset["loading"];
+        }
+        this.status.textContent = `error: ${message.message}`;
+        this.status.classList.add("is-error");
+        return;
+      }
+    }
+  };
+
+  private refreshCacheSoon(): void {
+    if (this.cacheTimer !== null) clearTimeout(this.cacheTimer);
+    this.cacheTimer = setTimeout(() => {
+      this.cacheTimer = null;
+      if (!this.closed) this.request({ kind: "cache", request_id: this.nextId("cache") });
+    }, CACHE_REFRESH_MS);
+  }
+
+  // Painting
+
+  private schedule(): void {
+    if (this.frameHandle !== 0 || this.closed) return;
+    this.frameHandle = requestAnimationFrame(() => {
+      this.frameHandle = 0;
+      this.paint();
+    });
+  }
+
+  private paint(): void {
+    const state = this.state;
+    const rows = state.rows();
+    const offsets = state.offsets();
+    const total = offsets[rows.length] ?? 0;
+    this.spacer.style.height = `${total}px`;
+    const height = Math.max(MIN_HEIGHT, Math.min(MAX_HEIGHT, total));
+    this.scroller.style.height = `${height}px`;
+    this.empty.hidden = !(this.firstPageDone && rows.length === 0);
+
+    const viewport = this.scroller.clientHeight || height;
+    const top = this.scroller.scrollTop;
+    const first = Math.max(0, state.rowAt(top) - OVERSCAN);
+    const last = Math.min(rows.length - 1, state.rowAt(top + viewport) + OVERSCAN);
+
+    const keep = new Set<string>();
+    for (let i = first; i <= last; i++) {
+      const row = rows[i];
+      if (row === undefined) continue;
+      keep.add(row.key);
+      const el = this.rowElement(row);
+      el.style.top = `${offsets[i] ?? 0}px`;
+      el.classList.toggle("is-selected", row.key === this.selected);
+      el.setAttribute("aria-selected", String(row.key === this.selected));
+      if (el.parentNode !== this.spacer) this.spacer.append(el);
+    }
+    for (const [key, el] of this.rendered) {
+      if (!keep.has(key)) {
+        el.remove();
+        this.rendered.delete(key);
+      }
+    }
+    updateFooter(this.footer, state.totals);
+    this.updateRootData();
+    if (top + viewport >= total - LOAD_AHEAD_PX) this.requestPage();
+  }
+
+  private rowElement(row: Row): HTMLElement {
+    const state = this.state;
+    let el = this.rendered.get(row.key);
+    switch (row.type) {
+      case "turn":
+        el ??= createTurnRow();
+        updateTurnRow(
+          el,
+          row.turn,
+          state.cache.get(row.turn.turn),
+          state.collapsedTurns.has(row.turn.turn),
+        );
+        break;
+      case "trace":
+        el ??= createTraceRow();
+        updateTraceRow(el, row.item, state.expanded.has(row.item.trace.id), state.maxLatency);
+        break;
+      case "detail": {
+        const showMore = state.showMore.has(row.item.trace.id);
+        const source = `${showMore}`;
+        if (
+          el === undefined ||
+          this.detailSource.get(el) !== row.item.trace ||
+          el.dataset["showMore"] !== source
+        ) {
+          el?.remove();
+          el = createDetail(row.item.trace, showMore);
+          el.dataset["showMore"] = source;
+          this.detailSource.set(el, row.item.trace);
+        }
+        break;
+      }
+    }
+    el.dataset["rowKey"] = row.key;
+    this.rendered.set(row.key, el);
+    return el;
+  }
+
+  private updateRootData(): void {
+    const data = this.root.dataset;
+    data["loaded"] = String(this.state.items.size);
+    data["hasMore"] = String(this.hasMore);
+    data["ready"] = String(this.firstPageDone);
+    data["turns"] = String(this.state.turns.size);
+    const totals = this.state.totals;
+    const parts = [`${this.state.items.size} loaded`];
+    if (totals !== null) parts[0] = `${this.state.items.size} of ${totals.traces} loaded`;
+    if (this.pageInFlight) parts.push("loading…");
+    if (!this.status.classList.contains("is-error")) this.status.textContent = parts.join(" · ");
+  }
+
+  // Interaction
+
+  private readonly onScroll = (): void => this.schedule();
+
+  private readonly onClick = (event: MouseEvent): void => {
+    const target = event.target as HTMLElement;
+    if (target.closest(".tv-show-more") !== null) {
+      const detail = target.closest<HTMLElement>(".tv-detail");
+      const id = detail?.dataset["detailFor"];
+      if (id !== undefined) this.toggle(this.state.showMore, id);
+      return;
+    }
+    const row = target.closest<HTMLElement>(".tv-turn, .tv-trace");
+    const key = row?.dataset["rowKey"];
+    if (row === null || row === undefined || key === undefined) return;
+    this.selected = key;
+    this.setExpanded(key, !this.isExpanded(key));
+    this.scroller.focus({ preventScroll: true });
+  };
+
+  private readonly onKey = (event: KeyboardEvent): void => {
+    const keys = this.selectableKeys();
+    if (keys.length === 0) return;
+    const index = this.selected === null ? -1 : keys.indexOf(this.selected);
+    switch (event.key) {
+      case "ArrowDown":
+        this.select(keys[Math.min(keys.length - 1, index + 1)] ?? null);
+        break;
+      case "ArrowUp":
+        this.select(keys[Math.max(0, index - 1)] ?? null);
+        break;
+      case "Home":
+        this.select(keys[0] ?? null);
+        break;
+      case "End":
+        this.select(keys[keys.length - 1] ?? null);
+        break;
+      case "Enter":
+      case "ArrowRight":
+        if (this.selected !== null) this.setExpanded(this.selected, true);
+        break;
+      case "ArrowLeft":
+        if (this.selected === null) break;
+        if (this.isExpanded(this.selected)) this.setExpanded(this.selected, false);
+        else if (this.selected.startsWith("trace:")) {
+          const item = this.state.items.get(this.selected.slice("trace:".length));
+          if (item !== undefined) this.select(`turn:${item.trace.turn_number}`);
+        }
+        break;
+      default:
+        return;
+    }
+    event.preventDefault();
+  };
+
+  private selectableKeys(): string[] {
+    return this.state
+      .rows()
+      .filter((row) => row.type !== "detail")
+      .map((row) => row.key);
+  }
+
+  private select(key: string | null): void {
+    if (key === null) return;
+    this.selected = key;
+    this.root.dataset["selected"] = key;
+    const rows = this.state.rows();
+    const index = rows.findIndex((row) => row.key === key);
+    const offsets = this.state.offsets();
+    const top = offsets[index] ?? 0;
+    const viewport = this.scroller.clientHeight || MAX_HEIGHT;
+    if (top < this.scroller.scrollTop) this.scroller.scrollTop = top;
+    else if (top + ROW_HEIGHT > this.scroller.scrollTop + viewport) {
+      this.scroller.scrollTop = top + ROW_HEIGHT - viewport;
+    }
+    this.schedule();
+  }
+
+  private isExpanded(key: string): boolean {
+    if (key.startsWith("turn:")) {
+      return !this.state.collapsedTurns.has(Number(key.slice("turn:".length)));
+    }
+    return this.state.expanded.has(key.slice("trace:".length));
+  }
+
+  private setExpanded(key: string, open: boolean): void {
+    if (key.startsWith("turn:")) {
+      const turn = Number(key.slice("turn:".length));
+      if (open) this.state.collapsedTurns.delete(turn);
+      else this.state.collapsedTurns.add(turn);
+    } else {
+      const id = key.slice("trace:".length);
+      if (open) this.state.expanded.add(id);
+      else this.state.expanded.delete(id);
+    }
+    this.root.dataset["selected"] = key;
+    this.state.invalidate();
+    this.schedule();
+  }
+
+  private toggle(set: Set<string>, id: string): void {
+    if (set.has(id)) set.delete(id);
+    else set.add(id);
+    this.state.invalidate();
+    this.schedule();
+  }
+}
