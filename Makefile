@@ -16,6 +16,7 @@ boonb/static/traceviewer.js: $(WIDGET_SOURCES) | $(STAMP)
 	cd labextension && npm run --silent build
 
 $(STAMP): pyproject.toml
+	scripts/ensure-chromium
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -135,7 +135,7 @@ class Engine:
         """
         if self.in_engine_thread():
             coro.close()
-            raise RuntimeError("Engine.run would deadlock on the engine's own thread; await instead")
+            raise RuntimeError("Engine.run on the engine's own thread would deadlock; await it")
         return self.wait(self.submit(coro), on_tick=on_tick, cancel_grace=cancel_grace)
 
     def wait(

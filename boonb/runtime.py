@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from boonb.agent.loop import Agent
     from boonb.agent.sessions import SessionSaver
     from boonb.sim import SimServer
+    from boonb.workflow.manager import WorkflowManager
 
 
 class Runtime:
@@ -50,6 +51,7 @@ class Runtime:
         self.last_chat_id: uuid.UUID | None = None
         self._sim: SimServer | None = None
         self._clients: dict[tuple[str, str, str, str | None], ChatClient] = {}
+        self._workflows: WorkflowManager | None = None
 
     @property
     def settings(self) -> config.Settings:
@@ -100,6 +102,18 @@ class Runtime:
         }
         return make_row("sessions", values, action="upsert")
 
+    @property
+    def workflows(self) -> WorkflowManager:
+        """The workflow manager, created on first use (discovery runs then, once)."""
+        if self._workflows is None:
+            from boonb.workflow.manager import WorkflowManager
+
+            manager = WorkflowManager(self)  # outside the lock: it opens the store
+            with self._lock:
+                if self._workflows is None:
+                    self._workflows = manager
+        return self._workflows
+
     def provider(self) -> ProviderChoice:
         """The provider the settings select; starts the simulator when it is the one."""
         settings = self.settings
@@ -139,6 +153,8 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
+        if self._workflows is not None and self.engine.running:
+            self.engine.run(self._workflows.aclose())  # stop the sandbox workers first
         self.engine.shutdown()
         with self._lock:
             self._close_store()

@@ -13,7 +13,7 @@ from boonb import api
 from boonb.frames import Frame, WorkflowLog, WorkflowStep
 from boonb.runtime import Runtime
 from boonb.sim import Rule
-from boonb.workflow.budgets import BudgetExceeded
+from boonb.workflow.budgets import Budget, BudgetExceeded
 from boonb.workflow.cache import ResultCache
 from boonb.workflow.runner import AgentSpec, WorkflowError, WorkflowRun
 
@@ -81,7 +81,9 @@ def test_a_shared_budget_stops_parallel_agents_with_the_message(runtime: Runtime
         match=r"budget exceeded: used [\d,]+ of 5,000 tokens "
         r"in phase scan",
     ):
-        runtime.engine.run(run.run_phase("scan", [("x", 1), ("y", 2), ("z", 3)], budget=5_000))
+        runtime.engine.run(
+            run.run_phase("scan", [("x", 1), ("y", 2), ("z", 3)], budget=Budget(5_000))
+        )
     assert run.tokens_used >= 5_000
 
     def model_calls() -> int:

@@ -7,10 +7,11 @@ from IPython.core.interactiveshell import InteractiveShell
 from boonb.magics.agent import AgentMagics
 from boonb.magics.status import BoonbMagics
 from boonb.magics.traces import TracesMagics
+from boonb.magics.workflow import WorkflowMagics
 
 
 def register(shell: InteractiveShell) -> None:
-    shell.register_magics(BoonbMagics, AgentMagics, TracesMagics)
+    shell.register_magics(BoonbMagics, AgentMagics, TracesMagics, WorkflowMagics)
 
 
-__all__ = ["AgentMagics", "BoonbMagics", "TracesMagics", "register"]
+__all__ = ["AgentMagics", "BoonbMagics", "TracesMagics", "WorkflowMagics", "register"]

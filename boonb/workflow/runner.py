@@ -46,7 +46,7 @@ class AgentSpec:
     prompt: str
     model: str | None = None
     tools: tuple[str, ...] | None = None
-    budget: int | None = None
+    budget: Budget | None = None
     cache: bool = True
 
 
@@ -76,6 +76,7 @@ class WorkflowRun:
         self.budget = Budget(budget)
         self.scope = Scope((self.budget,))
         self.agents: dict[str, AgentSpec] = {}
+        self.budgets: dict[str, Budget] = {}
         self.phase: str | None = None
         self.agents_done = 0
         self.agents_total = 0
@@ -91,9 +92,20 @@ class WorkflowRun:
     # The operations a script can ask for.
 
     def register(self, spec: AgentSpec) -> None:
+        """Declare an agent; the same id again must mean the same agent."""
         if not spec.prompt.strip():
             raise WorkflowError(f"agent {spec.id!r} needs a prompt")
+        known = self.agents.get(spec.id)
+        if known is not None and known != spec:
+            raise WorkflowError(f"agent id {spec.id!r} is already used by another agent")
         self.agents[spec.id] = spec
+
+    def budget_for(self, budget_id: str, limit: int) -> Budget:
+        """The budget a script made with ``budget(limit)``: one object however often it is used."""
+        budget = self.budgets.get(budget_id)
+        if budget is None:
+            budget = self.budgets[budget_id] = Budget(limit, phase=self.phase)
+        return budget
 
     async def run_agent(
         self, agent_id: str, input: JsonValue, *, scope: Scope | None = None
@@ -102,9 +114,7 @@ class WorkflowRun:
         if spec is None:
             known = ", ".join(sorted(self.agents)) or "none"
             raise WorkflowError(f"no agent {agent_id!r} was registered; registered: {known}")
-        scope = (scope or self.scope).inner(
-            Budget(spec.budget, phase=self.phase) if spec.budget else None
-        )
+        scope = (scope or self.scope).inner(spec.budget)
         scope.check()
         self.agents_total += 1
         self._status()
@@ -166,10 +176,10 @@ class WorkflowRun:
         return content
 
     async def parallel(
-        self, items: Sequence[tuple[str, JsonValue]], *, budget: int | None = None
+        self, items: Sequence[tuple[str, JsonValue]], *, budget: Budget | None = None
     ) -> list[str | None]:
         """Run agents at once; a failed agent's slot is None (its error is logged)."""
-        scope = self.scope.inner(Budget(budget, phase=self.phase) if budget else None)
+        scope = self.scope.inner(budget)
         outcomes = await asyncio.gather(
             *(self.run_agent(agent_id, value, scope=scope) for agent_id, value in items),
             return_exceptions=True,
@@ -189,11 +199,13 @@ class WorkflowRun:
         return results
 
     async def run_phase(
-        self, name: str, items: Sequence[tuple[str, JsonValue]], *, budget: int | None = None
+        self, name: str, items: Sequence[tuple[str, JsonValue]], *, budget: Budget | None = None
     ) -> dict[str, str | None]:
         """Run a phase's agents at once under its own budget; results keyed by agent id."""
         outer = self.phase
         self.phase = name
+        if budget is not None and budget.phase is None:
+            budget.phase = name
         self._status()
         try:
             results = await self.parallel(items, budget=budget)

@@ -1,0 +1,1 @@
+"""Workflows: scripts that orchestrate agents, run in a sandbox (DESIGN.md section 7)."""

@@ -1,0 +1,1 @@
+"""Real-browser tests: a real JupyterLab server driven by headless Chromium through Playwright."""

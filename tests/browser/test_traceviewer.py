@@ -1,0 +1,383 @@
+"""The trace viewer in a real JupyterLab: grouping, colours, details, paging, live rows, theme.
+
+Traces are seeded straight into the kernel's store (or published on its bus), so each test
+controls exactly what the view must show.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from playwright.sync_api import Locator, expect
+
+from .conftest import ARTIFACTS_DIR
+from .lab_page import Notebook, NotebookFactory
+
+SETUP = """
+import uuid
+from datetime import UTC, datetime, timedelta
+from boonb.frames import (
+    CacheSegment, ModelCallComplete, ToolTraceComplete, ToolTraceStart, TraceRecord,
+)
+from boonb.runtime import get_runtime
+from boonb.widgets import TraceViewer
+
+rt = get_runtime()
+store = rt.store
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+chat = uuid.uuid4()
+session = uuid.uuid4()
+
+def trace(turn, seconds, *, kind="tool", name="read_file", latency_ms=100.0, **fields):
+    fields.setdefault("input", {"path": "a.txt"})
+    fields.setdefault("output", "ok")
+    return TraceRecord(
+        id=uuid.uuid4(), session_id=session, chat_id=chat, turn_number=turn, kind=kind,
+        tool_name=name, started_at=T0 + timedelta(seconds=seconds), latency_ms=latency_ms,
+        **fields,
+    )
+
+def model(turn, seconds, *, input_tokens=1000, cache_tokens=0, output_tokens=100, **fields):
+    return trace(
+        turn, seconds, kind="model", name="sim-model", input_tokens=input_tokens,
+        cache_tokens=cache_tokens, cache_miss_tokens=input_tokens - cache_tokens,
+        output_tokens=output_tokens, tokens_used=input_tokens + output_tokens, **fields,
+    )
+
+def add(record, cache=()):
+    if record.kind == "model":
+        store.writer.enqueue(ModelCallComplete(trace=record, cache=list(cache)))
+    else:
+        store.writer.enqueue(ToolTraceComplete(trace=record))
+    return record
+"""
+
+#: Row kinds in screen order ("turn:N", "model:N", "tool:N"), read from their offsets.
+ROWS_IN_ORDER = """root => [...root.querySelectorAll('.tv-turn, .tv-trace')]
+  .sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))
+  .map(r => (r.classList.contains('tv-turn') ? 'turn' : r.dataset.kind) + ':' + r.dataset.turn)"""
+
+
+def open_viewer(notebook: NotebookFactory, name: str, seed: str) -> tuple[Notebook, Locator]:
+    nb = notebook.open(name)
+    nb.run_cell(SETUP)
+    nb.run_cell(seed + "\n_ = None")
+    out = nb.run_cell("viewer = TraceViewer(chat)\nviewer")
+    viewer = out.locator(".boonb-traceviewer")
+    expect(viewer).to_have_attribute("data-ready", "true")
+    return nb, viewer
+
+
+def kernel_json(nb: Notebook, expression: str) -> object:
+    out = nb.run_cell(f"import json as _json\nprint(_json.dumps({expression}))")
+    return json.loads(out.inner_text())
+
+
+def test_traces_are_grouped_by_turn_and_turns_collapse(notebook: NotebookFactory) -> None:
+    seed = """
+add(model(0, 0, latency_ms=900))
+add(trace(0, 1, name="list_files", latency_ms=300))
+add(trace(0, 2, name="read_file", latency_ms=500))
+add(model(1, 10, latency_ms=700))
+add(trace(1, 11, name="grep", latency_ms=200))
+"""
+    nb, viewer = open_viewer(notebook, "grouping.ipynb", seed)
+    expect(viewer.locator(".tv-turn")).to_have_count(2)
+    assert viewer.evaluate(ROWS_IN_ORDER) == [
+        "turn:0", "model:0", "tool:0", "tool:0", "turn:1", "model:1", "tool:1",
+    ]  # fmt: skip
+    turn0 = viewer.locator('.tv-turn[data-turn="0"]')
+    expect(turn0).to_contain_text("Turn 0")
+    # 2 tools; 1.1K tokens (the model call's 1000 in + 100 out); span 0 s .. 2.5 s.
+    expect(turn0.locator(".tv-turn-summary")).to_have_text(" · 2 tools · 1.1K tokens · 2.5 s")
+    expect(viewer.locator('.tv-trace[data-turn="1"] .tv-badge')).to_have_text(["sim-model", "grep"])
+
+    turn0.click()
+    expect(turn0).to_have_attribute("aria-expanded", "false")
+    expect(viewer.locator('.tv-trace[data-turn="0"]')).to_have_count(0)
+    expect(viewer.locator('.tv-trace[data-turn="1"]')).to_have_count(2)
+    turn0.click()
+    expect(viewer.locator('.tv-trace[data-turn="0"]')).to_have_count(3)
+
+    # A refreshed page asks the kernel again and shows the same rows.
+    nb.reload()
+    viewer = nb.output(2).locator(".boonb-traceviewer")
+    expect(viewer).to_have_attribute("data-ready", "true")
+    expect(viewer.locator(".tv-trace")).to_have_count(5)
+
+
+def test_latency_bars_are_coloured_and_scaled_to_the_slowest_call(
+    notebook: NotebookFactory,
+) -> None:
+    seed = """
+add(trace(0, 0, name="fast", latency_ms=200))
+add(trace(0, 1, name="medium", latency_ms=2000))
+add(trace(0, 2, name="slow", latency_ms=6000))
+"""
+    _nb, viewer = open_viewer(notebook, "latency.ipynb", seed)
+    for latency, cls, text in [
+        ("200", "latency-fast", "200 ms"),
+        ("2000", "latency-medium", "2.0 s"),
+        ("6000", "latency-slow", "6.0 s"),
+    ]:
+        row = viewer.locator(f'.tv-trace[data-latency-ms="{latency}"]')
+        expect(row.locator(".tv-latency-bar")).to_have_class(re.compile(rf"\b{cls}\b"))
+        expect(row.locator(".tv-latency-text")).to_have_text(text)
+    colours = {
+        name: viewer.locator(
+            f'.tv-trace:has(.tv-badge:text-is("{name}")) .tv-latency-bar'
+        ).evaluate("el => getComputedStyle(el).backgroundColor")
+        for name in ("fast", "medium", "slow")
+    }
+    assert len(set(colours.values())) == 3, colours
+
+    def bar_share(name: str) -> float:
+        row = viewer.locator(f'.tv-trace:has(.tv-badge:text-is("{name}"))')
+        return row.locator(".tv-latency-bar").evaluate(
+            "el => el.getBoundingClientRect().width"
+            " / el.parentElement.getBoundingClientRect().width"
+        )
+
+    viewer.page.wait_for_timeout(400)  # let the width transition finish
+    assert abs(bar_share("slow") - 1.0) < 0.02
+    assert abs(bar_share("medium") - 2000 / 6000) < 0.02
+
+
+def test_expanding_a_row_shows_its_json_and_error_without_inline_images(
+    notebook: NotebookFactory,
+) -> None:
+    seed = """
+image = "data:image/png;base64," + "iVBORw0KGgo" * 2000
+raw = "iVBORw0KGgoAAAANSUhEUgAA" * 20
+add(trace(0, 0, name="read_file", input={"path": "notes.txt", "n": 3, "flag": True},
+          output={"lines": ["alpha", "beta"], "preview": image, "raw": raw, "none": None}))
+add(trace(0, 1, name="grep", outcome="error", error="grep: pattern too long",
+          input={"pattern": "x" * 9000}, output=None))
+"""
+    _nb, viewer = open_viewer(notebook, "expand.ipynb", seed)
+    row = viewer.locator('.tv-trace:has(.tv-badge:text-is("read_file"))')
+    trace_id = row.get_attribute("data-trace-id")
+    row.click()
+    expect(row).to_have_attribute("aria-expanded", "true")
+    detail = viewer.locator(f'.tv-detail[data-detail-for="{trace_id}"]')
+    expect(detail).to_be_visible()
+    json_input = detail.locator(".tv-json-input")
+    assert json.loads(json_input.inner_text()) == {"path": "notes.txt", "n": 3, "flag": True}
+    expect(json_input.locator(".json-key")).to_have_text(['"path"', '"n"', '"flag"'])
+    expect(json_input.locator(".json-number")).to_have_text("3")
+    expect(json_input.locator(".json-boolean")).to_have_text("true")
+    output = detail.locator(".tv-json-output")
+    expect(output).to_contain_text('"alpha"')
+    expect(output.locator(".json-null")).to_have_text("null")
+    expect(output).to_contain_text("image/png data URI")
+    expect(output).to_contain_text("base64 data, 360 B")
+    assert "iVBORw0KGgo" not in output.inner_text()
+    expect(detail.locator("img")).to_have_count(0)
+
+    # The error row: red marker, the message, and a long payload cut with "show more".
+    failed = viewer.locator(".tv-trace.is-error")
+    expect(failed).to_have_count(1)
+    failed.click()
+    failed_id = failed.get_attribute("data-trace-id")
+    failed_detail = viewer.locator(f'.tv-detail[data-detail-for="{failed_id}"]')
+    expect(failed_detail.locator(".tv-error-message")).to_have_text("grep: pattern too long")
+    short = len(failed_detail.locator(".tv-json-input").inner_text())
+    assert short < 6000
+    failed_detail.locator(".tv-show-more").click()
+    expect(failed_detail.locator(".tv-show-more")).to_have_text("show less")
+    assert len(failed_detail.locator(".tv-json-input").inner_text()) > 9000
+
+
+def test_keyboard_moves_the_selection_and_expands_and_collapses(
+    notebook: NotebookFactory,
+) -> None:
+    seed = """
+add(model(0, 0))
+add(trace(0, 1, name="list_files"))
+add(model(1, 10))
+"""
+    _nb, viewer = open_viewer(notebook, "keys.ipynb", seed)
+    tree = viewer.locator(".tv-scroller")
+    tree.focus()
+    tree.press("ArrowDown")  # turn 0
+    tree.press("ArrowDown")  # its model call
+    tree.press("ArrowDown")  # list_files
+    selected = viewer.locator(".tv-row.is-selected")
+    expect(selected.locator(".tv-badge")).to_have_text("list_files")
+    tree.press("Enter")
+    expect(viewer.locator(".tv-detail")).to_have_count(1)
+    tree.press("ArrowLeft")
+    expect(viewer.locator(".tv-detail")).to_have_count(0)
+    tree.press("ArrowLeft")  # a collapsed trace: up to its turn
+    expect(selected).to_have_attribute("data-turn", "0")
+    expect(selected).to_have_class(re.compile(r"\btv-turn\b"))
+    tree.press("ArrowLeft")  # collapse the turn
+    expect(viewer.locator('.tv-trace[data-turn="0"]')).to_have_count(0)
+    tree.press("ArrowRight")
+    expect(viewer.locator('.tv-trace[data-turn="0"]')).to_have_count(2)
+
+
+def test_scrolling_to_the_end_loads_the_next_pages(notebook: NotebookFactory) -> None:
+    seed = """
+for i in range(120):
+    add(trace(i // 10, i, name=f"tool_{i:03d}"))
+"""
+    _nb, viewer = open_viewer(notebook, "paging.ipynb", seed)
+    expect(viewer).to_have_attribute("data-loaded", "50")
+    expect(viewer).to_have_attribute("data-has-more", "true")
+    scroller = viewer.locator(".tv-scroller")
+    scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(viewer).to_have_attribute("data-loaded", "100")
+    scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(viewer).to_have_attribute("data-loaded", "120")
+    expect(viewer).to_have_attribute("data-has-more", "false")
+    scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    last_row = """root => [...root.querySelectorAll('.tv-trace')]
+      .sort((a, b) => parseFloat(b.style.top) - parseFloat(a.style.top))[0]
+      .querySelector('.tv-badge').textContent"""
+    viewer.page.wait_for_function(
+        f"el => ({last_row})(el) === 'tool_119'", arg=viewer.element_handle()
+    )
+    # Virtualised: only the window of rows (plus overscan) is in the DOM.
+    assert viewer.locator(".tv-row").count() < 50
+
+
+def test_a_trace_arriving_while_the_view_is_open_appears_in_place(
+    notebook: NotebookFactory,
+) -> None:
+    seed = "add(model(0, 0, input_tokens=1000, cache_tokens=0))"
+    nb, viewer = open_viewer(notebook, "live.ipynb", seed)
+    expect(viewer.locator(".tv-footer .tv-totals")).to_have_attribute("data-traces", "1")
+    nb.run_cell(
+        "live = trace(0, 5, name='fetch_url', latency_ms=1500.0)\n"
+        "rt.bus.publish(ToolTraceStart(trace_id=live.id, session_id=session, chat_id=chat,\n"
+        "    turn_number=0, tool_name='fetch_url', input={'url': 'x'}, started_at=live.started_at))"
+    )
+    row = viewer.locator('.tv-trace:has(.tv-badge:text-is("fetch_url"))')
+    expect(row).to_have_class(re.compile(r"\bis-running\b"))
+    expect(row.locator(".tv-latency-text")).to_have_text("running…")
+    # The runtime's writer is subscribed to the bus, so publishing also stores the row.
+    nb.run_cell(
+        "rt.bus.publish(ToolTraceComplete(trace=live))\n"
+        "rt.bus.publish(ModelCallComplete(trace=model(1, 10, input_tokens=2000, "
+        "cache_tokens=1000)))"
+    )
+    expect(row).not_to_have_class(re.compile(r"\bis-running\b"))
+    expect(row.locator(".tv-latency-text")).to_have_text("1.5 s")
+    expect(row.locator(".tv-latency-bar")).to_have_class(re.compile(r"\blatency-medium\b"))
+    expect(viewer.locator(".tv-trace")).to_have_count(3)
+    expect(viewer.locator(".tv-turn")).to_have_count(2)
+    totals = viewer.locator(".tv-footer .tv-totals")
+    expect(totals).to_have_attribute("data-traces", "3")
+    rate = viewer.locator(".tv-footer .tv-cache-rate")
+    expect(rate).to_have_text("Cache hit rate: 33% (1K/3K tokens)")
+    expect(rate).to_have_class(re.compile(r"\brate-fair\b"))
+
+
+def test_footer_and_cache_bars_match_the_sql_aggregates(notebook: NotebookFactory) -> None:
+    seed = """
+def seg(name, tokens, hit, digest, prefix=None):
+    return CacheSegment(segment=name, tokens=tokens, hit_tokens=hit, miss_tokens=tokens - hit,
+                        hash=digest, prefix_hash=prefix)
+add(model(0, 0, input_tokens=3000, cache_tokens=0),
+    [seg("system", 1000, 0, "s"), seg("history", 2000, 0, "h0")])
+add(trace(0, 1, name="list_files"))
+add(model(1, 10, input_tokens=4000, cache_tokens=3000),
+    [seg("system", 1000, 1000, "s", "s"), seg("history", 3000, 2000, "h1", "h0")])
+add(trace(1, 11, name="grep", outcome="error", error="no match"))
+add(model(2, 20, input_tokens=4500, cache_tokens=1000),
+    [seg("system", 1000, 1000, "s", "s"), seg("history", 3500, 0, "h2", "changed")])
+"""
+    nb, viewer = open_viewer(notebook, "footer.ipynb", seed)
+    sql = kernel_json(
+        nb,
+        "store.db.connection().__enter__().execute("
+        "'SELECT sum(cache_tokens), sum(input_tokens), count(*), "
+        "count(*) FILTER (outcome = \\'error\\'), sum(tokens_used) "
+        "FROM tool_traces WHERE chat_id = ?', [chat]).fetchone()",
+    )
+    assert isinstance(sql, list)
+    cache_tokens, input_tokens, traces, errors, tokens_used = sql
+    assert (cache_tokens, input_tokens) == (4000, 11500)
+    rate = viewer.locator(".tv-footer .tv-cache-rate")
+    expect(rate).to_have_attribute("data-cache-tokens", str(cache_tokens))
+    expect(rate).to_have_attribute("data-input-tokens", str(input_tokens))
+    expect(rate).to_have_text(
+        f"Cache hit rate: {round(100 * cache_tokens / input_tokens)}% (4K/11.5K tokens)"
+    )
+    expect(rate).to_have_class(re.compile(r"\brate-fair\b"))  # 35%
+    totals = viewer.locator(".tv-footer .tv-totals")
+    expect(totals).to_have_attribute("data-traces", str(traces))
+    expect(totals).to_have_attribute("data-errors", str(errors))
+    expect(totals).to_have_attribute("data-tokens-used", str(tokens_used))
+
+    turn_rates = kernel_json(
+        nb,
+        "[(t, round(100 * c / i)) for t, c, i in store.db.connection().__enter__().execute("
+        '"SELECT turn_number, sum(cache_tokens), sum(input_tokens) FROM tool_traces '
+        "WHERE chat_id = ? AND kind = 'model' GROUP BY 1 ORDER BY 1\", [chat]).fetchall()]",
+    )
+    assert turn_rates == [[0, 0], [1, 75], [2, 22]]
+    for turn, percent in turn_rates:  # type: ignore[union-attr]
+        badge = viewer.locator(f'.tv-turn[data-turn="{turn}"] .tv-hit-rate')
+        expect(badge).to_have_text(f"{percent}%")
+    expect(viewer.locator('.tv-turn[data-turn="1"] .tv-hit-rate')).to_have_class(
+        re.compile(r"\brate-good\b")
+    )
+    expect(viewer.locator('.tv-turn[data-turn="2"] .tv-hit-rate')).to_have_class(
+        re.compile(r"\brate-poor\b")
+    )
+    broken = viewer.locator('.tv-turn[data-turn="2"] .tv-cache')
+    expect(broken).to_have_attribute("data-broken-by", "history")
+    title = broken.get_attribute("title") or ""
+    assert "cache broken by: history changed" in title
+    assert "system: 1K/1K cached" in title and "history: 0/3.5K cached" in title
+
+
+def test_the_view_reads_well_in_the_dark_theme(notebook: NotebookFactory) -> None:
+    seed = """
+add(model(0, 0, input_tokens=2000, cache_tokens=1500))
+add(trace(0, 1, name="slow", latency_ms=6000))
+add(trace(0, 2, name="failing", outcome="error", error="boom"))
+"""
+    nb, viewer = open_viewer(notebook, "theme.ipynb", seed)
+    style = """el => {
+      const s = getComputedStyle(el);
+      return [s.backgroundColor, s.color];
+    }"""
+    light_bg, light_fg = viewer.evaluate(style)
+    nb.screenshot("traceviewer-light")
+    viewer.screenshot(path=ARTIFACTS_DIR / "traceviewer-widget-light.png")
+    nb.set_theme("dark")
+    expect(viewer).not_to_have_css("background-color", light_bg)
+    dark_bg, dark_fg = viewer.evaluate(style)
+    assert dark_bg != light_bg and dark_fg != light_fg
+    assert _luminance(dark_bg) < _luminance(light_bg)
+    assert _luminance(dark_fg) > _luminance(dark_bg)  # text stays readable
+    viewer.locator(".tv-trace.is-error").click()  # show a detail in the picture too
+    nb.screenshot("traceviewer-dark")
+    viewer.screenshot(path=ARTIFACTS_DIR / "traceviewer-widget-dark.png")
+
+
+def test_traces_magic_shows_a_real_agent_run(notebook: NotebookFactory) -> None:
+    nb = notebook.open("magic.ipynb")
+    nb.run_cell(
+        "%load_ext boonb\n"
+        "from boonb.runtime import get_runtime\n"
+        "from boonb.sim import Rule\n"
+        "get_runtime().simulator().add_rule(\n"
+        "    Rule('look around', tool_calls=[{'name': 'list_files', 'arguments': {}}]))"
+    )
+    nb.run_cell("%%agent --max-turns 3\nPlease look around the project.")
+    out = nb.run_cell("%traces")
+    viewer = out.locator(".boonb-traceviewer")
+    expect(viewer).to_have_attribute("data-ready", "true")
+    expect(viewer.locator('.tv-trace[data-kind="tool"] .tv-badge').first).to_have_text("list_files")
+    expect(viewer.locator('.tv-trace[data-kind="model"]').first).to_be_visible()
+    expect(viewer.locator(".tv-footer .tv-cache-rate")).to_contain_text("Cache hit rate:")
+
+
+def _luminance(css: str) -> float:
+    r, g, b = (int(v) for v in re.findall(r"\d+", css)[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
