@@ -41,7 +41,9 @@ def load_ipython_extension(shell: Any) -> None:
 
     register(shell)
     try:
-        get_runtime().store.writer.flush()
+        runtime = get_runtime()
+        runtime.store.writer.flush()
+        runtime.workflows.discovery()  # found once now (logged); %workflow list --refresh rescans
     except StoreError as exc:
         # A short message, not a traceback: the user fixes the path with %boonb config.
         print(f"boonb: the database cannot be used: {exc}", file=sys.stderr)

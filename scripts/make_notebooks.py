@@ -117,9 +117,121 @@ def cache_telemetry() -> nbformat.NotebookNode:
     ])
 
 
+WF_SETUP = '''\
+# A tiny project with a few problems for the reviewers and scanners to find.
+import tempfile, pathlib
+project = pathlib.Path(tempfile.mkdtemp(prefix="boonb-workflows-"))
+(project / "app.py").write_text(
+    'SECRET_KEY = "hunter2"\\n'
+    "\\n"
+    "def login(db, user, password):\\n"
+    '    query = "SELECT * FROM users WHERE name = \\'" + user + "\\'"\\n'
+    "    return db.execute(query).fetchone()\\n")
+%boonb config project={project}
+from boonb.runtime import get_runtime
+from boonb.sim import Rule
+sim = get_runtime().simulator()
+'''
+
+RESEARCH = '''\
+sim.clear_rules()
+sim.add_rule(Rule(r"Sources:", reply=(
+    "docs/duckdb.md claims columnar storage and vectorised execution suit analytical "
+    "queries over traces; evidence: strong. It leaves open concurrent writers.")))
+sim.add_rule(Rule(r"evidence: strong", reply=(
+    "Answer: yes. DuckDB fits trace analytics: columnar, embedded, SQL. Key finding: "
+    "vectorised scans over millions of rows are fast (docs/duckdb.md). Open question: "
+    "one writer process at a time. Confidence: moderate, from one strong source.")))
+sim.add_rule(Rule(r"Angle:", reply=(
+    "1. DuckDB documentation | docs/duckdb.md | describes columnar storage and vectorised "
+    "execution")))
+'''
+
+REVIEW = '''\
+sim.clear_rules()
+sim.add_rule(Rule(r"^Review", tool_calls=[{"name": "read_file", "arguments": {"path": "app.py"}}]))
+sim.add_rule(Rule(r"def login", role="tool", reply=(
+    "high | app.py:4 | SQL query built by string concatenation\\n"
+    "medium | app.py:1 | secret key hard-coded in source")))
+'''
+
+PLAN = '''\
+sim.clear_rules()
+sim.add_rule(Rule(r"Verifier's review", reply=(
+    "Use parameters in login: replace the concatenated query with a placeholder; "
+    "accept: a test logs in a user named O'Brien.\\n\\n"
+    "Move SECRET_KEY to the environment: accept: app.py has no literal secret.")))
+sim.add_rule(Rule(r"Plan:\\n", reply=(
+    "VERDICT: approve\\n- Step 1 needs a test with a quote in the user name.")))
+sim.add_rule(Rule(r"^Goal:", reply=(
+    "1. Change login() in app.py to use a query parameter; test with a quoted name.\\n"
+    "2. Read SECRET_KEY from the environment; test that app.py holds no secret.\\n"
+    "Risks: callers relying on the old query text.")))
+'''
+
+HUNT = '''\
+sim.clear_rules()
+sim.add_rule(Rule(r"^Scan", tool_calls=[{"name": "read_file", "arguments": {"path": "app.py"}}]))
+sim.add_rule(Rule(r"execute", role="tool", reply=(
+    "9 | 8 | app.py:4 | SQL injection in login | user name: ' OR '1'='1\\n"
+    "6 | 5 | app.py:1 | hard-coded secret | read the source to forge sessions")))
+sim.add_rule(Rule(r"\\| app.py", reply=(
+    "9 | 8 | app.py:4 | SQL injection in login | user name: ' OR '1'='1\\n"
+    "6 | 5 | app.py:1 | hard-coded secret | read the source to forge sessions")))
+'''
+
+
+def workflows() -> nbformat.NotebookNode:
+    return new_notebook(cells=[
+        new_markdown_cell(
+            "# The built-in workflows\n\nEach runs its agents in boonb's sandbox on the "
+            "simulator, which is scripted below so the answers make sense. With a real "
+            "model, drop the `sim.add_rule` cells. `%workflow list` shows every workflow "
+            "found in the project, in `~/.boocode/workflows` and in the built-in catalog."),
+        new_code_cell("%load_ext boonb"),
+        new_code_cell(WF_SETUP),
+        new_code_cell("%workflow list"),
+        new_markdown_cell("## deep-research\n\nSearchers look from several angles at once, "
+                          "an analyst weighs each angle's sources, a synthesiser writes the "
+                          "report."),
+        new_code_cell(RESEARCH),
+        new_code_cell("research = %workflow run deep-research --args "
+                      "'{\"question\": \"Is DuckDB a good store for agent traces?\"}'\n"
+                      "print(research['report'])\nassert research['report'].startswith('Answer')"),
+        new_markdown_cell("## multi-review\n\nCode-health, security and standards "
+                          "reviewers read the code in parallel; their findings are merged "
+                          "and de-duplicated (note the reviewers list)."),
+        new_code_cell(REVIEW),
+        new_code_cell("review = %workflow run multi-review --args '{\"path\": \"app.py\"}'\n"
+                      "for f in review['findings']:\n    print(f)\n"
+                      "assert len(review['findings']) == 2\n"
+                      "assert review['findings'][0]['severity'] == 'high'\n"
+                      "assert len(review['findings'][0]['reviewers']) == 3"),
+        new_markdown_cell("## plan-verify\n\nA planner writes the plan, an independent "
+                          "verifier checks it, and the corrections become work items."),
+        new_code_cell(PLAN),
+        new_code_cell("plan = %workflow run plan-verify --args "
+                      "'{\"goal\": \"Fix the login query and the secret key\"}'\n"
+                      "print(plan['work_items'])\nassert plan['approved']"),
+        new_markdown_cell("## bounty-hunt\n\nOne scanner per focus (injection, auth, "
+                          "crypto, business logic), then the findings ranked by impact "
+                          "times likelihood."),
+        new_code_cell(HUNT),
+        new_code_cell("hunt = %workflow run bounty-hunt --args '{\"target\": \"app.py\"}'\n"
+                      "for f in hunt['findings']:\n    print(f['score'], f['location'], "
+                      "f['issue'])\nassert hunt['findings'][0]['score'] == 72"),
+        new_markdown_cell("## Run it again: nothing is dispatched\n\nEvery agent's result "
+                          "is cached by a hash of its prompt, input, model and tools."),
+        new_code_cell("again = %workflow run bounty-hunt --args '{\"target\": \"app.py\"}'\n"
+                      "assert again == hunt"),
+    ])
+
+
 def main() -> None:
     ROOT.mkdir(exist_ok=True)
-    for name, notebook in (("quickstart", quickstart()), ("cache-telemetry", cache_telemetry())):
+    notebooks = {"quickstart": quickstart(), "cache-telemetry": cache_telemetry(),
+                 "workflows": workflows()}
+    for name, notebook in notebooks.items():
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                            "language": "python"}
         nbformat.write(notebook, ROOT / f"{name}.ipynb")

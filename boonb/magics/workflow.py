@@ -85,6 +85,8 @@ def _follow_run(run_id: uuid.UUID) -> Any:
 def _args(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]  # IPython's argument splitting keeps the shell quotes
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:

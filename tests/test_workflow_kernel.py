@@ -1,0 +1,104 @@
+"""%%workflow and %workflow in a real kernel; runs a dead kernel left behind read as interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from boonb.runtime import Runtime
+from boonb.store import make_row
+from tests.kernels import Kernel
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = """%%workflow --args '{"topic": "ducks"}' --budget 50000
+log("researching " + args["topic"])
+scout = agent("scout", prompt="You find facts.")
+writer = agent("writer", prompt="You write.")
+facts = phase("gather", agents=[(scout, args["topic"])])
+result = writer.run(facts["scout"])
+"""
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[Kernel]:
+    project = tmp_path / "project"
+    project.mkdir()
+    k = Kernel(project)
+    k.execute("%load_ext boonb")
+    yield k
+    k.stop()
+
+
+def test_workflow_cell_shows_live_progress_then_the_result(kernel: Kernel) -> None:
+    out = kernel.execute(SCRIPT)
+    assert not out["error"], out
+    text = "".join(out["stdout"])
+    lines = text.splitlines()
+    assert lines and lines[0] == "researching ducks", out
+    assert "[gather] ▶ scout" in lines and any(line.startswith("[gather] ✓ scout (") for line in lines)
+    assert "▶ writer" in lines
+    summary = next(line for line in lines if line.startswith("completed · 2/2 agents"))
+    assert "of 50,000" in summary
+    (result,) = out["result"]
+    assert "[simulator]" in result
+
+
+def test_workflow_line_commands_list_run_status_and_cancel(kernel: Kernel) -> None:
+    listed = "".join(kernel.execute("%workflow list")["stdout"])
+    for name in ("deep-research", "multi-review", "plan-verify", "bounty-hunt"):
+        assert name in listed
+    out = kernel.execute("%workflow run plan-verify --args '{\"goal\": \"add tests\"}'")
+    assert not out["error"] and "completed" in "".join(out["stdout"])
+    kernel.execute("from boonb.runtime import get_runtime\nfrom boonb.sim import Rule\n"
+                   "get_runtime().simulator().add_rule(Rule('slow', latency=30, reply='x'))")
+    out = kernel.execute("run = %workflow run bounty-hunt --no-wait --args "
+                         "'{\"target\": \"slow\", \"foci\": [\"slow\"]}'\nprint(run)")
+    run_id = "".join(out["stdout"]).strip()
+    uuid.UUID(run_id)
+    time.sleep(1.0)
+    status = kernel.execute(f"%workflow status {run_id}")["result"][0]
+    assert "state='running'" in status
+    kernel.execute(f"%workflow cancel {run_id}")
+    deadline = time.monotonic() + 5
+    while "cancelled" not in kernel.execute(f"%workflow status {run_id}")["result"][0]:
+        assert time.monotonic() < deadline, "the run did not stop"
+        time.sleep(0.1)
+    bad = kernel.execute("%workflow run no-such-thing")
+    assert "no workflow named 'no-such-thing'" in "".join(bad["stderr"])
+    assert not bad["error"]
+
+
+def test_the_kernel_interrupt_cancels_a_workflow_cell(kernel: Kernel) -> None:
+    kernel.execute("from boonb.runtime import get_runtime\nfrom boonb.sim import Rule\n"
+                   "get_runtime().simulator().add_rule(Rule('slow', latency=30, reply='x'))")
+    pid = kernel.manager.provisioner.pid  # type: ignore[union-attr]
+    threading.Timer(2.0, os.kill, (pid, signal.SIGINT)).start()
+    started = time.monotonic()
+    out = kernel.execute('%%workflow\nresult = agent("a", prompt="p").run("slow")')
+    assert time.monotonic() - started < 10
+    assert "cancelled" in "".join(out["stderr"])
+    assert not out["error"]
+
+
+def test_runs_left_running_by_a_dead_kernel_read_as_interrupted(tmp_path: Path) -> None:
+    runtime = Runtime()
+    try:
+        run_id = uuid.uuid4()
+        runtime.store.writer.enqueue(make_row(
+            "workflow_runs",
+            {"id": run_id, "workflow": "deep-research", "state": "running",
+             "kernel_pid": 2**22 + 4321, "created_at": datetime.now(UTC)},
+        ))
+        runtime.store.writer.flush()
+        assert runtime.workflows.status(run_id).state == "interrupted"
+    finally:
+        runtime.shutdown()
