@@ -44,7 +44,8 @@ def test_workflow_cell_shows_live_progress_then_the_result(kernel: Kernel) -> No
     text = "".join(out["stdout"])
     lines = text.splitlines()
     assert lines and lines[0] == "researching ducks", out
-    assert "[gather] ▶ scout" in lines and any(line.startswith("[gather] ✓ scout (") for line in lines)
+    assert "[gather] ▶ scout" in lines
+    assert any(line.startswith("[gather] ✓ scout (") for line in lines)
     assert "▶ writer" in lines
     summary = next(line for line in lines if line.startswith("completed · 2/2 agents"))
     assert "of 50,000" in summary
