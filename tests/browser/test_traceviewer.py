@@ -220,24 +220,25 @@ add(model(1, 10))
 
 def test_scrolling_to_the_end_loads_the_next_pages(notebook: NotebookFactory) -> None:
     seed = """
-for i in range(120):
+for i in range(320):
     add(trace(i // 10, i, name=f"tool_{i:03d}"))
 """
     _nb, viewer = open_viewer(notebook, "paging.ipynb", seed)
+    # A first page of 50 and nothing more until the user scrolls; then pages of 200.
     expect(viewer).to_have_attribute("data-loaded", "50")
     expect(viewer).to_have_attribute("data-has-more", "true")
     scroller = viewer.locator(".tv-scroller")
     scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
-    expect(viewer).to_have_attribute("data-loaded", "100")
+    expect(viewer).to_have_attribute("data-loaded", "250")
     scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
-    expect(viewer).to_have_attribute("data-loaded", "120")
+    expect(viewer).to_have_attribute("data-loaded", "320")
     expect(viewer).to_have_attribute("data-has-more", "false")
     scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
     last_row = """root => [...root.querySelectorAll('.tv-trace')]
       .sort((a, b) => parseFloat(b.style.top) - parseFloat(a.style.top))[0]
       .querySelector('.tv-badge').textContent"""
     viewer.page.wait_for_function(
-        f"el => ({last_row})(el) === 'tool_119'", arg=viewer.element_handle()
+        f"el => ({last_row})(el) === 'tool_319'", arg=viewer.element_handle()
     )
     # Virtualised: only the window of rows (plus overscan) is in the DOM.
     assert viewer.locator(".tv-row").count() < 50

@@ -13,6 +13,8 @@ export interface TraceItem {
 export interface Turn {
   turn: number;
   items: TraceItem[];
+  /** Bumped whenever one of its items is added or replaced, so rows know when to redraw. */
+  version: number;
 }
 
 export type Row =
@@ -53,6 +55,8 @@ export class TraceState {
       const wasRunning = known.running;
       known.trace = trace;
       known.running = running;
+      const owner = this.turns.get(trace.turn_number);
+      if (owner !== undefined) owner.version += 1;
       this.noteLatency(trace);
       this.invalidate();
       return wasRunning && !running;
@@ -61,10 +65,11 @@ export class TraceState {
     this.items.set(trace.id, item);
     let turn = this.turns.get(trace.turn_number);
     if (turn === undefined) {
-      turn = { turn: trace.turn_number, items: [] };
+      turn = { turn: trace.turn_number, items: [], version: 0 };
       this.turns.set(trace.turn_number, turn);
     }
     insertSorted(turn.items, item);
+    turn.version += 1;
     this.noteLatency(trace);
     this.invalidate();
     return !running;

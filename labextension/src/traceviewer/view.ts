@@ -12,13 +12,22 @@ import {
 import type { KernelMessage, Request, WidgetModel } from "./protocol";
 import { ROW_HEIGHT, type Row, TraceState } from "./state";
 
+/** The first page: enough to fill the view, and small so it arrives quickly. */
 export const PAGE_LIMIT = 50;
+/** Pages once the user scrolls: the kernel's maximum, so a long chat takes fewer round trips. */
+export const SCROLL_PAGE_LIMIT = 200;
 const MAX_HEIGHT = 440;
 const MIN_HEIGHT = ROW_HEIGHT * 2;
 const OVERSCAN = 8;
-/** Ask for the next page when the end is this close to the bottom of the viewport. */
+/** Before any scrolling, ask for the next page only when the end is this close (a short view). */
 const LOAD_AHEAD_PX = ROW_HEIGHT * 15;
+/** Once the user scrolls, keep this much loaded below the viewport, so fast scrolling rarely
+ * reaches the end before the next page (a round trip to the kernel) has arrived. */
+const SCROLL_LOAD_AHEAD_PX = ROW_HEIGHT * 150;
 const CACHE_REFRESH_MS = 400;
+/** User-timing marks, for profiling and benchmarks/bench_browser.py. */
+export const RENDER_MARK = "boonb-traceviewer-render";
+export const FIRST_ROWS_MARK = "boonb-traceviewer-first-rows";
 
 type Pending = "page" | "cache";
 
@@ -33,6 +42,9 @@ export class TraceView {
   private readonly rendered = new Map<string, HTMLElement>();
   /** The trace (or show-more state) each rendered detail was built from. */
   private readonly detailSource = new WeakMap<HTMLElement, unknown>();
+  /** What each rendered turn or trace row was last drawn from; unchanged rows are not touched,
+   * so a scroll frame only writes the rows it adds (no style or layout work for the rest). */
+  private readonly drawnFrom = new WeakMap<HTMLElement, readonly unknown[]>();
   private readonly pending = new Map<string, Pending>();
   private readonly viewId = Math.random().toString(36).slice(2, 10);
   private counter = 0;
@@ -45,11 +57,17 @@ export class TraceView {
   private frameHandle = 0;
   private cacheTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
+  private firstRowsMarked = false;
+  private scrolled = false;
+  private spacerHeight = -1;
+  private scrollerHeight = -1;
+  private footerDrawnFrom = "";
 
   constructor(
     private readonly model: WidgetModel,
     el: HTMLElement,
   ) {
+    performance.mark(RENDER_MARK, { detail: this.markDetail() });
     this.root = h("div", "boonb-traceviewer");
     this.root.dataset["chatId"] = model.get("chat_id");
     const header = h("div", "tv-header");
@@ -112,7 +130,7 @@ export class TraceView {
       kind: "page",
       request_id: this.nextId("page"),
       cursor: this.cursor,
-      limit: PAGE_LIMIT,
+      limit: this.scrolled ? SCROLL_PAGE_LIMIT : PAGE_LIMIT,
     });
   }
 
@@ -183,13 +201,23 @@ export class TraceView {
     const rows = state.rows();
     const offsets = state.offsets();
     const total = offsets[rows.length] ?? 0;
-    this.spacer.style.height = `${total}px`;
     const height = Math.max(MIN_HEIGHT, Math.min(MAX_HEIGHT, total));
-    this.scroller.style.height = `${height}px`;
-    this.empty.hidden = !(this.firstPageDone && rows.length === 0);
-
-    const viewport = this.scroller.clientHeight || height;
+    // Read layout before writing anything: a read after a write forces a synchronous layout
+    // of the page (all of JupyterLab), once per frame. The scroller has no border or
+    // horizontal scrollbar, so its client height is the height set below.
     const top = this.scroller.scrollTop;
+    const viewport = height;
+    if (total !== this.spacerHeight) {
+      this.spacerHeight = total;
+      this.spacer.style.height = `${total}px`;
+    }
+    if (height !== this.scrollerHeight) {
+      this.scrollerHeight = height;
+      this.scroller.style.height = `${height}px`;
+    }
+    const empty = this.firstPageDone && rows.length === 0;
+    if (this.empty.hidden === empty) this.empty.hidden = !empty;
+
     const first = Math.max(0, state.rowAt(top) - OVERSCAN);
     const last = Math.min(rows.length - 1, state.rowAt(top + viewport) + OVERSCAN);
 
@@ -199,9 +227,13 @@ export class TraceView {
       if (row === undefined) continue;
       keep.add(row.key);
       const el = this.rowElement(row);
-      el.style.top = `${offsets[i] ?? 0}px`;
-      el.classList.toggle("is-selected", row.key === this.selected);
-      el.setAttribute("aria-selected", String(row.key === this.selected));
+      const rowTop = `${offsets[i] ?? 0}px`;
+      if (el.style.top !== rowTop) el.style.top = rowTop;
+      const selected = String(row.key === this.selected);
+      if (el.getAttribute("aria-selected") !== selected) {
+        el.classList.toggle("is-selected", selected === "true");
+        el.setAttribute("aria-selected", selected);
+      }
       if (el.parentNode !== this.spacer) this.spacer.append(el);
     }
     for (const [key, el] of this.rendered) {
@@ -210,28 +242,55 @@ export class TraceView {
         this.rendered.delete(key);
       }
     }
-    updateFooter(this.footer, state.totals);
+    const footerFrom = JSON.stringify(state.totals);
+    if (footerFrom !== this.footerDrawnFrom) {
+      this.footerDrawnFrom = footerFrom;
+      updateFooter(this.footer, state.totals);
+    }
     this.updateRootData();
-    if (top + viewport >= total - LOAD_AHEAD_PX) this.requestPage();
+    const ahead = this.scrolled ? SCROLL_LOAD_AHEAD_PX : LOAD_AHEAD_PX;
+    if (top + viewport >= total - ahead) this.requestPage();
+    if (!this.firstRowsMarked && keep.size > 0) this.markFirstRows();
+  }
+
+  private markDetail(): { chatId: string; view: string } {
+    return { chatId: this.model.get("chat_id"), view: this.viewId };
+  }
+
+  /** Mark when the first rows have been painted: the frame after the one that added them. */
+  private markFirstRows(): void {
+    this.firstRowsMarked = true;
+    requestAnimationFrame(() => performance.mark(FIRST_ROWS_MARK, { detail: this.markDetail() }));
   }
 
   private rowElement(row: Row): HTMLElement {
     const state = this.state;
     let el = this.rendered.get(row.key);
     switch (row.type) {
-      case "turn":
+      case "turn": {
         el ??= createTurnRow();
-        updateTurnRow(
-          el,
-          row.turn,
-          state.cache.get(row.turn.turn),
-          state.collapsedTurns.has(row.turn.turn),
-        );
+        const cache = state.cache.get(row.turn.turn);
+        const collapsed = state.collapsedTurns.has(row.turn.turn);
+        // A live model call grows the turn's cache figures in place, hence its fields too.
+        const from = [
+          row.turn.version,
+          collapsed,
+          cache,
+          cache?.input_tokens,
+          cache?.cache_tokens,
+          cache?.segments,
+          cache?.broken_by,
+        ];
+        if (this.changed(el, from)) updateTurnRow(el, row.turn, cache, collapsed);
         break;
-      case "trace":
+      }
+      case "trace": {
         el ??= createTraceRow();
-        updateTraceRow(el, row.item, state.expanded.has(row.item.trace.id), state.maxLatency);
+        const expanded = state.expanded.has(row.item.trace.id);
+        const from = [row.item.trace, row.item.running, expanded, state.maxLatency];
+        if (this.changed(el, from)) updateTraceRow(el, row.item, expanded, state.maxLatency);
         break;
+      }
       case "detail": {
         const showMore = state.showMore.has(row.item.trace.id);
         const source = `${showMore}`;
@@ -253,22 +312,41 @@ export class TraceView {
     return el;
   }
 
+  /** Whether ``el`` was drawn from other values than ``from``; if so, remember ``from``. */
+  private changed(el: HTMLElement, from: readonly unknown[]): boolean {
+    const drawn = this.drawnFrom.get(el);
+    if (drawn !== undefined && drawn.every((value, i) => Object.is(value, from[i]))) {
+      return false;
+    }
+    this.drawnFrom.set(el, from);
+    return true;
+  }
+
   private updateRootData(): void {
     const data = this.root.dataset;
-    data["loaded"] = String(this.state.items.size);
-    data["hasMore"] = String(this.hasMore);
-    data["ready"] = String(this.firstPageDone);
-    data["turns"] = String(this.state.turns.size);
+    const set = (key: string, value: string): void => {
+      if (data[key] !== value) data[key] = value;
+    };
+    set("loaded", String(this.state.items.size));
+    set("hasMore", String(this.hasMore));
+    set("ready", String(this.firstPageDone));
+    set("turns", String(this.state.turns.size));
     const totals = this.state.totals;
     const parts = [`${this.state.items.size} loaded`];
     if (totals !== null) parts[0] = `${this.state.items.size} of ${totals.traces} loaded`;
     if (this.pageInFlight) parts.push("loading…");
-    if (!this.status.classList.contains("is-error")) this.status.textContent = parts.join(" · ");
+    const text = parts.join(" · ");
+    if (!this.status.classList.contains("is-error") && this.status.textContent !== text) {
+      this.status.textContent = text;
+    }
   }
 
   // Interaction
 
-  private readonly onScroll = (): void => this.schedule();
+  private readonly onScroll = (): void => {
+    this.scrolled = true; // from now on, load ahead in large pages
+    this.schedule();
+  };
 
   private readonly onClick = (event: MouseEvent): void => {
     const target = event.target as HTMLElement;
