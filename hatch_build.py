@@ -36,7 +36,11 @@ class CustomBuildHook(BuildHookInterface):
             self._run([npm, "ci", "--no-audit", "--no-fund"], labextension)
         self._run([npm, "run", "build"], labextension)
         static = Path(self.root) / "boonb" / "static"
-        missing = [n for n in ("traceviewer.js", "traceviewer.css") if not (static / n).is_file()]
+        missing = [
+            n
+            for n in ("traceviewer.js", "traceviewer.css", "chat.js", "chat.css")
+            if not (static / n).is_file()
+        ]
         if missing:
             raise RuntimeError(f"boonb: `npm run build` did not produce {', '.join(missing)}")
 

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 const outdir = fileURLToPath(new URL("../boonb/static/", import.meta.url));
 
 await build({
-  entryPoints: { traceviewer: "src/traceviewer/index.ts" },
+  entryPoints: { traceviewer: "src/traceviewer/index.ts", chat: "src/chat/index.ts" },
   bundle: true,
   format: "esm",
   target: "es2020",

@@ -1,4 +1,8 @@
-"""``%%agent``: run the cell as a prompt, streaming the answer into the cell's output."""
+"""``%%agent``: run the cell as a prompt, streaming the answer into the cell's output.
+
+In a kernel with a frontend the agent's pane (``ChatView``) is displayed above the
+streamed text, before the run starts, so it follows the run live and survives a refresh.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ class AgentMagics(Magics):
             if words[:1] == ["resume"] and len(words) <= 2:
                 agent = api.restore(words[1] if len(words) == 2 else None)
                 run = api.carry_on(agent)
+                show_chat(self.shell, agent)
                 if run is None:
                     print(
                         f"boonb: restored chat {agent.chat_id}; it awaits input: "
@@ -89,9 +94,21 @@ class AgentMagics(Magics):
         except (StoreError, ToolError, ValueError) as exc:
             print(f"boonb: {exc}", file=sys.stderr)
             return None
+        show_chat(self.shell, agent)
         if args.no_wait:
             return api.start(agent, prompt, wait=False)
         return _run_streaming(agent, agent.run(prompt))
+
+
+def show_chat(shell: Any, agent: api.Agent) -> None:
+    """Display the agent's chat view, in a kernel only (terminal IPython has no widgets)."""
+    if getattr(shell, "kernel", None) is None:
+        return
+    from IPython.display import display
+
+    from boonb.widgets import ChatView
+
+    display(ChatView(agent=agent))
 
 
 def sessions_text(found: list[SessionInfo]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from boonb.widgets.chat import ChatView
 from boonb.widgets.traceviewer import ChatIdError, TraceViewer
 
-__all__ = ["ChatIdError", "TraceViewer"]
+__all__ = ["ChatIdError", "ChatView", "TraceViewer"]

@@ -1,0 +1,351 @@
+"""``ChatView``: an agent's pane — the conversation, a turn timeline and a follow-up box.
+
+The view (``labextension/src/chat/``) keeps no state in synced traits: on every render
+it asks for a snapshot, answered from the live agent when it runs in this kernel and
+from its saved session otherwise, so a refreshed page shows the same turns and pending
+tool calls. The chat's live frames are pushed as they are published (from the engine
+thread), numbered so the view can tell which ones its snapshot already holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, assert_never
+
+import anywidget
+import traitlets
+from pydantic import ValidationError
+
+from boonb.agent.sessions import load_snapshot, snapshot
+from boonb.frames import (
+    Frame,
+    MessageComplete,
+    MessageDelta,
+    ModelCallComplete,
+    SessionRestored,
+    SessionSaved,
+    ToolTraceComplete,
+    ToolTraceStart,
+    TurnComplete,
+    TurnStart,
+)
+from boonb.store import StoreError
+from boonb.widgets.chat_history import (
+    chat_message,
+    chat_messages,
+    complete_turns,
+    pending_calls,
+    read_turns,
+    session_of_chat,
+    static_html,
+    static_text,
+)
+from boonb.widgets.chat_protocol import (
+    ChatFrameMessage,
+    ChatMessage,
+    ChatReply,
+    SendReply,
+    SendRequest,
+    SnapshotReply,
+    SnapshotRequest,
+    StreamingText,
+    parse_chat_request,
+)
+from boonb.widgets.protocol import ErrorReply, describe_invalid, request_id_of
+from boonb.widgets.traceviewer import STATIC, ChatIdError, _bundle, _chat_uuid
+
+if TYPE_CHECKING:
+    import concurrent.futures
+
+    from boonb.agent.loop import Agent, AgentResult
+    from boonb.runtime import Runtime
+
+log = logging.getLogger("boonb.widgets")
+
+LIVE_FRAME_TYPES = frozenset(
+    {
+        "message:delta",
+        "message:complete",
+        "turn:start",
+        "turn:complete",
+        "tool_trace:start",
+        "tool_trace:complete",
+        "model_call:complete",
+        "session_saved",
+        "session_restored",
+    }
+)
+
+_MISSING_BUNDLE = """
+export default {
+  render({ el }) {
+    el.textContent = "boonb: the chat view's script is not built. "
+      + "Run `npm ci && npm run build` in labextension/ (or reinstall boonb).";
+  },
+};
+"""
+
+__all__ = ["STATIC", "ChatIdError", "ChatView", "SessionNotAvailable"]
+
+
+class SessionNotAvailable(StoreError):
+    """The chat is neither running in this kernel nor saved in the project database."""
+
+
+class ChatView(anywidget.AnyWidget):
+    """One agent's conversation: bubbles, tool calls, a turn timeline and a follow-up box."""
+
+    _esm = _bundle("chat.js", _MISSING_BUNDLE)
+    _css = _bundle("chat.css", "")
+
+    chat_id = traitlets.Unicode().tag(sync=True)
+    """The chat shown (set once, at construction)."""
+
+    def __init__(
+        self,
+        chat_id: uuid.UUID | str | None = None,
+        *,
+        agent: Agent | None = None,
+        runtime: Runtime | None = None,
+    ) -> None:
+        if runtime is None:
+            from boonb.runtime import get_runtime
+
+            runtime = get_runtime()
+        if agent is not None:
+            chat = agent.chat_id
+        else:
+            chat = _chat_uuid(chat_id if chat_id is not None else runtime.last_chat_id)
+        super().__init__(chat_id=str(chat))
+        self._chat = chat
+        self._agent = agent
+        self._runtime = runtime
+        self._send_lock = threading.Lock()
+        # Guarded by _send_lock: what the view needs beyond the agent's own state.
+        self._seq = 0
+        self._streaming: dict[int, str] = {}
+        self._turn_started: dict[int, datetime] = {}
+        self._run: concurrent.futures.Future[AgentResult] | None = None
+        self._unsubscribe: Callable[[], None] | None = runtime.bus.subscribe(
+            self._on_frame, types=LIVE_FRAME_TYPES
+        )
+        self.on_msg(self._on_custom_msg)
+
+    # Requests from the view (on the kernel's main thread, when no cell is running).
+
+    def _on_custom_msg(self, _widget: object, content: Any, _buffers: object) -> None:
+        self._send_message(self.answer(content).model_dump(mode="json"))
+
+    def answer(self, content: Any) -> ChatReply:
+        """The reply to one request from the view; a bad request gets an ``ErrorReply``."""
+        try:
+            request = parse_chat_request(content)
+        except ValidationError as exc:
+            return ErrorReply(request_id=request_id_of(content), message=describe_invalid(exc))
+        try:
+            match request:
+                case SnapshotRequest():
+                    return self.snapshot(request.request_id)
+                case SendRequest():
+                    return self._follow_up(request)
+                case _:
+                    assert_never(request)
+        except StoreError as exc:
+            return ErrorReply(request_id=request.request_id, message=str(exc))
+
+    def snapshot(self, request_id: str) -> SnapshotReply:
+        """What the view shows now (raises ``StoreError`` when the chat cannot be found)."""
+        agent = self._live_agent()
+        saver = self._runtime.savers.get(self._chat)
+        with self._send_lock:  # consistent with the frames numbered up to seq
+            seq = self._seq
+            streaming = dict(self._streaming)
+            started = dict(self._turn_started)
+            running_here = self._run is not None and not self._run.done()
+            snap = None
+            if agent is not None:
+                session_id = saver.agent_session_id if saver is not None else uuid.UUID(int=0)
+                snap = snapshot(agent, agent_session_id=session_id)
+        store = self._runtime.store
+        if snap is None:
+            saved_id = session_of_chat(store, self._chat)
+            snap = load_snapshot(store, saved_id) if saved_id is not None else None
+            if snap is None:
+                raise SessionNotAvailable(
+                    f"chat {self._chat} is not running in this kernel and has no saved "
+                    "session in this project; see %agent sessions"
+                )
+        turns, answered = read_turns(store, self._chat)
+        messages = chat_messages(snap["messages"], answered)
+        turns = complete_turns(turns, messages, snap)
+        turns = [
+            t.model_copy(update={"started_at": started[t.turn_number]})
+            if t.started_at is None and t.turn_number in started
+            else t
+            for t in turns
+        ]
+        answered_turns = {m.turn_number for m in messages if m.role == "assistant"}
+        stream = next(
+            (
+                StreamingText(turn_number=turn, text=text)
+                for turn, text in sorted(streaming.items())
+                if turn not in answered_turns and text
+            ),
+            None,
+        )
+        pending = pending_calls(snap)
+        blocked = self._send_blocked(agent, snap, running_here=running_here)
+        restored = None
+        if saver is not None or agent is None:
+            restored = SessionRestored(
+                agent_session_id=uuid.UUID(snap["agent_session_id"]),
+                chat_id=self._chat,
+                state=snap["state"],
+                snapshot=snap,
+            )
+        return SnapshotReply(
+            request_id=request_id,
+            seq=seq,
+            chat_id=str(self._chat),
+            live=agent is not None,
+            can_send=blocked is None,
+            send_blocked=blocked,
+            state=snap["state"],
+            phase=snap.get("phase", "idle"),
+            title=snap.get("title", ""),
+            turn_number=snap.get("turn_number", 0),
+            messages=messages,
+            turns=turns,
+            pending_tool_calls=pending,
+            restarts=sorted({m.turn_number for m in messages if m.restart}),
+            streaming=stream,
+            restored=restored,
+        )
+
+    def _send_blocked(
+        self, agent: Agent | None, snap: dict[str, Any], *, running_here: bool
+    ) -> str | None:
+        if agent is None:
+            return (
+                "this chat is not running in this kernel; resume it with %agent resume "
+                f"{snap.get('agent_session_id', '')}".rstrip()
+            )
+        if running_here or snap["state"] == "in_progress":
+            return "the agent is still running; wait for its answer"
+        if snap.get("pending_tool_calls"):
+            return "the session has tool calls to replay; carry it on with %agent resume"
+        return None
+
+    def _follow_up(self, request: SendRequest) -> SendReply | ErrorReply:
+        agent = self._live_agent()
+        with self._send_lock:
+            running_here = self._run is not None and not self._run.done()
+        state = {
+            "state": agent.state if agent is not None else "interrupted",
+            "pending_tool_calls": agent.pending_tool_calls() if agent is not None else [],
+        }
+        blocked = self._send_blocked(agent, state, running_here=running_here)
+        if blocked is not None or agent is None:
+            return ErrorReply(request_id=request.request_id, message=f"not sent: {blocked}")
+        turn = agent.turn_number + 1
+        future = self._runtime.engine.submit(agent.run(request.text))
+        future.add_done_callback(_log_failure)
+        with self._send_lock:
+            self._run = future
+        return SendReply(request_id=request.request_id, turn_number=turn)
+
+    def _live_agent(self) -> Agent | None:
+        return self._agent or self._runtime.chats.get(self._chat)
+
+    # Live frames (on the publishing thread).
+
+    def _on_frame(self, frame: Frame) -> None:
+        if _chat_of(frame) != self._chat:
+            return
+        with self._send_lock:
+            message = None
+            match frame:
+                case MessageDelta(channel="content"):
+                    turn = frame.turn_number
+                    self._streaming[turn] = self._streaming.get(turn, "") + frame.text
+                case MessageComplete():
+                    if frame.role == "assistant":
+                        self._streaming.pop(frame.turn_number, None)
+                    message = self._message_of(frame)
+                case TurnStart():
+                    self._turn_started[frame.turn_number] = frame.started_at
+                case _:
+                    pass
+            self._seq += 1
+            content = ChatFrameMessage(seq=self._seq, frame=frame, message=message)
+            self.send(content.model_dump(mode="json"))
+
+    def _message_of(self, frame: MessageComplete) -> ChatMessage | None:
+        """The message just appended to the agent's history (published right after it)."""
+        agent = self._live_agent()
+        if agent is None or not agent.messages:
+            return None
+        index = len(agent.messages) - 1
+        stored = agent.messages[index]
+        if stored.get("role") != frame.role:
+            return None
+        return chat_message(stored, index=index, turn_number=frame.turn_number)
+
+    def _send_message(self, content: dict[str, Any]) -> None:
+        # The engine thread and the main thread both send; keep each message whole.
+        with self._send_lock:
+            self.send(content)
+
+    def close(self) -> None:
+        """Stop forwarding live frames and close the widget."""
+        unsubscribe, self._unsubscribe = getattr(self, "_unsubscribe", None), None
+        if unsubscribe is not None:
+            unsubscribe()
+        super().close()
+
+    # Static rendering, for nbviewer, GitHub and terminal IPython.
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data, metadata = bundle if bundle is not None else ({}, {})
+        try:
+            reply = self.snapshot("static")
+        except StoreError as exc:
+            data["text/plain"] = f"ChatView(chat {self._chat}): {exc}"
+            return data, metadata
+        data["text/plain"] = static_text(reply)
+        data["text/html"] = static_html(reply)
+        return data, metadata
+
+    def __repr__(self) -> str:
+        return f"<ChatView chat={getattr(self, '_chat', None)}>"
+
+
+def _chat_of(frame: Frame) -> uuid.UUID | None:
+    match frame:
+        case ToolTraceComplete(trace=trace) | ModelCallComplete(trace=trace):
+            return trace.chat_id
+        case (
+            MessageDelta()
+            | MessageComplete()
+            | TurnStart()
+            | TurnComplete()
+            | ToolTraceStart()
+            | SessionSaved()
+            | SessionRestored()
+        ):
+            return frame.chat_id
+        case _:
+            return None
+
+
+def _log_failure(future: concurrent.futures.Future[Any]) -> None:
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is not None:
+        log.info("chat view: the follow-up run ended with %s", error)

@@ -1,0 +1,398 @@
+// The chat view: a snapshot on every render, live frames after it, and a follow-up box.
+import {
+  STATE_LABELS,
+  createChip,
+  createRestartMarker,
+  createTurnGroup,
+  fillTurnBody,
+  h,
+  updateTurnHeader,
+} from "./dom";
+import type { FrameMessage, KernelMessage, Request, WidgetModel } from "./protocol";
+import { ChatState } from "./state";
+
+/** Within this many pixels of the bottom, new content keeps the log scrolled to the end. */
+const STICK_PX = 48;
+
+type Pending = "snapshot" | "send";
+
+export class ChatView {
+  private readonly state = new ChatState();
+  private readonly root: HTMLElement;
+  private readonly title: HTMLElement;
+  private readonly status: HTMLElement;
+  private readonly timeline: HTMLElement;
+  private readonly chips: HTMLElement;
+  private readonly expandAll: HTMLButtonElement;
+  private readonly log: HTMLElement;
+  private readonly empty: HTMLElement;
+  private readonly error: HTMLElement;
+  private readonly input: HTMLTextAreaElement;
+  private readonly sendButton: HTMLButtonElement;
+  private readonly groups = new Map<number, { el: HTMLElement; version: number; key: string }>();
+  private readonly pending = new Map<string, Pending>();
+  /**
+   * Frames since the last snapshot was applied. They are applied at once (a blocking cell
+   * keeps the kernel from answering the snapshot until the run ends, and the run should
+   * still show live), and those newer than a snapshot are applied again on top of it.
+   */
+  private sinceSnapshot: FrameMessage[] = [];
+  private readonly collapsed = new Set<number>();
+  private readonly expandedCalls = new Set<string>();
+  private readonly viewId = Math.random().toString(36).slice(2, 10);
+  private selected: number | null = null;
+  private counter = 0;
+  private timelineVersion = -1;
+  private frameHandle = 0;
+  private closed = false;
+
+  constructor(
+    private readonly model: WidgetModel,
+    el: HTMLElement,
+  ) {
+    this.root = h("div", "boonb-chat");
+    this.root.dataset["chatId"] = model.get("chat_id");
+    this.root.dataset["ready"] = "false";
+    const header = h("div", "chat-header");
+    this.title = h("span", "chat-title", "Agent");
+    this.status = h("span", "chat-status", "loading…");
+    header.append(this.title, h("span", "chat-id", model.get("chat_id").slice(0, 8)), this.status);
+
+    this.timeline = h("div", "chat-timeline");
+    this.timeline.setAttribute("role", "toolbar");
+    this.timeline.setAttribute("aria-label", "Turns");
+    this.chips = h("div", "chat-chips");
+    this.expandAll = h("button", "chat-expand-all", "show all turns");
+    this.expandAll.type = "button";
+    this.expandAll.hidden = true;
+    this.timeline.append(this.chips, this.expandAll);
+
+    this.log = h("div", "chat-log");
+    this.log.setAttribute("role", "log");
+    this.empty = h("div", "chat-empty", "No messages yet.");
+    this.log.append(this.empty);
+    this.error = h("div", "chat-error");
+    this.error.hidden = true;
+
+    const compose = h("div", "chat-compose");
+    this.input = h("textarea", "chat-input");
+    this.input.rows = 2;
+    this.input.setAttribute("aria-label", "Follow-up message");
+    this.sendButton = h("button", "chat-send", "Send");
+    this.sendButton.type = "button";
+    compose.append(this.input, this.sendButton);
+
+    this.root.append(header, this.timeline, this.log, this.error, compose);
+    el.append(this.root);
+
+    this.chips.addEventListener("click", this.onChipClick);
+    this.expandAll.addEventListener("click", this.onExpandAll);
+    this.log.addEventListener("click", this.onLogClick);
+    this.input.addEventListener("keydown", this.onKey);
+    this.sendButton.addEventListener("click", this.onSendClick);
+    model.on("msg:custom", this.onMessage);
+    this.paint();
+    // A (re)rendered view holds nothing yet: ask the kernel for the current state.
+    this.requestSnapshot();
+  }
+
+  destroy(): void {
+    this.closed = true;
+    this.model.off("msg:custom", this.onMessage);
+    this.chips.removeEventListener("click", this.onChipClick);
+    this.expandAll.removeEventListener("click", this.onExpandAll);
+    this.log.removeEventListener("click", this.onLogClick);
+    this.input.removeEventListener("keydown", this.onKey);
+    this.sendButton.removeEventListener("click", this.onSendClick);
+    if (this.frameHandle !== 0) cancelAnimationFrame(this.frameHandle);
+    this.root.remove();
+  }
+
+  // Kernel messages
+
+  private nextId(kind: Pending): string {
+    this.counter += 1;
+    return `${this.viewId}:${kind}:${this.counter}`;
+  }
+
+  private request(message: Request): void {
+    this.pending.set(message.request_id, message.kind);
+    this.model.send(message);
+  }
+
+  private snapshotPending(): boolean {
+    for (const kind of this.pending.values()) if (kind === "snapshot") return true;
+    return false;
+  }
+
+  private requestSnapshot(): void {
+    if (this.snapshotPending()) return;
+    this.request({ kind: "snapshot", request_id: this.nextId("snapshot") });
+  }
+
+  private readonly onMessage = (message: KernelMessage): void => {
+    if (this.closed) return;
+    switch (message.kind) {
+      case "frame":
+        this.sinceSnapshot.push(message);
+        this.applyFrame(message);
+        return;
+      case "snapshot": {
+        if (!this.pending.delete(message.request_id)) return; // another view's reply
+        this.state.applySnapshot(message);
+        for (const frame of this.sinceSnapshot) this.state.applyFrame(frame); // newer ones only
+        this.sinceSnapshot = this.snapshotPending()
+          ? this.sinceSnapshot.filter((frame) => frame.seq > message.seq)
+          : [];
+        this.showError(null);
+        this.schedule(true);
+        return;
+      }
+      case "send":
+        if (!this.pending.delete(message.request_id)) return;
+        this.state.sending = false;
+        this.state.state = "in_progress";
+        this.input.value = "";
+        this.showError(null);
+        this.schedule(true);
+        return;
+      case "error": {
+        if (message.request_id === null) return;
+        const kind = this.pending.get(message.request_id);
+        if (kind === undefined) return;
+        this.pending.delete(message.request_id);
+        if (kind === "send") this.state.sending = false;
+        this.showError(message.message);
+        this.schedule(false);
+        return;
+      }
+    }
+  };
+
+  private applyFrame(message: FrameMessage): void {
+    const effect = this.state.applyFrame(message);
+    if (effect === "resync") this.requestSnapshot();
+    this.schedule(true);
+  }
+
+  private showError(text: string | null): void {
+    this.error.hidden = text === null;
+    this.error.textContent = text ?? "";
+  }
+
+  // Painting
+
+  private stickToEnd = false;
+
+  private schedule(follow: boolean): void {
+    if (follow && this.nearEnd()) this.stickToEnd = true;
+    if (this.frameHandle !== 0 || this.closed) return;
+    this.frameHandle = requestAnimationFrame(() => {
+      this.frameHandle = 0;
+      this.paint();
+    });
+  }
+
+  private nearEnd(): boolean {
+    const log = this.log;
+    return log.scrollHeight - log.scrollTop - log.clientHeight <= STICK_PX;
+  }
+
+  private paint(): void {
+    const state = this.state;
+    const turns = state.turnNumbers();
+    const active = state.activeTurn();
+    this.title.textContent = state.title || "Agent";
+    this.title.title = state.title;
+    this.paintStatus(active);
+    if (state.timelineVersion !== this.timelineVersion) this.paintTimeline(turns, active);
+
+    const seen = new Set<number>();
+    let previous: HTMLElement = this.empty;
+    for (const turn of turns) {
+      seen.add(turn);
+      let entry = this.groups.get(turn);
+      if (entry === undefined) {
+        entry = { el: createTurnGroup(turn), version: -1, key: "" };
+        this.groups.set(turn, entry);
+      }
+      const collapsed = this.collapsed.has(turn);
+      const version = state.versions.get(turn) ?? 0;
+      const key = `${collapsed}:${active}:${state.state}`;
+      if (entry.version !== version || entry.key !== key) {
+        const body = entry.el.querySelector<HTMLElement>(".chat-turn-body");
+        if (body !== null) fillTurnBody(body, state, turn, this.expandedCalls);
+        updateTurnHeader(entry.el, state, turn, collapsed);
+        entry.version = version;
+        entry.key = key;
+      }
+      const el = entry.el;
+      el.classList.toggle("is-collapsed", collapsed);
+      el.classList.toggle("is-active", turn === active);
+      el.classList.toggle("is-running", turn === active && state.running());
+      el.classList.toggle("is-selected", turn === this.selected);
+      if (previous.nextSibling !== el) previous.after(el);
+      previous = el;
+    }
+    for (const [turn, entry] of this.groups) {
+      if (!seen.has(turn)) {
+        entry.el.remove();
+        this.groups.delete(turn);
+      }
+    }
+    this.empty.hidden = !state.ready || turns.length > 0;
+    this.empty.textContent = state.ready ? "No messages yet." : "loading…";
+    this.paintCompose();
+    this.updateRootData(turns, active);
+    if (this.stickToEnd) {
+      this.log.scrollTop = this.log.scrollHeight;
+      this.stickToEnd = false;
+    }
+  }
+
+  private paintStatus(active: number | null): void {
+    const state = this.state;
+    const status = this.status;
+    status.dataset["state"] = state.state;
+    status.className = `chat-status state-${state.state}`;
+    if (!state.ready && state.turnNumbers().length === 0) {
+      status.textContent = "loading…";
+      return;
+    }
+    const parts = [STATE_LABELS[state.state]];
+    if (state.running() && active !== null) {
+      parts.push(`turn ${active}`);
+      const unanswered = state.unanswered();
+      if (unanswered.some((call) => state.callStatus(call) === "running")) {
+        parts.push("running tools");
+      } else if (state.streaming.has(active)) parts.push("writing");
+      else parts.push("waiting for the model");
+    } else if (state.ready && !state.live) parts.push("saved session");
+    status.textContent = parts.join(" · ");
+  }
+
+  private paintTimeline(turns: number[], active: number | null): void {
+    const state = this.state;
+    this.timelineVersion = state.timelineVersion;
+    const ctx = {
+      active,
+      running: state.running(),
+      selected: this.selected,
+      collapsed: this.collapsed,
+    };
+    const nodes: HTMLElement[] = [];
+    const marked = new Set<number>();
+    for (const turn of turns) {
+      if (state.restarts.has(turn)) {
+        nodes.push(createRestartMarker(turn));
+        marked.add(turn);
+      }
+      nodes.push(createChip(state, turn, ctx));
+    }
+    // A restart with no turn after it yet (the session awaits input): mark the end.
+    for (const turn of state.restarts) if (!marked.has(turn)) nodes.push(createRestartMarker(turn));
+    if (turns.length === 0) nodes.push(h("span", "chat-timeline-empty", "no turns yet"));
+    this.chips.replaceChildren(...nodes);
+    this.expandAll.hidden = this.collapsed.size === 0;
+  }
+
+  private paintCompose(): void {
+    const blocked = this.state.sendBlocked();
+    this.input.disabled = blocked !== null;
+    this.sendButton.disabled = blocked !== null;
+    this.input.placeholder =
+      blocked === null ? "Follow up… (Enter to send, Shift+Enter for a new line)" : blocked;
+  }
+
+  private updateRootData(turns: number[], active: number | null): void {
+    const data = this.root.dataset;
+    data["ready"] = String(this.state.ready);
+    data["state"] = this.state.state;
+    data["live"] = String(this.state.live);
+    data["canSend"] = String(this.state.sendBlocked() === null);
+    data["turns"] = turns.join(",");
+    data["activeTurn"] = active === null ? "" : String(active);
+    data["collapsed"] = [...this.collapsed].sort((a, b) => a - b).join(",");
+    data["selectedTurn"] = this.selected === null ? "" : String(this.selected);
+    data["pending"] = String(this.state.unanswered().length);
+  }
+
+  /** Repaint now (not on the next frame), for interactions that then measure the layout. */
+  private paintNow(): void {
+    if (this.frameHandle !== 0) {
+      cancelAnimationFrame(this.frameHandle);
+      this.frameHandle = 0;
+    }
+    this.timelineVersion = -1;
+    this.paint();
+  }
+
+  // Interaction
+
+  private readonly onChipClick = (event: MouseEvent): void => {
+    const chip = (event.target as HTMLElement).closest<HTMLElement>(".chat-turn-chip");
+    const turn = Number(chip?.dataset["turn"]);
+    if (chip === null || Number.isNaN(turn)) return;
+    this.showTurn(turn);
+  };
+
+  /** Scroll the conversation to a turn and fold the turns after it; the last turn unfolds all. */
+  private showTurn(turn: number): void {
+    this.selected = turn;
+    this.collapsed.clear();
+    for (const t of this.state.turnNumbers()) if (t > turn) this.collapsed.add(t);
+    this.collapsed.delete(turn);
+    this.paintNow();
+    const group = this.groups.get(turn)?.el;
+    // The log is positioned, so a group's offsetTop is measured from the log's top.
+    if (group !== undefined) this.log.scrollTop = group.offsetTop;
+  }
+
+  private readonly onExpandAll = (): void => {
+    this.collapsed.clear();
+    this.paintNow();
+  };
+
+  private readonly onLogClick = (event: MouseEvent): void => {
+    const target = event.target as HTMLElement;
+    const head = target.closest<HTMLElement>(".chat-tool-head");
+    if (head !== null) {
+      const id = head.closest<HTMLElement>(".chat-tool")?.dataset["callId"];
+      const turn = Number(head.closest<HTMLElement>(".chat-turn")?.dataset["turn"]);
+      if (id === undefined) return;
+      if (this.expandedCalls.has(id)) this.expandedCalls.delete(id);
+      else this.expandedCalls.add(id);
+      if (!Number.isNaN(turn)) this.state.bump(turn);
+      this.schedule(false);
+      return;
+    }
+    const header = target.closest<HTMLElement>(".chat-turn-header");
+    if (header !== null) {
+      const turn = Number(header.closest<HTMLElement>(".chat-turn")?.dataset["turn"]);
+      if (Number.isNaN(turn)) return;
+      if (this.collapsed.has(turn)) this.collapsed.delete(turn);
+      else this.collapsed.add(turn);
+      this.paintNow();
+    }
+  };
+
+  private readonly onKey = (event: KeyboardEvent): void => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      this.send();
+    }
+    // Keep Lab's notebook shortcuts (Shift+Enter runs a cell, A/B add cells...) out of the box.
+    event.stopPropagation();
+  };
+
+  private readonly onSendClick = (): void => this.send();
+
+  private send(): void {
+    const text = this.input.value.trim();
+    if (text === "" || this.state.sendBlocked() !== null) return;
+    this.state.sending = true;
+    this.request({ kind: "send", request_id: this.nextId("send"), text });
+    this.stickToEnd = true; // follow the new turn, wherever the log was scrolled
+    this.schedule(true);
+  }
+}

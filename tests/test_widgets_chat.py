@@ -1,0 +1,329 @@
+"""The chat view's kernel side: snapshots, follow-ups, live frames and the static fallback."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from boonb import api
+from boonb.agent.loop import Agent
+from boonb.agent.sessions import RESTART_NOTE
+from boonb.agent.tools.registry import tool
+from boonb.runtime import Runtime
+from boonb.sim import Rule
+from boonb.widgets import ChatView
+from boonb.widgets.chat_history import message_turns
+
+
+@pytest.fixture
+def runtime() -> Iterator[Runtime]:
+    rt = Runtime()
+    yield rt
+    rt.shutdown()
+
+
+class View:
+    """A ChatView whose outgoing custom messages are captured."""
+
+    def __init__(self, widget: ChatView) -> None:
+        self.widget = widget
+        self.sent: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+        def capture(content: dict[str, Any], buffers: object = None) -> None:
+            with self._lock:
+                self.sent.append(content)
+
+        widget.send = capture
+
+    def ask(self, content: Any) -> dict[str, Any]:
+        """Deliver a message as the comm does, and return the reply it caused."""
+        self.widget._handle_msg(
+            {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
+        )
+        with self._lock:
+            replies = [m for m in self.sent if m["kind"] != "frame"]
+        return replies[-1]
+
+    def frames(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m for m in self.sent if m["kind"] == "frame"]
+
+
+class Gate:
+    """A tool that blocks until released, so a run can be caught in its tool phase."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+        def hold(reason: str) -> str:
+            """Wait for the test to let the call finish."""
+            self.entered.set()
+            self.release.wait(20)
+            return f"released: {reason}"
+
+        self.tool = tool(name="hold")(hold)
+
+
+def agent_with_rules(runtime: Runtime, *rules: Rule, tools: list[Any] | None = None) -> Agent:
+    sim = runtime.simulator()
+    sim.clear_rules()
+    for rule in rules:
+        sim.add_rule(rule)
+    return api.new_agent(tools=tools, runtime=runtime)
+
+
+def open_view(agent: Agent, runtime: Runtime) -> View:
+    return View(ChatView(agent=agent, runtime=runtime))
+
+
+def mimebundle(widget: ChatView) -> dict[str, Any]:
+    bundle = widget._repr_mimebundle_()
+    assert bundle is not None
+    return bundle[0]
+
+
+def wait_until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def test_snapshot_returns_the_messages_by_turn_and_the_timeline(runtime: Runtime) -> None:
+    agent = agent_with_rules(
+        runtime, Rule("files", tool_calls=[{"name": "list_files", "arguments": {}}])
+    )
+    view = open_view(agent, runtime)
+    runtime.engine.run(agent.run("show files"))
+    reply = view.ask({"kind": "snapshot", "request_id": "s1"})
+    assert (reply["kind"], reply["request_id"]) == ("snapshot", "s1")
+    assert (reply["live"], reply["can_send"], reply["state"]) == (True, True, "awaiting_input")
+    roles = [(m["role"], m["turn_number"]) for m in reply["messages"]]
+    assert roles == [("system", 0), ("user", 1), ("assistant", 1), ("tool", 1), ("assistant", 2)]
+    call = reply["messages"][2]["tool_calls"][0]
+    assert call["name"] == "list_files"
+    assert reply["messages"][3]["tool_call_id"] == call["id"]
+    turns = reply["turns"]
+    assert [(t["turn_number"], t["tool_calls"]) for t in turns] == [(1, 1), (2, 0)]
+    assert all(t["started_at"] and t["tokens_used"] > 0 for t in turns)
+    assert turns[1]["cache_tokens"] > 0  # the second call repeats the first one's prefix
+    cache = runtime.store.traces.turn_cache(agent.chat_id)
+    assert [t["input_tokens"] for t in turns] == [c.input_tokens for c in cache]
+    assert reply["pending_tool_calls"] == [] and reply["restarts"] == []
+    # The reply echoes the saved session as a session_restored frame.
+    restored = reply["restored"]
+    assert restored["type"] == "session_restored"
+    assert restored["agent_session_id"] == str(runtime.savers[agent.chat_id].agent_session_id)
+    # It reflects every frame sent before it.
+    assert reply["seq"] >= max(f["seq"] for f in view.frames()) - 1
+
+
+def test_snapshot_mid_run_shows_the_pending_tool_call_and_refuses_a_follow_up(
+    runtime: Runtime,
+) -> None:
+    gate = Gate()
+    agent = agent_with_rules(
+        runtime,
+        Rule("wait", tool_calls=[{"name": "hold", "arguments": {"reason": "test"}}]),
+        tools=[gate.tool],
+    )
+    view = open_view(agent, runtime)
+    future = runtime.engine.submit(agent.run("please wait"))
+    try:
+        assert gate.entered.wait(10)
+        reply = view.ask({"kind": "snapshot", "request_id": "mid"})
+        assert (reply["state"], reply["phase"]) == ("in_progress", "tools")
+        [pending] = reply["pending_tool_calls"]
+        assert (pending["name"], pending["running"]) == ("hold", True)
+        assert pending["arguments"] == '{"reason": "test"}'
+        assert [t["turn_number"] for t in reply["turns"]] == [1]
+        assert reply["can_send"] is False and "still running" in reply["send_blocked"]
+        refused = view.ask({"kind": "send", "request_id": "early", "text": "hurry up"})
+        assert refused == {
+            "kind": "error",
+            "request_id": "early",
+            "message": "not sent: the agent is still running; wait for its answer",
+        }
+    finally:
+        gate.release.set()
+    future.result(10)
+    after = view.ask({"kind": "snapshot", "request_id": "after"})
+    assert after["pending_tool_calls"] == [] and after["can_send"] is True
+    assert [t["turn_number"] for t in after["turns"]] == [1, 2]
+
+
+def test_send_runs_a_follow_up_turn_on_the_engine(runtime: Runtime) -> None:
+    agent = agent_with_rules(runtime)
+    view = open_view(agent, runtime)
+    runtime.engine.run(agent.run("hello"))
+    reply = view.ask({"kind": "send", "request_id": "f1", "text": "and now?"})
+    assert reply == {"kind": "send", "request_id": "f1", "turn_number": 2}
+    run = view.widget._run
+    assert run is not None
+    result = run.result(10)
+    assert "and now?" in result.content
+    snap = view.ask({"kind": "snapshot", "request_id": "s"})
+    tail = [(m["role"], m["turn_number"], m["content"]) for m in snap["messages"][-2:]]
+    assert tail[0] == ("user", 2, "and now?")
+    assert tail[1][:2] == ("assistant", 2)
+    assert [t["turn_number"] for t in snap["turns"]] == [1, 2]
+    # The follow-up's frames reached the view: its user message, deltas and the answer.
+    kinds = [(f["frame"]["type"], f["frame"].get("turn_number")) for f in view.frames()]
+    assert ("turn:start", 2) in kinds and ("message:delta", 2) in kinds
+
+
+def test_frames_are_numbered_and_only_this_chats_are_forwarded(runtime: Runtime) -> None:
+    agent = agent_with_rules(
+        runtime, Rule("files", tool_calls=[{"name": "list_files", "arguments": {}}])
+    )
+    other = api.new_agent(runtime=runtime)
+    view = open_view(agent, runtime)
+    runtime.engine.run(other.run("show files"))
+    assert view.frames() == []
+    runtime.engine.run(agent.run("show files"))
+    wait_until(lambda: any(f["frame"]["type"] == "session_saved" for f in view.frames()))
+    frames = view.frames()
+    assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
+    types = {f["frame"]["type"] for f in frames}
+    assert types >= {
+        "message:delta",
+        "message:complete",
+        "turn:start",
+        "turn:complete",
+        "tool_trace:start",
+        "tool_trace:complete",
+        "model_call:complete",
+        "session_saved",
+    }
+    for f in frames:
+        frame = f["frame"]
+        chat = frame["trace"]["chat_id"] if "trace" in frame else frame["chat_id"]
+        assert chat == str(agent.chat_id)
+    completes = [f for f in frames if f["frame"]["type"] == "message:complete"]
+    # Each message:complete carries the message as the view shows it, with its history index.
+    assert [c["message"]["index"] for c in completes] == [1, 2, 3, 4]
+    tool_result = completes[2]["message"]
+    assert tool_result["role"] == "tool"
+    assert tool_result["tool_call_id"] == completes[1]["message"]["tool_calls"][0]["id"]
+
+
+def test_a_saved_chat_not_in_this_kernel_is_shown_from_its_snapshot_and_takes_no_follow_up(
+    runtime: Runtime,
+) -> None:
+    agent = agent_with_rules(runtime)
+    runtime.engine.run(agent.run("remember me"))
+    session_id = runtime.savers[agent.chat_id].agent_session_id
+    del runtime.chats[agent.chat_id]  # as in a new kernel that has not resumed it
+    del runtime.savers[agent.chat_id]
+    view = View(ChatView(agent.chat_id, runtime=runtime))
+    reply = view.ask({"kind": "snapshot", "request_id": "s"})
+    assert reply["live"] is False and reply["can_send"] is False
+    assert f"%agent resume {session_id}" in reply["send_blocked"]
+    assert [m["content"] for m in reply["messages"] if m["role"] == "user"] == ["remember me"]
+    assert reply["restored"]["agent_session_id"] == str(session_id)
+    refused = view.ask({"kind": "send", "request_id": "x", "text": "hello?"})
+    assert refused["kind"] == "error" and "not running in this kernel" in refused["message"]
+
+
+def test_an_unknown_chat_gets_an_error_reply(runtime: Runtime) -> None:
+    view = View(ChatView(uuid.uuid4(), runtime=runtime))
+    reply = view.ask({"kind": "snapshot", "request_id": "s"})
+    assert reply["kind"] == "error" and reply["request_id"] == "s"
+    assert "no saved session" in reply["message"]
+    assert "no saved session" in mimebundle(view.widget)["text/plain"]
+
+
+def test_a_restart_note_marks_the_turn_it_starts(runtime: Runtime) -> None:
+    agent = agent_with_rules(runtime)
+    runtime.engine.run(agent.run("before the restart"))
+    agent.note_restart(RESTART_NOTE)
+    view = open_view(agent, runtime)
+    reply = view.ask({"kind": "snapshot", "request_id": "s"})
+    note = reply["messages"][-1]
+    assert (note["role"], note["restart"], note["turn_number"]) == ("user", True, 2)
+    assert reply["restarts"] == [2]
+    assert "kernel restarted" in mimebundle(view.widget)["text/plain"]
+
+
+@pytest.mark.parametrize(
+    ("content", "request_id", "complaint"),
+    [
+        ({"kind": "nope", "request_id": "x"}, "x", "kind"),
+        ({"kind": "snapshot"}, None, "request_id"),
+        ({"kind": "send", "request_id": "x"}, "x", "text"),
+        ({"kind": "send", "request_id": "x", "text": ""}, "x", "text"),
+        ({"kind": "send", "request_id": "x", "text": 5}, "x", "text"),
+        ({"kind": "snapshot", "request_id": "x", "extra": 1}, "x", "extra"),
+        ("snapshot please", None, "invalid request"),
+        (None, None, "invalid request"),
+    ],
+)
+def test_bad_requests_get_an_error_reply_not_an_exception(
+    runtime: Runtime, content: Any, request_id: str | None, complaint: str
+) -> None:
+    view = open_view(agent_with_rules(runtime), runtime)
+    reply = view.ask(content)
+    assert reply["kind"] == "error"
+    assert reply["request_id"] == request_id
+    assert complaint in reply["message"].lower()
+
+
+def test_static_fallback_shows_the_conversation_escaped(runtime: Runtime) -> None:
+    agent = agent_with_rules(
+        runtime, Rule("files", tool_calls=[{"name": "list_files", "arguments": {}}])
+    )
+    runtime.engine.run(agent.run("show files <b>now</b>"))
+    view = open_view(agent, runtime)
+    data = mimebundle(view.widget)
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == view.widget.model_id
+    html = data["text/html"]
+    assert "show files &lt;b&gt;now&lt;/b&gt;" in html and "<b>now</b>" not in html
+    assert "<code>list_files</code>" in html
+    assert "Turn 1 · 1 tools" in html and "Turn 2 · 0 tools" in html
+    text = data["text/plain"]
+    assert f"Chat {agent.chat_id} · awaiting input · 2 turns" in text
+    assert "user: show files <b>now</b>" in text
+    assert "tool list_files({}) ->" in text
+    assert "assistant: [simulator]" in text
+
+
+def test_close_unsubscribes_from_the_bus(runtime: Runtime) -> None:
+    agent = agent_with_rules(runtime)
+    before = len(runtime.bus._subscriptions)
+    view = open_view(agent, runtime)
+    assert len(runtime.bus._subscriptions) == before + 1
+    view.widget.close()
+    assert len(runtime.bus._subscriptions) == before
+    view.widget.close()  # closing twice is harmless
+
+
+def test_message_turns_follow_the_answered_model_calls() -> None:
+    history = [
+        {"role": "system"},
+        {"role": "user"},
+        {"role": "assistant"},  # turn 1 asks for a tool
+        {"role": "tool"},
+        # turn 2's model call failed: no answer; the follow-up starts turn 3
+        {"role": "user"},
+        {"role": "assistant"},
+        {"role": "user"},  # a follow-up not yet answered
+    ]
+    assert message_turns(history, [1, 3]) == [0, 1, 1, 1, 3, 3, 4]
+    assert message_turns(history, []) == [0, 1, 1, 1, 2, 2, 3]  # no traces: count on
+
+
+def test_widget_points_at_the_built_bundle(runtime: Runtime) -> None:
+    from boonb.widgets.chat import STATIC
+
+    if not (STATIC / "chat.js").is_file():
+        pytest.skip("the JS bundle is not built (npm run build in labextension/)")
+    view = open_view(agent_with_rules(runtime), runtime)
+    assert "export" in str(view.widget._esm) and "boonb-chat" in str(view.widget._css)
