@@ -321,7 +321,7 @@ def test_message_turns_follow_the_answered_model_calls() -> None:
 
 
 def test_widget_points_at_the_built_bundle(runtime: Runtime) -> None:
-    from boonb.widgets.chat import STATIC
+    from boonb.widgets.common import STATIC
 
     if not (STATIC / "chat.js").is_file():
         pytest.skip("the JS bundle is not built (npm run build in labextension/)")

@@ -285,7 +285,7 @@ def test_chat_defaults_to_the_last_chat_and_a_missing_one_is_a_clear_error(
 
 
 def test_widget_points_at_the_built_bundle() -> None:
-    from boonb.widgets.traceviewer import STATIC
+    from boonb.widgets.common import STATIC
 
     if not (STATIC / "traceviewer.js").is_file():
         pytest.skip("the JS bundle is not built (npm run build in labextension/)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from boonb.widgets.chat import ChatView
-from boonb.widgets.traceviewer import ChatIdError, TraceViewer
+from boonb.widgets.common import ChatIdError
+from boonb.widgets.traceviewer import TraceViewer
 
 __all__ = ["ChatIdError", "ChatView", "TraceViewer"]

@@ -55,8 +55,8 @@ from boonb.widgets.chat_protocol import (
     StreamingText,
     parse_chat_request,
 )
+from boonb.widgets.common import STATIC, ChatIdError, bundle, chat_uuid
 from boonb.widgets.protocol import ErrorReply, describe_invalid, request_id_of
-from boonb.widgets.traceviewer import STATIC, ChatIdError, _bundle, _chat_uuid
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -99,8 +99,8 @@ class SessionNotAvailable(StoreError):
 class ChatView(anywidget.AnyWidget):
     """One agent's conversation: bubbles, tool calls, a turn timeline and a follow-up box."""
 
-    _esm = _bundle("chat.js", _MISSING_BUNDLE)
-    _css = _bundle("chat.css", "")
+    _esm = bundle("chat.js", _MISSING_BUNDLE)
+    _css = bundle("chat.css", "")
 
     chat_id = traitlets.Unicode().tag(sync=True)
     """The chat shown (set once, at construction)."""
@@ -119,7 +119,7 @@ class ChatView(anywidget.AnyWidget):
         if agent is not None:
             chat = agent.chat_id
         else:
-            chat = _chat_uuid(chat_id if chat_id is not None else runtime.last_chat_id)
+            chat = chat_uuid(chat_id if chat_id is not None else runtime.last_chat_id)
         super().__init__(chat_id=str(chat))
         self._chat = chat
         self._agent = agent

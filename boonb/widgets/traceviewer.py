@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 from uuid import UUID
 
@@ -21,6 +20,7 @@ from pydantic import ValidationError
 
 from boonb.frames import Frame, ModelCallComplete, ToolTraceComplete, ToolTraceStart
 from boonb.store import StoreError
+from boonb.widgets.common import bundle, chat_uuid
 from boonb.widgets.protocol import (
     CacheReply,
     CacheRequest,
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("boonb.widgets")
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
 LIVE_FRAME_TYPES = frozenset({"tool_trace:start", "tool_trace:complete", "model_call:complete"})
 
 _MISSING_BUNDLE = """
@@ -53,20 +52,11 @@ export default {
 """
 
 
-class ChatIdError(ValueError):
-    """No chat id was given and no agent has run in this kernel yet, or the id is no UUID."""
-
-
-def _bundle(name: str, fallback: str) -> Path | str:
-    path = STATIC / name
-    return path if path.is_file() else fallback
-
-
 class TraceViewer(anywidget.AnyWidget):
     """The traces of one chat: turns, model and tool calls, latency, tokens and cache."""
 
-    _esm = _bundle("traceviewer.js", _MISSING_BUNDLE)
-    _css = _bundle("traceviewer.css", "")
+    _esm = bundle("traceviewer.js", _MISSING_BUNDLE)
+    _css = bundle("traceviewer.css", "")
 
     chat_id = traitlets.Unicode().tag(sync=True)
     """The chat shown (set once, at construction)."""
@@ -76,7 +66,7 @@ class TraceViewer(anywidget.AnyWidget):
             from boonb.runtime import get_runtime
 
             runtime = get_runtime()
-        chat = _chat_uuid(chat_id if chat_id is not None else runtime.last_chat_id)
+        chat = chat_uuid(chat_id if chat_id is not None else runtime.last_chat_id)
         super().__init__(chat_id=str(chat))
         self._chat = chat
         self._runtime = runtime
@@ -162,17 +152,3 @@ class TraceViewer(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         return f"<TraceViewer chat={getattr(self, '_chat', None)}>"
-
-
-def _chat_uuid(value: UUID | str | None) -> UUID:
-    if value is None:
-        raise ChatIdError(
-            "no chat to show: no agent has run in this kernel yet. Run %%agent first, "
-            "or pass a chat id: TraceViewer(chat_id=...) or %traces CHAT_ID."
-        )
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise ChatIdError(f"chat id must be a UUID, got {value!r}") from None
