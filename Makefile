@@ -16,7 +16,6 @@ boonb/static/traceviewer.js: $(WIDGET_SOURCES) | $(STAMP)
 	cd labextension && npm run --silent build
 
 $(STAMP): pyproject.toml
-	scripts/ensure-chromium
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -30,5 +29,6 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: setup
+	scripts/ensure-chromium  # the browser tests drive Debian's chromium
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory lint
