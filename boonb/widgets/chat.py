@@ -10,14 +10,10 @@ thread), numbered so the view can tell which ones its snapshot already holds.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, assert_never
 
-import anywidget
-import traitlets
 from pydantic import ValidationError
 
 from boonb.agent.sessions import load_snapshot, snapshot
@@ -55,7 +51,7 @@ from boonb.widgets.chat_protocol import (
     StreamingText,
     parse_chat_request,
 )
-from boonb.widgets.common import STATIC, ChatIdError, bundle, chat_uuid
+from boonb.widgets.common import STATIC, ChatIdError, ChatWidget, bundle, chat_uuid
 from boonb.widgets.protocol import ErrorReply, describe_invalid, request_id_of
 
 if TYPE_CHECKING:
@@ -96,14 +92,11 @@ class SessionNotAvailable(StoreError):
     """The chat is neither running in this kernel nor saved in the project database."""
 
 
-class ChatView(anywidget.AnyWidget):
+class ChatView(ChatWidget):
     """One agent's conversation: bubbles, tool calls, a turn timeline and a follow-up box."""
 
     _esm = bundle("chat.js", _MISSING_BUNDLE)
     _css = bundle("chat.css", "")
-
-    chat_id = traitlets.Unicode().tag(sync=True)
-    """The chat shown (set once, at construction)."""
 
     def __init__(
         self,
@@ -120,25 +113,15 @@ class ChatView(anywidget.AnyWidget):
             chat = agent.chat_id
         else:
             chat = chat_uuid(chat_id if chat_id is not None else runtime.last_chat_id)
-        super().__init__(chat_id=str(chat))
-        self._chat = chat
-        self._agent = agent
-        self._runtime = runtime
-        self._send_lock = threading.Lock()
         # Guarded by _send_lock: what the view needs beyond the agent's own state.
+        self._agent = agent
         self._seq = 0
         self._streaming: dict[int, str] = {}
         self._turn_started: dict[int, datetime] = {}
         self._run: concurrent.futures.Future[AgentResult] | None = None
-        self._unsubscribe: Callable[[], None] | None = runtime.bus.subscribe(
-            self._on_frame, types=LIVE_FRAME_TYPES
-        )
-        self.on_msg(self._on_custom_msg)
+        super().__init__(chat, runtime, frame_types=LIVE_FRAME_TYPES)
 
     # Requests from the view (on the kernel's main thread, when no cell is running).
-
-    def _on_custom_msg(self, _widget: object, content: Any, _buffers: object) -> None:
-        self._send_message(self.answer(content).model_dump(mode="json"))
 
     def answer(self, content: Any) -> ChatReply:
         """The reply to one request from the view; a bad request gets an ``ErrorReply``."""
@@ -295,34 +278,11 @@ class ChatView(anywidget.AnyWidget):
             return None
         return chat_message(stored, index=index, turn_number=frame.turn_number)
 
-    def _send_message(self, content: dict[str, Any]) -> None:
-        # The engine thread and the main thread both send; keep each message whole.
-        with self._send_lock:
-            self.send(content)
-
-    def close(self) -> None:
-        """Stop forwarding live frames and close the widget."""
-        unsubscribe, self._unsubscribe = getattr(self, "_unsubscribe", None), None
-        if unsubscribe is not None:
-            unsubscribe()
-        super().close()
-
     # Static rendering, for nbviewer, GitHub and terminal IPython.
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data, metadata = bundle if bundle is not None else ({}, {})
-        try:
-            reply = self.snapshot("static")
-        except StoreError as exc:
-            data["text/plain"] = f"ChatView(chat {self._chat}): {exc}"
-            return data, metadata
-        data["text/plain"] = static_text(reply)
-        data["text/html"] = static_html(reply)
-        return data, metadata
-
-    def __repr__(self) -> str:
-        return f"<ChatView chat={getattr(self, '_chat', None)}>"
+    def static(self) -> tuple[str, str]:
+        reply = self.snapshot("static")
+        return static_text(reply), static_html(reply)
 
 
 def _chat_of(frame: Frame) -> uuid.UUID | None:

@@ -9,18 +9,14 @@ whatever thread publishes them (usually the engine thread).
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, assert_never
 from uuid import UUID
 
-import anywidget
-import traitlets
 from pydantic import ValidationError
 
 from boonb.frames import Frame, ModelCallComplete, ToolTraceComplete, ToolTraceStart
 from boonb.store import StoreError
-from boonb.widgets.common import bundle, chat_uuid
+from boonb.widgets.common import ChatWidget, bundle, chat_uuid
 from boonb.widgets.protocol import (
     CacheReply,
     CacheRequest,
@@ -52,14 +48,11 @@ export default {
 """
 
 
-class TraceViewer(anywidget.AnyWidget):
+class TraceViewer(ChatWidget):
     """The traces of one chat: turns, model and tool calls, latency, tokens and cache."""
 
     _esm = bundle("traceviewer.js", _MISSING_BUNDLE)
     _css = bundle("traceviewer.css", "")
-
-    chat_id = traitlets.Unicode().tag(sync=True)
-    """The chat shown (set once, at construction)."""
 
     def __init__(self, chat_id: UUID | str | None = None, *, runtime: Runtime | None = None):
         if runtime is None:
@@ -67,19 +60,9 @@ class TraceViewer(anywidget.AnyWidget):
 
             runtime = get_runtime()
         chat = chat_uuid(chat_id if chat_id is not None else runtime.last_chat_id)
-        super().__init__(chat_id=str(chat))
-        self._chat = chat
-        self._runtime = runtime
-        self._send_lock = threading.Lock()
-        self._unsubscribe: Callable[[], None] | None = runtime.bus.subscribe(
-            self._on_frame, types=LIVE_FRAME_TYPES
-        )
-        self.on_msg(self._on_custom_msg)
+        super().__init__(chat, runtime, frame_types=LIVE_FRAME_TYPES)
 
     # Requests from the view (on the kernel's main thread, when no cell is running).
-
-    def _on_custom_msg(self, _widget: object, content: Any, _buffers: object) -> None:
-        self._send_message(self.answer(content).model_dump(mode="json"))
 
     def answer(self, content: Any) -> Reply:
         """The reply to one request from the view; a bad request gets an ``ErrorReply``."""
@@ -124,31 +107,8 @@ class TraceViewer(anywidget.AnyWidget):
         if chat == self._chat:
             self._send_message(FrameMessage(frame=frame).model_dump(mode="json"))
 
-    def _send_message(self, content: dict[str, Any]) -> None:
-        # The engine thread and the main thread both send; keep each message whole.
-        with self._send_lock:
-            self.send(content)
-
-    def close(self) -> None:
-        """Stop forwarding live frames and close the widget."""
-        unsubscribe, self._unsubscribe = getattr(self, "_unsubscribe", None), None
-        if unsubscribe is not None:
-            unsubscribe()
-        super().close()
-
     # Static rendering, for nbviewer, GitHub and terminal IPython.
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        data, metadata = bundle if bundle is not None else ({}, {})
-        try:
-            summary = summarize(self._runtime.store, self._chat)
-        except StoreError as exc:
-            data["text/plain"] = f"TraceViewer(chat {self._chat}): store unavailable: {exc}"
-            return data, metadata
-        data["text/plain"] = summary_text(summary)
-        data["text/html"] = summary_html(summary)
-        return data, metadata
-
-    def __repr__(self) -> str:
-        return f"<TraceViewer chat={getattr(self, '_chat', None)}>"
+    def static(self) -> tuple[str, str]:
+        summary = summarize(self._runtime.store, self._chat)
+        return summary_text(summary), summary_html(summary)
