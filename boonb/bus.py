@@ -42,6 +42,10 @@ class Bus:
 
         return unsubscribe
 
+    def wants(self, frame_type: str) -> bool:
+        """Whether anyone would receive a frame of this type (so it is worth building)."""
+        return bool(self._by_type.get(frame_type, self._all))
+
     def publish(self, frame: Frame) -> None:
         """Deliver ``frame``; a failing subscriber is logged and does not stop the others."""
         for handler in self._by_type.get(frame.type, self._all):

@@ -1,8 +1,15 @@
 """Frames: the typed events that flow from agents to the store, the widgets and exporters.
 
-One pydantic union discriminated on ``type``. Widgets receive nothing else; the
-TypeScript types in ``labextension/src/frames.ts`` are generated from
-:func:`json_schema` by ``scripts/generate_frame_types.py``.
+One union discriminated on ``type``. Widgets receive nothing else; the TypeScript types
+in ``labextension/src/frames.ts`` are generated from :func:`json_schema` by
+``scripts/generate_frame_types.py``.
+
+Frames and trace records are plain slotted dataclasses. Our own code builds them on
+the agent's path, where a pydantic model's validation would cost several times the
+whole budget of recording a trace (see ``benchmarks/bench_store.py``). pydantic still
+owns them at the edges: :data:`frame_adapter` gives their schema and JSON, and
+:func:`parse_frame` validates anything that arrives from outside. Treat them as
+immutable: subscribers share one instance.
 
 Token accounting, one convention everywhere: ``input_tokens`` includes cache-read
 tokens; ``cache_tokens`` is the cache-read (hit) part of it;
@@ -12,11 +19,12 @@ tokens; ``cache_tokens`` is the cache-read (hit) part of it;
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+from pydantic import ConfigDict, Field, JsonValue, TypeAdapter
 
 Outcome = Literal["success", "error", "cancelled"]
 TraceKind = Literal["model", "tool"]
@@ -27,17 +35,22 @@ SessionState = Literal[
 TaskState = Literal["pending", "running", "completed", "failed", "cancelled", "interrupted", "read"]
 WorkflowState = Literal["pending", "running", "completed", "failed", "cancelled", "interrupted"]
 StepState = Literal["started", "completed", "failed", "cached", "cancelled"]
+NonNegative = Annotated[int, Field(ge=0)]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+class _Record:
+    __slots__ = ()
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True
+    )
 
 
-class TraceRecord(_Model):
+@dataclass(slots=True, kw_only=True)
+class TraceRecord(_Record):
     """One row of ``tool_traces``: a model call (``kind='model'``) or a tool call.
 
     A tool call's row carries its own latency; the model call that asked for it
@@ -47,7 +60,7 @@ class TraceRecord(_Model):
     id: UUID
     session_id: UUID
     chat_id: UUID
-    turn_number: int = Field(ge=0)
+    turn_number: NonNegative
     kind: TraceKind
     tool_name: str
     call_id: str | None = None
@@ -76,7 +89,8 @@ class TraceRecord(_Model):
     outcome: Outcome = "success"
 
 
-class CacheSegment(_Model):
+@dataclass(slots=True, kw_only=True)
+class CacheSegment(_Record):
     """Cache hits of one prompt segment of one model call (a ``cache_stats`` row).
 
     Segments are measured in prompt order (system, tools, history, attachments);
@@ -84,9 +98,9 @@ class CacheSegment(_Model):
     """
 
     segment: Segment
-    tokens: int = Field(ge=0)
-    hit_tokens: int = Field(ge=0)
-    miss_tokens: int = Field(ge=0)
+    tokens: NonNegative
+    hit_tokens: NonNegative
+    miss_tokens: NonNegative
     hash: str
     """Hash of the segment's content in this call."""
     prefix_hash: str | None = None
@@ -94,7 +108,8 @@ class CacheSegment(_Model):
     call's ``hash`` unless something already sent was changed (which breaks the cache)."""
 
 
-class ToolTraceStart(_Model):
+@dataclass(slots=True, kw_only=True)
+class ToolTraceStart(_Record):
     type: Literal["tool_trace:start"] = "tool_trace:start"
     trace_id: UUID
     session_id: UUID
@@ -107,18 +122,21 @@ class ToolTraceStart(_Model):
     started_at: datetime
 
 
-class ToolTraceComplete(_Model):
+@dataclass(slots=True, kw_only=True)
+class ToolTraceComplete(_Record):
     type: Literal["tool_trace:complete"] = "tool_trace:complete"
     trace: TraceRecord
 
 
-class ModelCallComplete(_Model):
+@dataclass(slots=True, kw_only=True)
+class ModelCallComplete(_Record):
     type: Literal["model_call:complete"] = "model_call:complete"
     trace: TraceRecord
-    cache: list[CacheSegment] = []
+    cache: list[CacheSegment] = field(default_factory=list)
 
 
-class MessageDelta(_Model):
+@dataclass(slots=True, kw_only=True)
+class MessageDelta(_Record):
     type: Literal["message:delta"] = "message:delta"
     chat_id: UUID
     turn_number: int
@@ -126,23 +144,26 @@ class MessageDelta(_Model):
     text: str
 
 
-class MessageComplete(_Model):
+@dataclass(slots=True, kw_only=True)
+class MessageComplete(_Record):
     type: Literal["message:complete"] = "message:complete"
     chat_id: UUID
     turn_number: int
     role: Literal["user", "assistant", "tool", "system"]
     content: str
-    tool_calls: list[dict[str, JsonValue]] = []
+    tool_calls: list[dict[str, JsonValue]] = field(default_factory=list)
 
 
-class TurnStart(_Model):
+@dataclass(slots=True, kw_only=True)
+class TurnStart(_Record):
     type: Literal["turn:start"] = "turn:start"
     chat_id: UUID
     turn_number: int
     started_at: datetime
 
 
-class TurnComplete(_Model):
+@dataclass(slots=True, kw_only=True)
+class TurnComplete(_Record):
     type: Literal["turn:complete"] = "turn:complete"
     chat_id: UUID
     turn_number: int
@@ -153,7 +174,8 @@ class TurnComplete(_Model):
     cache_tokens: int = 0
 
 
-class SessionSaved(_Model):
+@dataclass(slots=True, kw_only=True)
+class SessionSaved(_Record):
     type: Literal["session_saved"] = "session_saved"
     agent_session_id: UUID
     chat_id: UUID
@@ -162,7 +184,8 @@ class SessionSaved(_Model):
     last_update: datetime
 
 
-class SessionRestored(_Model):
+@dataclass(slots=True, kw_only=True)
+class SessionRestored(_Record):
     type: Literal["session_restored"] = "session_restored"
     agent_session_id: UUID
     chat_id: UUID
@@ -170,7 +193,8 @@ class SessionRestored(_Model):
     snapshot: dict[str, JsonValue]
 
 
-class WorkflowStatus(_Model):
+@dataclass(slots=True, kw_only=True)
+class WorkflowStatus(_Record):
     type: Literal["workflow:status"] = "workflow:status"
     run_id: UUID
     workflow: str
@@ -182,7 +206,8 @@ class WorkflowStatus(_Model):
     error: str | None = None
 
 
-class WorkflowStep(_Model):
+@dataclass(slots=True, kw_only=True)
+class WorkflowStep(_Record):
     type: Literal["workflow:step"] = "workflow:step"
     run_id: UUID
     agent_id: str
@@ -192,7 +217,8 @@ class WorkflowStep(_Model):
     error: str | None = None
 
 
-class WorkflowLog(_Model):
+@dataclass(slots=True, kw_only=True)
+class WorkflowLog(_Record):
     type: Literal["workflow:log"] = "workflow:log"
     run_id: UUID
     phase: str | None = None
@@ -201,16 +227,18 @@ class WorkflowLog(_Model):
     at: datetime
 
 
-class TaskUpdate(_Model):
+@dataclass(slots=True, kw_only=True)
+class TaskUpdate(_Record):
     type: Literal["task:update"] = "task:update"
     task_id: UUID
     task_type: str
     state: TaskState
-    progress: float | None = Field(default=None, ge=0, le=1)
+    progress: Annotated[float, Field(ge=0, le=1)] | None = None
     message: str | None = None
 
 
-class ErrorFrame(_Model):
+@dataclass(slots=True, kw_only=True)
+class ErrorFrame(_Record):
     """Something failed that the user should see (a tool error, a provider error)."""
 
     type: Literal["error"] = "error"

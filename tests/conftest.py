@@ -43,7 +43,7 @@ def make_trace(
         "latency_ms": 12.5,
     }
     values.update(fields)
-    return TraceRecord.model_validate(values)
+    return TraceRecord(**values)  # type: ignore[arg-type]
 
 
 def trace_frame(**kwargs: object) -> ToolTraceComplete:

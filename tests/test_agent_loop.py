@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from boonb.agent import AgentError, tool
-from boonb.frames import ErrorFrame, ToolTraceComplete, ToolTraceStart
+from boonb.frames import ErrorFrame, ToolTraceComplete, ToolTraceStart, frame_adapter
 from boonb.sim import Fault, Rule
 from boonb.sim.tokens import count_prompt_tokens
 from tests.conftest import SECRET, Env
@@ -192,7 +192,7 @@ def test_the_api_key_never_appears_in_rows_frames_or_logs(env: Env, caplog) -> N
     dumped = []
     for table in ("tool_traces", "cache_stats", "chats", "messages", "message_parts"):
         dumped += [repr(r) for r in env.rows(f"SELECT * FROM {table}")]
-    frames = [f.model_dump_json() for f in env.frames]
+    frames = [frame_adapter.dump_json(f).decode() for f in env.frames]
     assert len(dumped) > 3 and len(frames) > 3
     for text in [*dumped, *frames, caplog.text]:
         assert SECRET not in text

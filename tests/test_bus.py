@@ -73,3 +73,15 @@ def test_publishing_from_many_threads_while_subscribing_delivers_every_frame() -
     for t in threads:
         t.join()
     assert len(got) == 4_000
+
+
+def test_wants_says_whether_a_frame_type_has_a_receiver() -> None:
+    bus = Bus()
+    assert not bus.wants("message:delta")
+    unsubscribe = bus.subscribe(lambda f: None, types={"message:delta"})
+    assert bus.wants("message:delta") and not bus.wants("turn:start")
+    catch_all = bus.subscribe(lambda f: None)
+    assert bus.wants("turn:start")
+    catch_all()
+    unsubscribe()
+    assert not bus.wants("message:delta")

@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import TypeAdapter
 
+from boonb.frames import TraceRecord
 from boonb.server import BoonbServer, ChatNotFound, ProjectTraces
 from boonb.store import Database, Store, make_row
 from tests.conftest import trace_frame
@@ -82,7 +84,7 @@ def _fill(db_path: Path) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, list[dict[str
         (f.trace for f in frames if f.trace.chat_id == chat),
         key=lambda t: (t.turn_number, t.started_at, t.id),
     )
-    return chat, other, empty, [t.model_dump(mode="json") for t in ours]
+    return chat, other, empty, [TypeAdapter(TraceRecord).dump_python(t, mode="json") for t in ours]
 
 
 @pytest.fixture(scope="session")

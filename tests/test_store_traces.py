@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from boonb.frames import ToolTraceComplete
 from boonb.store import (
     MAX_LIMIT,
     DatabaseUnusable,
@@ -48,6 +50,55 @@ def test_paging_returns_every_trace_once_in_order(store: Store) -> None:
     assert sorted(t.id for t in traces) == sorted(ids)
     keys = [(t.turn_number, t.started_at, t.id) for t in traces]
     assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize(
+    "turns",
+    [
+        range(300),  # one trace a turn: a page spans many turns
+        [0, 3, 70, 71, 500, 9_999],  # gaps wider than any span the pager reads at once
+        range(1_000, 1_040),  # a chat whose turns start far from 0
+    ],
+)
+def test_paging_sparse_and_gappy_turns_misses_nothing(store: Store, turns: range | list) -> None:
+    chat = uuid.uuid4()
+    frames = [trace_frame(chat_id=chat, turn=t, seconds=i) for i, t in enumerate(turns)]
+    frames += [trace_frame(chat_id=chat, turn=turns[-1], seconds=10_000 + i) for i in range(60)]
+    for frame in frames:
+        store.writer.enqueue(frame)
+    store.writer.flush()
+    for limit in (1, 7, 50):
+        traces = _all_pages(store, chat, limit=limit)
+        assert [t.id for t in traces] == [f.trace.id for f in frames]
+
+
+def test_a_page_returns_the_values_that_were_stored(store: Store) -> None:
+    chat, parent, run = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    stored = make_trace(
+        chat_id=chat,
+        kind="model",
+        input={"messages": [{"role": "user", "content": "héllo ✓"}], "n": 2**40, "x": 0.1},
+        output="plain text",
+        call_id="call_1",
+        agent_id="reviewer",
+        parent_id=parent,
+        workflow_run_id=run,
+        input_tokens=100,
+        output_tokens=20,
+        cache_tokens=64,
+        cache_miss_tokens=36,
+        reasoning_tokens=5,
+        tokens_used=120,
+        cost_usd=0.0012,
+        error="boom",
+        outcome="error",
+        finished_at=datetime(2026, 1, 1, 0, 0, 1, 123457, tzinfo=UTC),
+    )
+    empty = make_trace(chat_id=chat, turn=2, input=None, output=None)
+    for trace in (stored, empty):
+        store.writer.enqueue(ToolTraceComplete(trace=trace))
+    store.writer.flush()
+    assert store.traces.page(chat).traces == [stored, empty]
 
 
 def test_turn_filter_returns_only_that_turn(store: Store) -> None:

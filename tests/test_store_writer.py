@@ -5,6 +5,7 @@ import uuid
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from boonb.frames import CacheSegment, ModelCallComplete, TurnStart
 from boonb.store import Store, make_row
@@ -115,6 +116,20 @@ def test_a_bad_row_does_not_hold_back_the_others(store: Store) -> None:
     store.writer.enqueue(good)
     assert store.writer.flush(timeout=10)
     assert _count(store) == 1
+
+
+def test_a_bad_trace_is_left_out_alone_and_named(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    chat = uuid.uuid4()
+    good = [trace_frame(chat_id=chat, seconds=i) for i in range(100)]
+    bad = trace_frame(chat_id=chat, turn=2**40)  # does not fit the INTEGER column
+    for frame in good[:37] + [bad] + good[37:]:
+        store.writer.enqueue(frame)
+    assert store.writer.flush(timeout=10)
+    assert _count(store) == 100
+    failures = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in failures] == [f"store: could not write trace {bad.trace.id}"]
 
 
 def _count(store: Store) -> int:

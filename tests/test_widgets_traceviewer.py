@@ -16,6 +16,7 @@ from boonb.frames import (
     ModelCallComplete,
     ToolTraceComplete,
     ToolTraceStart,
+    frame_adapter,
 )
 from boonb.runtime import Runtime
 from boonb.widgets import ChatIdError, TraceViewer
@@ -203,7 +204,8 @@ def test_live_frames_of_this_chat_are_forwarded_and_others_are_not(
         "model_call:complete",
     ]
     assert viewer.sent[0]["frame"]["trace_id"] == str(mine.id)
-    assert viewer.sent[1]["frame"] == ToolTraceComplete(trace=mine).model_dump(mode="json")
+    sent = frame_adapter.dump_python(ToolTraceComplete(trace=mine), mode="json")
+    assert viewer.sent[1]["frame"] == sent
 
 
 def test_close_unsubscribes_from_the_bus(runtime: Runtime, chat_id: uuid.UUID) -> None:

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import JsonValue
@@ -27,15 +27,20 @@ from boonb.frames import (
     ToolTraceStart,
     TraceRecord,
 )
+from boonb.ids import new_id
 from boonb.providers import ChatResult, Usage
 from boonb.store import Row, make_row
 
 RowSink = Callable[[Row], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpenTrace:
-    """A call under way: when it started, by the wall clock and by the monotonic one."""
+    """A call under way: when it started, by the wall clock and by the monotonic one.
+
+    Not frozen: a frozen dataclass's ``__init__`` costs several times more, and one of
+    these is made for every call an agent makes.
+    """
 
     id: uuid.UUID
     turn_number: int
@@ -43,8 +48,8 @@ class OpenTrace:
     started: float
 
     def finish(self) -> tuple[datetime, float]:
-        latency_ms = (time.perf_counter() - self.started) * 1000
-        return self.started_at + timedelta(milliseconds=latency_ms), latency_ms
+        """The wall-clock end, and the latency as the monotonic clock measured it."""
+        return datetime.now(UTC), (time.perf_counter() - self.started) * 1000
 
 
 class Recorder:
@@ -69,11 +74,15 @@ class Recorder:
         self.bus.publish(frame)
 
     def open(self, turn_number: int) -> OpenTrace:
-        return OpenTrace(uuid.uuid4(), turn_number, datetime.now(UTC), time.perf_counter())
+        return OpenTrace(new_id(), turn_number, datetime.now(UTC), time.perf_counter())
 
     def tool_started(
         self, trace: OpenTrace, *, name: str, call_id: str, arguments: JsonValue
     ) -> None:
+        # Only live views want this frame; with none open, not building it halves the
+        # cost of recording a tool call.
+        if not self.bus.wants("tool_trace:start"):
+            return
         self.publish(
             ToolTraceStart(
                 trace_id=trace.id,
@@ -101,14 +110,20 @@ class Recorder:
         parent_id: uuid.UUID | None = None,
     ) -> TraceRecord:
         finished_at, latency_ms = trace.finish()
-        record = self._record(
-            trace,
+        record = TraceRecord(
+            id=trace.id,
+            session_id=self.session_id,
+            chat_id=self.chat_id,
+            turn_number=trace.turn_number,
             kind="tool",
             tool_name=name,
             call_id=call_id,
+            agent_id=self.agent_id,
+            workflow_run_id=self.workflow_run_id,
             parent_id=parent_id,
             input=arguments,
             output=output,
+            started_at=trace.started_at,
             finished_at=finished_at,
             latency_ms=latency_ms,
             outcome=outcome,
@@ -139,12 +154,18 @@ class Recorder:
     ) -> TraceRecord:
         finished_at, latency_ms = trace.finish()
         usage = result.usage if result is not None else Usage()
-        record = self._record(
-            trace,
+        record = TraceRecord(
+            id=trace.id,
+            session_id=self.session_id,
+            chat_id=self.chat_id,
+            turn_number=trace.turn_number,
             kind="model",
             tool_name=model,
+            agent_id=self.agent_id,
+            workflow_run_id=self.workflow_run_id,
             input=request,
             output=_model_output(result),
+            started_at=trace.started_at,
             finished_at=finished_at,
             latency_ms=latency_ms,
             outcome=outcome,
@@ -163,18 +184,6 @@ class Recorder:
                 ErrorFrame(scope="model", message=error, chat_id=self.chat_id, trace_id=trace.id)
             )
         return record
-
-    def _record(self, trace: OpenTrace, **fields: Any) -> TraceRecord:
-        return TraceRecord(
-            id=trace.id,
-            session_id=self.session_id,
-            chat_id=self.chat_id,
-            turn_number=trace.turn_number,
-            agent_id=self.agent_id,
-            workflow_run_id=self.workflow_run_id,
-            started_at=trace.started_at,
-            **fields,
-        )
 
     # Rows that are not traces: the chat and its messages, for SQL over conversations.
 

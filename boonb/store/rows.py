@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from boonb.frames import CacheSegment, Frame, ModelCallComplete, ToolTraceComplete, TraceRecord
+from boonb.frames import CacheSegment, TraceRecord
 
 Action = Literal["insert", "upsert"]
 
@@ -16,7 +16,6 @@ TRACE_COLUMNS = (
     "input_tokens", "output_tokens", "cache_tokens", "cache_miss_tokens", "reasoning_tokens",
     "tokens_used", "cost_usd", "error", "outcome",
 )  # fmt: skip
-assert TRACE_COLUMNS[10:12] == ("input", "output")
 
 CACHE_COLUMNS = (
     "trace_id", "chat_id", "turn_number", "segment", "tokens", "hit_tokens", "miss_tokens", "hash",
@@ -61,35 +60,12 @@ def make_row(
     )
 
 
-def trace_row(trace: TraceRecord) -> Row:
-    fields = trace.__dict__  # plain attribute reads; this runs once per stored trace
-    values = tuple(fields[column] for column in TRACE_COLUMNS[:10]) + (
-        to_json(fields["input"]),
-        to_json(fields["output"]),
-        *(fields[column] for column in TRACE_COLUMNS[12:]),
-    )
-    return Row("tool_traces", TRACE_COLUMNS, values)
-
-
 def cache_row(trace: TraceRecord, segment: CacheSegment) -> Row:
     values = (
         trace.id, trace.chat_id, trace.turn_number, segment.segment, segment.tokens,
         segment.hit_tokens, segment.miss_tokens, segment.hash, segment.prefix_hash,
     )  # fmt: skip
     return Row("cache_stats", CACHE_COLUMNS, values)
-
-
-def rows_for(item: Frame | Row) -> list[Row]:
-    """The rows an enqueued item stands for; frames with nothing to store give none."""
-    match item:
-        case Row():
-            return [item]
-        case ToolTraceComplete(trace=trace):
-            return [trace_row(trace)]
-        case ModelCallComplete(trace=trace, cache=segments):
-            return [trace_row(trace), *(cache_row(trace, s) for s in segments)]
-        case _:
-            return []
 
 
 STORED_FRAME_TYPES = frozenset({"tool_trace:complete", "model_call:complete"})

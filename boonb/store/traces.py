@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
+from pydantic_core import from_json
 
 from boonb.frames import CacheSegment, TraceRecord
 from boonb.store.cursor import TraceKey, decode_cursor, encode_cursor
@@ -17,8 +18,17 @@ from boonb.store.rows import TRACE_COLUMNS
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
-_SELECT = ", ".join(TRACE_COLUMNS)
 _ORDER = "turn_number, started_at, id"
+# Pages know their chat, so they do not read it back; timestamps come as epoch
+# microseconds, which Python turns into datetimes far faster than DuckDB's own conversion.
+_COLUMNS = tuple(c for c in TRACE_COLUMNS if c != "chat_id")
+_SELECT = ", ".join(f"epoch_us({c})" if c in ("started_at", "finished_at") else c for c in _COLUMNS)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Turns read per query when paging a whole chat. A bounded turn range lets DuckDB skip
+# every row group outside it by its min/max statistics, where an open-ended ORDER BY ...
+# LIMIT reads and sorts the whole chat (15 ms at a million traces, against 6 ms). Most
+# pages fit in the first span; the last query is open-ended, so no trace is missed.
+_TURN_SPANS: tuple[int | None, ...] = (8, 64, None)
 
 
 class TracePage(BaseModel):
@@ -122,22 +132,12 @@ class TraceStore:
         ):
             raise InvalidQuery(f"turn_number must be a non-negative integer, got {turn_number!r}")
         scope = f"{chat}:{turn_number}"
-        where = ["chat_id = ?"]
-        params: list[Any] = [chat]
-        if turn_number is not None:
-            where.append("turn_number = ?")
-            params.append(turn_number)
+        key = None
         if cursor is not None:
             key = decode_cursor(cursor, scope=scope, secret=self.db.cursor_key)
-            where.append(f"({_ORDER}) > (?, ?, ?)")
-            params += [key.turn_number, key.started_at, key.id]
-        sql = (
-            f"SELECT {_SELECT} FROM tool_traces WHERE {' AND '.join(where)} "
-            f"ORDER BY {_ORDER} LIMIT {limit + 1}"
-        )
         with self.db.connection() as con:
-            rows = con.execute(sql, params).fetchall()
-        traces = [_record(row) for row in rows[:limit]]
+            rows = _page_rows(con, chat, turn_number, key, limit + 1)
+        traces = [_record(row, chat) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = traces[-1]
@@ -296,9 +296,43 @@ def _check_limit(limit: Any) -> int:
     return limit
 
 
-def _record(row: tuple[Any, ...]) -> TraceRecord:
-    values = dict(zip(TRACE_COLUMNS, row, strict=True))
+def _page_rows(
+    con: Any, chat: UUID, turn_number: int | None, after: TraceKey | None, count: int
+) -> list[tuple[Any, ...]]:
+    """Up to ``count`` rows of the chat (or of one turn) in page order, after ``after``."""
+    keyset = f" AND ({_ORDER}) > (?, ?, ?)" if after else ""
+    keys = [after.turn_number, after.started_at, after.id] if after else []
+
+    def query(turns: str, bounds: list[int], count: int) -> list[tuple[Any, ...]]:
+        sql = (
+            f"SELECT {_SELECT} FROM tool_traces WHERE chat_id = ? AND {turns}{keyset} "
+            f"ORDER BY {_ORDER} LIMIT {count}"
+        )
+        rows: list[tuple[Any, ...]] = con.execute(sql, [chat, *bounds, *keys]).fetchall()
+        return rows
+
+    if turn_number is not None:
+        return query("turn_number = ?", [turn_number], count)
+    rows: list[tuple[Any, ...]] = []
+    low = after.turn_number if after else 0
+    for span in _TURN_SPANS:
+        if span is None:
+            return rows + query("turn_number >= ?", [low], count - len(rows))
+        rows += query("turn_number BETWEEN ? AND ?", [low, low + span - 1], count - len(rows))
+        if len(rows) == count:
+            return rows
+        low += span
+    return rows
+
+
+def _record(row: tuple[Any, ...], chat: UUID) -> TraceRecord:
+    """A stored row as a record; the table's column types already hold its field types."""
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["chat_id"] = chat
+    for column in ("started_at", "finished_at"):
+        if values[column] is not None:
+            values[column] = _EPOCH + timedelta(microseconds=values[column])
     for column in ("input", "output"):
         if values[column] is not None:
-            values[column] = json.loads(values[column])
-    return TraceRecord.model_validate(values)
+            values[column] = from_json(values[column])
+    return TraceRecord(**values)

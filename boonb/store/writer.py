@@ -3,8 +3,8 @@
 The caller's cost is a ``deque.append``. The writer thread wakes on a short timer
 (or early when the queue grows), groups what it drained by table, and writes it all
 inside one transaction, so a batch lands whole or not at all. Traces, the bulk of
-what is written, go as one JSON document serialised by pydantic (in Rust) and parsed
-by DuckDB's ``read_json`` (in C++); other rows go through DuckDB's appender. A batch
+what is written, go in as one Arrow table (see :mod:`boonb.store.trace_table`); other
+rows go through DuckDB's appender. A batch
 that meets another process's lock stays queued and is retried; a committed batch is
 never written again, so no row is lost or duplicated.
 """
@@ -12,18 +12,18 @@ never written again, so no row is lost or duplicated.
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 from itertools import groupby
 from typing import Any
-
-from pydantic import TypeAdapter
 
 from boonb.frames import Frame, ModelCallComplete, ToolTraceComplete, TraceRecord
 from boonb.store.database import Database
 from boonb.store.errors import DatabaseLocked
-from boonb.store.rows import TRACE_COLUMNS, Action, Row, cache_row, rows_for, trace_row
+from boonb.store.rows import TRACE_COLUMNS, Action, Row, cache_row
+from boonb.store.trace_table import trace_table
 
 log = logging.getLogger("boonb.store")
 
@@ -110,8 +110,8 @@ class Writer:
             elif isinstance(item, ModelCallComplete):
                 traces.append(item.trace)
                 rows.extend(cache_row(item.trace, segment) for segment in item.cache)
-            else:
-                rows.extend(rows_for(item))
+            elif isinstance(item, Row):
+                rows.append(item)
         try:
             self._write(rows, traces)
         except DatabaseLocked as exc:
@@ -135,66 +135,75 @@ class Writer:
             try:
                 if traces:
                     _insert_traces(con, traces)
-                for (table, columns, action), group in groups:
-                    appender = con.appender(table, columns=list(columns), action=action)
-                    appender.append_rows([row.values for row in group])
-                    appender.flush()
+                for key, group in groups:
+                    _append(con, key, group)
                 con.commit()
             except Exception:
                 con.rollback()
-                # One bad row must not hold back the rest: write group by group and
-                # report the group that fails.
-                trace_groups = (
-                    [(("tool_traces", TRACE_COLUMNS, "insert"), [trace_row(t) for t in traces])]
-                    if traces
-                    else []
-                )
-                self._write_groups_apart(con, trace_groups + groups)
+                # One bad row must not hold back the rest: write the traces and then each
+                # group of rows in a transaction of its own, and report what fails.
+                self._write_apart(con, traces, groups)
                 return
         self.rows_written += len(rows) + len(traces)
 
-    def _write_groups_apart(self, con: Any, groups: list[Any]) -> None:
-        for (table, columns, action), group in groups:
-            try:
-                con.begin()
-                appender = con.appender(table, columns=list(columns), action=action)
-                appender.append_rows([row.values for row in group])
-                appender.flush()
-                con.commit()
-                self.rows_written += len(group)
-            except Exception:
-                con.rollback()
-                log.exception("store: could not write %d rows to %s", len(group), table)
+    def _write_apart(self, con: Any, traces: list[TraceRecord], groups: list[Any]) -> None:
+        self._write_traces_apart(con, traces)
+        for key, group in groups:
+            failure = self._write_part(con, len(group), partial(_append, con, key, group))
+            if failure is not None:
+                table, count = key[0], len(group)
+                log.error("store: could not write %d rows to %s", count, table, exc_info=failure)
+
+    def _write_traces_apart(self, con: Any, traces: list[TraceRecord]) -> None:
+        """Write traces in halves, and halves of those, so only the bad ones are left out."""
+        if not traces:
+            return
+        failure = self._write_part(con, len(traces), partial(_insert_traces, con, traces))
+        if failure is None:
+            return
+        if len(traces) == 1:
+            log.error("store: could not write trace %s", traces[0].id, exc_info=failure)
+            return
+        half = len(traces) // 2
+        self._write_traces_apart(con, traces[:half])
+        self._write_traces_apart(con, traces[half:])
+
+    def _write_part(self, con: Any, count: int, write: Callable[[], None]) -> Exception | None:
+        """One part in a transaction of its own; returns what made it fail, if it did."""
+        try:
+            con.begin()
+            write()
+            con.commit()
+        except Exception as exc:
+            con.rollback()
+            return exc
+        self.rows_written += count
+        return None
 
 
 def _group_key(row: Row) -> tuple[str, tuple[str, ...], Action]:
     return (row.table, row.columns, row.action)
 
 
-_TRACES: TypeAdapter[list[TraceRecord]] = TypeAdapter(list[TraceRecord])
-_TRACE_TYPES = {
-    "id": "UUID", "session_id": "UUID", "chat_id": "UUID", "turn_number": "INTEGER",
-    "kind": "VARCHAR", "tool_name": "VARCHAR", "call_id": "VARCHAR", "agent_id": "VARCHAR",
-    "workflow_run_id": "UUID", "parent_id": "UUID", "input": "JSON", "output": "JSON",
-    "started_at": "TIMESTAMPTZ", "finished_at": "TIMESTAMPTZ", "latency_ms": "DOUBLE",
-    "input_tokens": "INTEGER", "output_tokens": "INTEGER", "cache_tokens": "INTEGER",
-    "cache_miss_tokens": "INTEGER", "reasoning_tokens": "INTEGER", "tokens_used": "INTEGER",
-    "cost_usd": "DOUBLE", "error": "VARCHAR", "outcome": "VARCHAR",
-}  # fmt: skip
-assert tuple(_TRACE_TYPES) == TRACE_COLUMNS
 _INSERT_TRACES = (
     f"INSERT INTO tool_traces ({', '.join(TRACE_COLUMNS)}) "
-    f"SELECT {', '.join(TRACE_COLUMNS)} FROM read_json(?, format = 'array', columns = "
-    "{" + ", ".join(f"'{c}': '{t}'" for c, t in _TRACE_TYPES.items()) + "})"
+    f"SELECT {', '.join(TRACE_COLUMNS)} FROM boonb_trace_batch"
 )
 
 
 def _insert_traces(con: Any, traces: list[TraceRecord]) -> None:
-    """Insert traces as one JSON document: far cheaper per row than converting each value."""
-    with tempfile.NamedTemporaryFile(prefix="boonb-traces-", suffix=".json") as batch:
-        batch.write(_TRACES.dump_json(traces))
-        batch.flush()
-        con.execute(_INSERT_TRACES, [batch.name])
+    con.register("boonb_trace_batch", trace_table(traces))
+    try:
+        con.execute(_INSERT_TRACES)
+    finally:
+        con.unregister("boonb_trace_batch")
+
+
+def _append(con: Any, key: tuple[str, tuple[str, ...], Action], rows: list[Row]) -> None:
+    table, columns, action = key
+    appender = con.appender(table, columns=list(columns), action=action)
+    appender.append_rows([row.values for row in rows])
+    appender.flush()
 
 
 def _last_per_key(rows: list[Row]) -> list[Row]:

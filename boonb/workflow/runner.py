@@ -22,6 +22,7 @@ from boonb.bus import Bus
 from boonb.frames import (
     Frame,
     ModelCallComplete,
+    StepState,
     WorkflowLog,
     WorkflowState,
     WorkflowStatus,
@@ -234,7 +235,7 @@ class WorkflowRun:
             scope.charge(frame.trace.tokens_used)
 
     def _step(
-        self, agent_id: str, state: str, *, tokens: int = 0, error: str | None = None
+        self, agent_id: str, state: StepState, *, tokens: int = 0, error: str | None = None
     ) -> None:
         self.bus.publish(
             WorkflowStep(
