@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from boonb.store import SCHEMA_VERSION, TABLES, Database
 
@@ -61,3 +64,19 @@ def test_cursor_key_survives_reopening(db_path: Path) -> None:
     key = first.cursor_key
     first.close()
     assert Database(db_path).cursor_key == key
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.045, 0.05, 0.055])
+def test_a_process_that_exits_without_closing_exits_cleanly(db_path: Path, pause: float) -> None:
+    # The lingering handle is let go by a timer thread about 50 ms after the last use;
+    # exiting while that thread is inside DuckDB used to abort the process.
+    child = (
+        "import sys, time\n"
+        "from boonb.store import Database\n"
+        "Database(sys.argv[1]).cursor_key\n"
+        "time.sleep(float(sys.argv[2]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", child, str(db_path), str(pause)], capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()

@@ -11,12 +11,14 @@ waiting for it is never starved.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import random
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -90,6 +92,7 @@ class Database:
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._release_timer: threading.Timer | None = None
         self._cursor_key: bytes | None = None
+        _open_databases.add(self)
         check_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.connection() as con:
@@ -178,6 +181,17 @@ class Database:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             conn.close()
+
+
+_open_databases: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    # A lingering handle is closed by a timer thread. If the interpreter ends while that
+    # thread is inside DuckDB, the process aborts (exit code 134); closing here is safe.
+    for db in list(_open_databases):
+        db.close()
 
 
 def _cursor_key(con: duckdb.DuckDBPyConnection) -> bytes:

