@@ -235,7 +235,7 @@ def main() -> None:
         root = Path(tmp)
         store = Store(root / "bench.duckdb")
         bus = Bus()
-        bus.subscribe(store.writer.enqueue, types=STORED_FRAME_TYPES)
+        bus.subscribe(store.writer.enqueue_frame, types=STORED_FRAME_TYPES)
         bench_overhead(sim, store, bus, root)
         bench_many_agents(store, bus, root)
         store.close()

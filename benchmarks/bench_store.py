@@ -85,7 +85,7 @@ def bench_record_cost(tmp: Path) -> None:
     store = Store(tmp / "record.duckdb", flush_interval=600)
     store.writer.wake_at = CHUNK * 10
     bus = Bus()
-    bus.subscribe(store.writer.enqueue, types=STORED_FRAME_TYPES)
+    bus.subscribe(store.writer.enqueue_frame, types=STORED_FRAME_TYPES)
     chat, session = uuid.uuid4(), uuid.uuid4()
     recorder = Recorder(bus, store.writer.enqueue, session_id=session, chat_id=chat)
     arguments, output = {"path": "data.csv"}, {"rows": 10}

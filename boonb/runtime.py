@@ -79,7 +79,9 @@ class Runtime:
         )
         self._close_store()
         self._store = store
-        self._unsubscribe_store = self.bus.subscribe(store.writer.enqueue, types=STORED_FRAME_TYPES)
+        self._unsubscribe_store = self.bus.subscribe(
+            store.writer.enqueue_frame, types=STORED_FRAME_TYPES
+        )
         store.writer.enqueue(self._session_row(ended_at=None))
         mark_interrupted(store)
 

@@ -54,17 +54,25 @@ class Writer:
         self.flush_interval = flush_interval
         self.wake_at = wake_at
         self.rows_written = 0
-        self._queue: deque[Frame | Row | _FlushMarker] = deque()
+        self._queue: deque[Frame | TraceRecord | Row | _FlushMarker] = deque()
         self._wake = threading.Event()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="boonb-store-writer", daemon=True)
         self._thread.start()
 
-    def enqueue(self, item: Frame | Row) -> None:
-        """Queue a frame or row for writing. Never touches the disk."""
+    def enqueue(self, item: Frame | TraceRecord | Row) -> None:
+        """Queue a frame, trace or row for writing. Never touches the disk."""
         self._queue.append(item)
         if len(self._queue) >= self.wake_at:
             self._wake.set()
+
+    def enqueue_frame(self, frame: Frame) -> None:
+        """The bus subscriber for stored frames.
+
+        A tool call's trace is queued without its frame: one object fewer kept alive,
+        and for the garbage collector to visit.
+        """
+        self.enqueue(frame.trace if type(frame) is ToolTraceComplete else frame)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write everything enqueued so far; True once it is on disk."""
@@ -108,7 +116,9 @@ class Writer:
         traces: list[TraceRecord] = []
         markers: list[_FlushMarker] = []
         for item in items:
-            if isinstance(item, _FlushMarker):
+            if isinstance(item, TraceRecord):
+                traces.append(item)
+            elif isinstance(item, _FlushMarker):
                 markers.append(item)
             elif isinstance(item, ToolTraceComplete):
                 traces.append(item.trace)
@@ -122,7 +132,7 @@ class Writer:
         except DatabaseLocked as exc:
             # Keep the batch (in order, ahead of newer items) and try again later.
             log.warning("store: %s; %d rows kept for the next attempt", exc, len(rows))
-            kept: list[Any] = [*rows, *(ToolTraceComplete(trace=t) for t in traces), *markers]
+            kept: list[Any] = [*rows, *traces, *markers]
             self._queue.extendleft(reversed(kept))
             return
         for marker in markers:
