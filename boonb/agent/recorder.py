@@ -79,8 +79,8 @@ class Recorder:
     def tool_started(
         self, trace: OpenTrace, *, name: str, call_id: str, arguments: JsonValue
     ) -> None:
-        # Only live views want this frame; with none open, not building it halves the
-        # cost of recording a tool call.
+        # Only live views want this frame; with none open, not building it saves about
+        # a microsecond, a sixth of recording a tool call.
         if not self.bus.wants("tool_trace:start"):
             return
         self.publish(
@@ -206,7 +206,7 @@ class Recorder:
         )
 
     def message(self, message: dict[str, Any], *, turn_number: int) -> None:
-        message_id = uuid.uuid4()
+        message_id = new_id()
         self.write(
             make_row(
                 "messages",
@@ -223,7 +223,7 @@ class Recorder:
             self.write(
                 make_row(
                     "message_parts",
-                    {"id": uuid.uuid4(), "message_id": message_id, "position": position, **part},
+                    {"id": new_id(), "message_id": message_id, "position": position, **part},
                     json_columns=frozenset({"data"}),
                 )
             )

@@ -4,9 +4,10 @@ The caller's cost is a ``deque.append``. The writer thread wakes on a short time
 (or early when the queue grows), groups what it drained by table, and writes it all
 inside one transaction, so a batch lands whole or not at all. Traces, the bulk of
 what is written, go in as one Arrow table (see :mod:`boonb.store.trace_table`); other
-rows go through DuckDB's appender. A batch
-that meets another process's lock stays queued and is retried; a committed batch is
-never written again, so no row is lost or duplicated.
+rows go through DuckDB's appender. A batch that meets another process's lock stays
+queued and is retried; a committed batch is never written again, so no row is lost or
+duplicated. A batch that fails for what is in it is written in parts, so only the bad
+rows are left out, each named in the log.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from boonb.store.trace_table import trace_table
 log = logging.getLogger("boonb.store")
 
 ROW_GROUP = 122_880
-"""DuckDB's row group size. A queue this long wakes the writer early: a transaction of at
-least a row group lets DuckDB write whole row groups straight into the file, where smaller
-ones go through its log first (measured: 100-118k rows/s against 75-112k at 20,000)."""
+"""DuckDB's row group size. A queue this long wakes the writer early. Bursts then land in
+transactions of a row group or more, which DuckDB writes faster per row than smaller ones
+(it can write whole row groups into the file instead of through its write-ahead log):
+100-118k rows/s against 75-112k when the writer woke at 20,000."""
 
 
 class _FlushMarker:
@@ -131,7 +133,8 @@ class Writer:
             self._write(rows, traces)
         except DatabaseLocked as exc:
             # Keep the batch (in order, ahead of newer items) and try again later.
-            log.warning("store: %s; %d rows kept for the next attempt", exc, len(rows))
+            kept_rows = len(rows) + len(traces)
+            log.warning("store: %s; %d rows kept for the next attempt", exc, kept_rows)
             kept: list[Any] = [*rows, *traces, *markers]
             self._queue.extendleft(reversed(kept))
             return
