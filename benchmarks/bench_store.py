@@ -20,6 +20,7 @@ from pathlib import Path
 from boonb.agent.recorder import Recorder
 from boonb.bus import Bus
 from boonb.frames import ToolTraceComplete, TraceRecord
+from boonb.ids import new_id
 from boonb.store import STORED_FRAME_TYPES, Store
 from boonb.store.trace_table import trace_table
 
@@ -29,9 +30,10 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _trace(chat: uuid.UUID, session: uuid.UUID, i: int) -> ToolTraceComplete:
+    """A finished tool call as the recorder makes it (its id is a time-ordered UUIDv7)."""
     return ToolTraceComplete(
         trace=TraceRecord(
-            id=uuid.uuid4(),
+            id=new_id(),
             session_id=session,
             chat_id=chat,
             turn_number=i // 50,
@@ -184,7 +186,7 @@ def bench_page(tmp: Path) -> None:
             """
             INSERT INTO tool_traces (id, session_id, chat_id, turn_number, kind, tool_name,
                 input, output, started_at, latency_ms, outcome)
-            SELECT uuid(), ?, CASE WHEN i % 10 = 0 THEN uuid() ELSE ? END, i // 500, 'tool',
+            SELECT uuidv7(), ?, CASE WHEN i % 10 = 0 THEN uuid() ELSE ? END, i // 500, 'tool',
                 'read_file', '{"path": "a"}', '"ok"',
                 TIMESTAMPTZ '2026-01-01' + to_microseconds(i), 1.0, 'success'
             FROM range(1100000) t(i)
