@@ -52,8 +52,9 @@ def bench_record_cost(tmp: Path) -> None:
     """Caller-thread cost of recording one tool call, against OpenTelemetry.
 
     boonb: what an agent does per tool call, through its real Recorder: open the trace
-    (mint its id, read both clocks), publish the start frame, then build the finished
-    record and publish it to the bus, whose store subscriber enqueues it for the writer.
+    (mint its id, read both clocks), offer the start frame (not built here: no live view
+    listens), then build the finished record and its frame and publish them to the bus,
+    whose store subscriber enqueues the record for the writer.
     OpenTelemetry: a span with 7 attributes, ended into a BatchSpanProcessor whose
     exporter does nothing.
 
@@ -135,8 +136,8 @@ def bench_record_cost(tmp: Path) -> None:
     store.close()
     b, o = min(runs["boonb"]), min(runs["otel"])
     print(f"record one tool call, caller thread (best of 5 x {N_RECORD:,}):")
-    print(f"  boonb Recorder: open, start frame, finished record + frame: {b:6.2f} µs")
-    print(f"  OpenTelemetry SDK span + 7 attributes, batch processor:     {o:6.2f} µs")
+    print(f"  boonb Recorder: open, finish, record + frame published (no live view): {b:6.2f} µs")
+    print(f"  OpenTelemetry SDK span + 7 attributes, batch processor:              {o:6.2f} µs")
     print(f"  OTel / boonb: {o / b:.1f}x")
 
 
