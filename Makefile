@@ -27,6 +27,7 @@ demo: setup
 lint: $(STAMP)
 	$(BIN)/ruff check boonb tests benchmarks scripts workflows hatch_build.py
 	$(BIN)/mypy
+	cd labextension && npm run --silent typecheck
 
 test: setup
 	scripts/ensure-chromium  # the browser tests drive Debian's chromium

@@ -3,20 +3,10 @@ import { formatRate, formatTokens, hitRate, rateClass } from "../traceviewer/for
 import { highlight, prettyJson } from "../traceviewer/json";
 import type { ChatMessage, SessionState, ToolCallView } from "./protocol";
 import type { CallStatus, ChatState } from "./state";
+import { h } from "../shared/dom";
 
 /** Characters of a tool payload shown (the rest is cut with a note). */
 const PAYLOAD_CUT = 6000;
-
-export function h<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function button(className: string, text?: string): HTMLButtonElement {
   const b = h("button", className, text);

@@ -1,5 +1,6 @@
 // Messages between the chat view and the kernel; mirrors boonb/widgets/chat_protocol.py.
 import type { Frame, SessionRestored } from "../frames";
+import type { ErrorReply, WidgetModel as SharedWidgetModel } from "../shared/widget";
 
 export type SessionState = SessionRestored["state"];
 
@@ -89,12 +90,6 @@ export interface SendReply {
   turn_number: number;
 }
 
-export interface ErrorReply {
-  kind: "error";
-  request_id: string | null;
-  message: string;
-}
-
 export interface FrameMessage {
   kind: "frame";
   seq: number;
@@ -105,9 +100,4 @@ export interface FrameMessage {
 export type KernelMessage = SnapshotReply | SendReply | ErrorReply | FrameMessage;
 
 /** The part of anywidget's model the view uses. */
-export interface WidgetModel {
-  get(name: "chat_id"): string;
-  send(content: Request): void;
-  on(event: "msg:custom", callback: (message: KernelMessage) => void): void;
-  off(event: "msg:custom", callback: (message: KernelMessage) => void): void;
-}
+export type WidgetModel = SharedWidgetModel<Request, KernelMessage>;

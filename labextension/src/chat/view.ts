@@ -5,9 +5,9 @@ import {
   createRestartMarker,
   createTurnGroup,
   fillTurnBody,
-  h,
   updateTurnHeader,
 } from "./dom";
+import { h } from "../shared/dom";
 import type { FrameMessage, KernelMessage, Request, WidgetModel } from "./protocol";
 import { ChatState } from "./state";
 

@@ -12,22 +12,12 @@ import { highlight, prettyJson } from "./json";
 import type { ChatTotals, TurnCache } from "./protocol";
 import type { TraceItem, Turn } from "./state";
 import { turnFigures } from "./state";
+import { h } from "../shared/dom";
 
 /** Characters of a payload shown before "show more". */
 export const CUT = 4000;
 /** Beyond this many characters a payload is shown as plain text (highlighting costs DOM). */
 const HIGHLIGHT_LIMIT = 200_000;
-
-export function h<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function child(el: HTMLElement, selector: string): HTMLElement {
   const found = el.querySelector<HTMLElement>(selector);

@@ -1,5 +1,6 @@
 // Messages between the view and the kernel; mirrors boonb/widgets/protocol.py.
 import type { CacheSegment, Frame, TraceRecord } from "../frames";
+import type { ErrorReply, WidgetModel as SharedWidgetModel } from "../shared/widget";
 
 export interface PageRequest {
   kind: "page";
@@ -53,12 +54,6 @@ export interface CacheReply {
   totals: ChatTotals;
 }
 
-export interface ErrorReply {
-  kind: "error";
-  request_id: string | null;
-  message: string;
-}
-
 export interface FrameMessage {
   kind: "frame";
   frame: Frame;
@@ -67,9 +62,4 @@ export interface FrameMessage {
 export type KernelMessage = PageReply | CacheReply | ErrorReply | FrameMessage;
 
 /** The part of anywidget's model the view uses. */
-export interface WidgetModel {
-  get(name: "chat_id"): string;
-  send(content: Request): void;
-  on(event: "msg:custom", callback: (message: KernelMessage) => void): void;
-  off(event: "msg:custom", callback: (message: KernelMessage) => void): void;
-}
+export type WidgetModel = SharedWidgetModel<Request, KernelMessage>;

@@ -4,11 +4,11 @@ import {
   createFooter,
   createTraceRow,
   createTurnRow,
-  h,
   updateFooter,
   updateTraceRow,
   updateTurnRow,
 } from "./dom";
+import { h } from "../shared/dom";
 import type { KernelMessage, Request, WidgetModel } from "./protocol";
 import { ROW_HEIGHT, type Row, TraceState } from "./state";
 
