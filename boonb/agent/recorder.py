@@ -110,6 +110,8 @@ class Recorder:
         parent_id: uuid.UUID | None = None,
     ) -> TraceRecord:
         finished_at, latency_ms = trace.finish()
+        # Built inline, as in model_finished: a shared helper taking **fields would add
+        # two dict builds to every tool call (see benchmarks/bench_store.py).
         record = TraceRecord(
             id=trace.id,
             session_id=self.session_id,
