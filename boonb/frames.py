@@ -19,9 +19,10 @@ tokens; ``cache_tokens`` is the cache-read (hit) part of it;
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, ParamSpec, TypeVar
 from uuid import UUID
 
 from pydantic import ConfigDict, Field, JsonValue, TypeAdapter
@@ -38,8 +39,43 @@ StepState = Literal["started", "completed", "failed", "cached", "cancelled"]
 NonNegative = Annotated[int, Field(ge=0)]
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def keyword_builder(cls: Callable[P, R]) -> Callable[P, R]:
+    """A function that builds ``cls`` from the same keywords as ``cls(...)``, at half the cost.
+
+    For the few records built on every call an agent makes. CPython hands the keywords
+    of a call to a class to ``__init__`` packed into a dict, which costs more than the
+    ``__init__``; a call to a function binds them directly. That holds up to 15 keywords:
+    beyond that the compiler packs a call's keywords into a dict anyway.
+    """
+    if not is_dataclass(cls) or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls!r} is not a dataclass without __post_init__")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_MISSING": MISSING}
+    arguments, body = [], []
+    for f in fields(cls):
+        name, value = f.name, f.name
+        if f.default_factory is not MISSING:
+            namespace[f"_factory_{name}"] = f.default_factory
+            arguments.append(f"{name}=_MISSING")
+            value = f"_factory_{name}() if {name} is _MISSING else {name}"
+        elif f.default is not MISSING:
+            namespace[f"_default_{name}"] = f.default
+            arguments.append(f"{name}=_default_{name}")
+        else:
+            arguments.append(name)
+        body.append(f"self.{name} = {value}")
+    lines = [f"def build(*, {', '.join(arguments)}):", "self = _new(_cls)", *body, "return self"]
+    exec("\n    ".join(lines), namespace)  # as dataclasses builds __init__
+    build: Callable[P, R] = namespace["build"]
+    build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
+    return build
 
 
 class _Record:

@@ -7,11 +7,15 @@ import pytest
 from pydantic import ValidationError
 
 from boonb.frames import (
+    CacheSegment,
     ErrorFrame,
     MessageDelta,
+    ModelCallComplete,
     ToolTraceComplete,
+    TraceRecord,
     frame_adapter,
     json_schema,
+    keyword_builder,
     parse_frame,
 )
 from boonb.frames_typescript import to_typescript
@@ -31,6 +35,33 @@ def test_frames_round_trip_through_json_by_their_type() -> None:
         again = parse_frame(frame_adapter.dump_json(frame))
         assert type(again) is type(frame)
         assert again == frame
+
+
+def test_keyword_builder_builds_what_the_class_builds() -> None:
+    trace = make_trace(chat_id=uuid.uuid4(), error="boom", outcome="error", input_tokens=7)
+    fields = {name: getattr(trace, name) for name in trace.__dataclass_fields__}
+    built = keyword_builder(TraceRecord)(**fields)  # type: ignore[arg-type]
+    assert type(built) is TraceRecord and built == trace
+
+    # Defaults apply, and a default factory makes a fresh value for each object.
+    build_model_call = keyword_builder(ModelCallComplete)
+    first, second = build_model_call(trace=trace), build_model_call(trace=trace)
+    assert first == ModelCallComplete(trace=trace) and first.type == "model_call:complete"
+    segment = CacheSegment(segment="system", tokens=1, hit_tokens=1, miss_tokens=0, hash="h")
+    first.cache.append(segment)
+    assert second.cache == []
+
+
+def test_keyword_builder_refuses_what_the_class_refuses() -> None:
+    build = keyword_builder(ToolTraceComplete)
+    with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'trace'"):
+        build()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'surprise'"):
+        build(trace=make_trace(chat_id=uuid.uuid4()), surprise=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="takes 0 positional arguments"):
+        build(make_trace(chat_id=uuid.uuid4()))  # type: ignore[misc]
+    with pytest.raises(TypeError, match="not a dataclass without __post_init__"):
+        keyword_builder(dict)
 
 
 def test_unknown_type_and_extra_fields_are_rejected() -> None:
