@@ -16,6 +16,7 @@ from boonb.store import (
     InvalidQuery,
     InvalidSessionId,
     Store,
+    make_row,
 )
 from tests.conftest import make_trace, trace_frame
 
@@ -212,6 +213,55 @@ def test_session_summary_aggregates_counts_latency_tokens_and_cache_rate(store: 
     assert summary.reasoning_tokens == 10 and summary.tokens_used == 350
     assert summary.cache_hit_rate == pytest.approx(0.5)
     assert summary.cost_usd == pytest.approx(0.03)
+
+
+def test_chat_highlights_name_turns_slowest_calls_and_first_errors(store: Store) -> None:
+    chat = uuid.uuid4()
+    latencies = [5.0, 250.0, 40.0, 900.0, 12.0, 250.0]
+    for i, latency in enumerate(latencies):
+        store.writer.enqueue(
+            trace_frame(chat_id=chat, turn=i // 2, seconds=i, tool_name=f"t{i}", latency_ms=latency)
+        )
+    for i, turn in enumerate([4, 3, 3]):
+        store.writer.enqueue(
+            trace_frame(
+                chat_id=chat, turn=turn, seconds=10 + i, tool_name=f"bad{i}", latency_ms=None,
+                outcome="error", error=f"boom {i}",
+            )
+        )  # fmt: skip
+    store.writer.enqueue(trace_frame(chat_id=uuid.uuid4(), latency_ms=5_000.0))  # another chat
+    store.writer.flush()
+
+    highlights = store.traces.chat_highlights(chat, slowest=3, errors=2)
+    assert highlights.turns == 5
+    # Equal latencies keep the page order; calls without a latency are not ranked.
+    assert [(c.tool_name, c.turn_number, c.latency_ms) for c in highlights.slowest] == [
+        ("t3", 1, 900.0), ("t1", 0, 250.0), ("t5", 2, 250.0),
+    ]  # fmt: skip
+    assert [(c.tool_name, c.turn_number, c.error) for c in highlights.errors] == [
+        ("bad1", 3, "boom 1"), ("bad2", 3, "boom 2"),
+    ]  # fmt: skip
+
+    empty = store.traces.chat_highlights(uuid.uuid4())
+    assert (empty.turns, empty.slowest, empty.errors) == (0, [], [])
+    with pytest.raises(InvalidChatId):
+        store.traces.chat_highlights("nope")
+
+
+def test_chat_exists_by_its_chat_row_or_its_traces(store: Store) -> None:
+    with_traces, with_row, unknown = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    store.writer.enqueue(trace_frame(chat_id=with_traces))
+    store.writer.enqueue(
+        make_row(
+            "chats",
+            {"id": with_row, "session_id": uuid.uuid4(), "created_at": datetime.now(UTC)},
+        )
+    )
+    store.writer.flush()
+    assert store.traces.chat_exists(with_traces) and store.traces.chat_exists(str(with_row))
+    assert not store.traces.chat_exists(unknown)
+    with pytest.raises(InvalidChatId):
+        store.traces.chat_exists("nope")
 
 
 def test_a_file_that_is_not_duckdb_is_refused_and_left_untouched(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from uuid import UUID
 
 from boonb.store import Database, InvalidChatId, TracePage, TraceStore
 from boonb.store.traces import parse_uuid
@@ -43,7 +42,7 @@ class ProjectTraces:
         page = TraceStore(db).page(chat, cursor=cursor, limit=limit, turn_number=turn_number)
         # An empty page is the one case where the chat may not exist; a filter that
         # matches nothing in a known chat is still a 200 with no traces.
-        if not page.traces and not _chat_exists(db, chat):
+        if not page.traces and not TraceStore(db).chat_exists(chat):
             raise ChatNotFound(f"no chat {chat} in {self.path}")
         return page
 
@@ -52,13 +51,3 @@ class ProjectTraces:
             if self._db is None and self.path.exists():
                 self._db = Database(self.path, lock_timeout=self.lock_timeout)
             return self._db
-
-
-def _chat_exists(db: Database, chat: UUID) -> bool:
-    with db.connection() as con:
-        row = con.execute(
-            "SELECT EXISTS (SELECT 1 FROM chats WHERE id = ?) "
-            "OR EXISTS (SELECT 1 FROM tool_traces WHERE chat_id = ?)",
-            [chat, chat],
-        ).fetchone()
-    return bool(row and row[0])

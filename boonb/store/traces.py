@@ -1,4 +1,4 @@
-"""Trace queries: keyset pages of a chat's traces, and per-session aggregates."""
+"""Trace queries: keyset pages of a chat's traces, and per-chat and per-session aggregates."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel
 from pydantic_core import from_json
 
-from boonb.frames import CacheSegment, TraceRecord
+from boonb.frames import CacheSegment, TraceKind, TraceRecord
 from boonb.store.cursor import TraceKey, decode_cursor, encode_cursor
 from boonb.store.database import Database
 from boonb.store.errors import InvalidChatId, InvalidLimit, InvalidQuery, InvalidSessionId
@@ -113,6 +113,27 @@ class ChatTotals(BaseModel):
         return self.cache_tokens / self.input_tokens if self.input_tokens else None
 
 
+class SlowCall(BaseModel):
+    tool_name: str
+    kind: TraceKind
+    turn_number: int
+    latency_ms: float
+
+
+class FailedCall(BaseModel):
+    tool_name: str
+    turn_number: int
+    error: str
+
+
+class ChatHighlights(BaseModel):
+    """What a chat's static summary points out: its turns, slowest calls and first errors."""
+
+    turns: int
+    slowest: list[SlowCall]
+    errors: list[FailedCall]
+
+
 class TraceStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -204,6 +225,48 @@ class TraceStore:
         assert row is not None
         names = list(ChatTotals.model_fields)
         return ChatTotals(**dict(zip(names, row, strict=True)))
+
+    def chat_highlights(
+        self, chat_id: UUID | str, *, slowest: int = 3, errors: int = 3
+    ) -> ChatHighlights:
+        """The chat's turn count, its ``slowest`` slowest calls and its first ``errors`` errors."""
+        chat = parse_uuid(chat_id, InvalidChatId, "chat id")
+        with self.db.connection() as con:
+            turns = con.execute(
+                "SELECT count(DISTINCT turn_number) FROM tool_traces WHERE chat_id = ?", [chat]
+            ).fetchone()
+            slow_rows = con.execute(
+                "SELECT tool_name, kind, turn_number, latency_ms FROM tool_traces "
+                "WHERE chat_id = ? AND latency_ms IS NOT NULL "
+                f"ORDER BY latency_ms DESC, {_ORDER} LIMIT ?",
+                [chat, slowest],
+            ).fetchall()
+            error_rows = con.execute(
+                "SELECT tool_name, turn_number, error FROM tool_traces "
+                f"WHERE chat_id = ? AND outcome = 'error' ORDER BY {_ORDER} LIMIT ?",
+                [chat, errors],
+            ).fetchall()
+        return ChatHighlights(
+            turns=turns[0] if turns else 0,
+            slowest=[
+                SlowCall(tool_name=n, kind=k, turn_number=t, latency_ms=ms)
+                for n, k, t, ms in slow_rows
+            ],
+            errors=[
+                FailedCall(tool_name=n, turn_number=t, error=e or "") for n, t, e in error_rows
+            ],
+        )
+
+    def chat_exists(self, chat_id: UUID | str) -> bool:
+        """Whether the chat has a row in ``chats`` or any trace."""
+        chat = parse_uuid(chat_id, InvalidChatId, "chat id")
+        with self.db.connection() as con:
+            row = con.execute(
+                "SELECT EXISTS (SELECT 1 FROM chats WHERE id = ?) "
+                "OR EXISTS (SELECT 1 FROM tool_traces WHERE chat_id = ?)",
+                [chat, chat],
+            ).fetchone()
+        return bool(row and row[0])
 
     def session_summary(self, session_id: UUID | str) -> SessionSummary:
         session = parse_uuid(session_id, InvalidSessionId, "session id")

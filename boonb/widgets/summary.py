@@ -10,38 +10,7 @@ from dataclasses import dataclass
 from html import escape
 from uuid import UUID
 
-from boonb.store import ChatTotals, Store
-
-_SLOWEST = 3
-_ERRORS = 3
-
-# Read-only aggregates the store does not offer yet; one query each, on a short-lived
-# connection like the store's own queries.
-_TURNS_SQL = "SELECT count(DISTINCT turn_number) FROM tool_traces WHERE chat_id = ?"
-_SLOWEST_SQL = (
-    "SELECT tool_name, kind, turn_number, latency_ms FROM tool_traces "
-    "WHERE chat_id = ? AND latency_ms IS NOT NULL "
-    "ORDER BY latency_ms DESC, started_at, id LIMIT ?"
-)
-_ERRORS_SQL = (
-    "SELECT tool_name, turn_number, error FROM tool_traces "
-    "WHERE chat_id = ? AND outcome = 'error' ORDER BY turn_number, started_at, id LIMIT ?"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SlowCall:
-    tool_name: str
-    kind: str
-    turn_number: int
-    latency_ms: float
-
-
-@dataclass(frozen=True, slots=True)
-class FailedCall:
-    tool_name: str
-    turn_number: int
-    error: str
+from boonb.store import ChatTotals, FailedCall, SlowCall, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +32,13 @@ class TraceSummary:
 def summarize(store: Store, chat_id: UUID) -> TraceSummary:
     """Read a chat's summary (flushing the writer first so recent traces count)."""
     store.writer.flush(timeout=5)
-    totals = store.traces.chat_totals(chat_id)
-    with store.db.connection() as con:
-        turns_row = con.execute(_TURNS_SQL, [chat_id]).fetchone()
-        slow_rows = con.execute(_SLOWEST_SQL, [chat_id, _SLOWEST]).fetchall()
-        error_rows = con.execute(_ERRORS_SQL, [chat_id, _ERRORS]).fetchall()
+    highlights = store.traces.chat_highlights(chat_id)
     return TraceSummary(
         chat_id=chat_id,
-        turns=int(turns_row[0]) if turns_row else 0,
-        totals=totals,
-        slowest=[SlowCall(n, k, t, float(ms)) for n, k, t, ms in slow_rows],
-        errors=[FailedCall(n, t, e or "") for n, t, e in error_rows],
+        turns=highlights.turns,
+        totals=store.traces.chat_totals(chat_id),
+        slowest=highlights.slowest,
+        errors=highlights.errors,
     )
 
 
