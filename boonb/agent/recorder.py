@@ -86,7 +86,7 @@ class Recorder:
         self, trace: OpenTrace, *, name: str, call_id: str, arguments: JsonValue
     ) -> None:
         # Only live views want this frame; with none open, not building it saves about
-        # a microsecond, a sixth of recording a tool call.
+        # a microsecond, a quarter of recording a tool call.
         if not self.bus.wants("tool_trace:start"):
             return
         self.publish(
