@@ -35,6 +35,7 @@ from boonb.store import Row, make_row
 RowSink = Callable[[Row], None]
 
 # What every tool call builds, without the dict a call to the class would pack first.
+_tool_start = keyword_builder(ToolTraceStart)
 _tool_record = keyword_builder(TraceRecord)
 _tool_complete = keyword_builder(ToolTraceComplete)
 _now = datetime.now  # bound once, like perf_counter: each call reads both clocks twice
@@ -85,12 +86,12 @@ class Recorder:
     def tool_started(
         self, trace: OpenTrace, *, name: str, call_id: str, arguments: JsonValue
     ) -> None:
-        # Only live views want this frame; with none open, not building it saves about
-        # a microsecond, a quarter of recording a tool call.
+        # Only live views want this frame; with none open, not building it saves half a
+        # microsecond, an eighth of recording a tool call.
         if not self.bus.wants("tool_trace:start"):
             return
         self.publish(
-            ToolTraceStart(
+            _tool_start(
                 trace_id=trace.id,
                 session_id=self.session_id,
                 chat_id=self.chat_id,
