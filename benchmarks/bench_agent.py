@@ -1,4 +1,5 @@
-"""Agent benchmarks: framework overhead against a raw httpx loop, and 200 agents at once.
+"""Agent benchmarks: framework overhead against a raw httpx loop, 200 agents at once, and
+the cache telemetry of a long chat.
 
 Run: .venv/bin/python -m benchmarks.bench_agent
 Figures are printed, never asserted. Targets (issue 3): one turn with two tool calls
@@ -26,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from boonb.agent import Agent, ToolContext, tool
+from boonb.agent.cache import CacheTracker
 from boonb.agent.recorder import Recorder
 from boonb.bus import Bus
 from boonb.engine import Engine
@@ -230,7 +232,38 @@ def _many_agents(engine: Engine, base_url: str, store: Store, bus: Bus, root: Pa
     )
 
 
+def bench_cache_telemetry(messages: int = 400) -> None:
+    """Engine-thread time to measure one model call's prompt segments late in a long chat.
+
+    A tracker that has seen the chat's earlier calls, against a fresh one that must
+    measure every message (as the tracker did before it remembered them).
+    """
+    text = "Compare the two quarterly tables, then explain the gap in revenue; " * 30
+    chat = [{"role": "system", "content": "You are a careful data analyst. " * 40}]
+    tracker = CacheTracker()
+    for i in range(messages):
+        chat.append({"role": "user" if i % 2 == 0 else "assistant", "content": f"{i}: {text}"})
+        if i % 2:
+            tracker.segments(chat, None, input_tokens=1000, cache_tokens=500)
+    size = sum(len(json.dumps(m)) for m in chat) / 1e6
+
+    def timed(measure: CacheTracker) -> float:
+        start = time.perf_counter()
+        measure.segments(chat, None, input_tokens=1000, cache_tokens=500)
+        return (time.perf_counter() - start) * 1000
+
+    remembered, fresh = [], []
+    for _ in range(20):
+        chat.append({"role": "user", "content": f"and one more question {len(chat)}"})
+        remembered.append(timed(tracker))
+        fresh.append(timed(CacheTracker()))
+    print(f"cache telemetry of one model call, chat of {len(chat)} messages ({size:.1f} MB):")
+    print(f"  tracker that has seen the chat:  median {statistics.median(remembered):6.2f} ms")
+    print(f"  fresh tracker, every message:    median {statistics.median(fresh):6.2f} ms")
+
+
 def main() -> None:
+    bench_cache_telemetry()
     with tempfile.TemporaryDirectory() as tmp, SimServer(rules=[RULE]) as sim:
         root = Path(tmp)
         store = Store(root / "bench.duckdb")

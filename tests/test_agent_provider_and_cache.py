@@ -96,9 +96,37 @@ def test_images_count_as_attachments_not_as_their_data_uri_length() -> None:
         }
     ]
     prompt = PromptSegments.split(messages, None)
-    assert len(prompt.attachments) == 1
-    estimates = prompt.estimates()
-    assert estimates["attachments"] == 85 and estimates["history"] < 100
+    assert len(prompt.attachments) == 1 and uri not in str(prompt.history)
+    by_name = {
+        s.segment: s
+        for s in CacheTracker().segments(messages, None, input_tokens=1000, cache_tokens=0)
+    }
+    # 85 estimated tokens for the image, against about 50 for the message around it
+    # (the data URI's length would have made it thousands).
+    assert by_name["attachments"].tokens > by_name["history"].tokens > 0
+
+
+def test_a_tracker_that_remembers_measures_what_a_fresh_one_measures() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    conversation = _messages("hello there", "hi, how can I help?")
+    conversation.append({"role": "user", "content": [{"type": "text", "text": "see"}, image]})
+    tracker = CacheTracker()
+    previous_history_hash = None
+    for turn in range(4):
+        conversation.append({"role": "assistant", "content": f"answer {turn} " * (turn + 1)})
+        if turn == 2:
+            conversation[1]["content"] = "hello there!"  # an old message edited in place
+        remembered = tracker.segments(conversation, TOOLS, input_tokens=900, cache_tokens=300)
+        fresh = CacheTracker().segments(conversation, TOOLS, input_tokens=900, cache_tokens=300)
+        assert [(s.tokens, s.hit_tokens, s.hash) for s in remembered] == [
+            (s.tokens, s.hit_tokens, s.hash) for s in fresh
+        ]
+        history = next(s for s in remembered if s.segment == "history")
+        if turn == 2:
+            assert history.prefix_hash != previous_history_hash
+        elif turn > 0:
+            assert history.prefix_hash == previous_history_hash
+        previous_history_hash = history.hash
 
 
 @pytest.mark.parametrize("total", [0, 1, 7, 999])

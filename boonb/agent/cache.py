@@ -9,6 +9,11 @@ provider's own ``input_tokens``. Hits fill the segments from the start.
 Each segment also carries a hash of its content and a hash of the part of it the
 previous call already sent; when those differ from the previous call's hash, that
 segment changed and broke the cached prefix.
+
+This runs on the engine thread after every model call, with the whole conversation
+as its input, so what it learns of each message (its digest and token estimate) and
+of each image (its reference) is kept for the next call: a call costs a JSON dump and
+a hash of the prompt, and a token count of only what is new in it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,14 +41,17 @@ def estimate_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
-def content_hash(value: Any) -> str:
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def image_ref(url: str) -> str:
+    """What stands for an image in the history: a digest of its URL (data URIs included)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 @dataclass
 class PromptSegments:
-    """The prompt of one call, split into segments."""
+    """The prompt of one call, split into segments; images are replaced by references."""
 
     system: list[Any] = field(default_factory=list)
     tools: list[Any] = field(default_factory=list)
@@ -52,7 +60,11 @@ class PromptSegments:
 
     @classmethod
     def split(
-        cls, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None
+        cls,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] | None,
+        *,
+        ref: Callable[[str], str] = image_ref,
     ) -> PromptSegments:
         parts = cls(tools=list(tools or []))
         for message in messages:
@@ -64,8 +76,7 @@ class PromptSegments:
                 kept = []
                 for part in content:
                     if isinstance(part, dict) and part.get("type") == "image_url":
-                        url = part.get("image_url", {}).get("url", "")
-                        parts.attachments.append(hashlib.sha256(url.encode()).hexdigest()[:16])
+                        parts.attachments.append(ref(part.get("image_url", {}).get("url", "")))
                         kept.append({"type": "image_url", "ref": parts.attachments[-1]})
                     else:
                         kept.append(part)
@@ -73,32 +84,54 @@ class PromptSegments:
             parts.history.append(message)
         return parts
 
-    def estimates(self) -> dict[Segment, int]:
-        return {
-            "system": sum(estimate_tokens(_text(m)) for m in self.system),
-            "tools": estimate_tokens(_text(self.tools)) if self.tools else 0,
-            "history": sum(estimate_tokens(_text(m)) for m in self.history),
-            "attachments": IMAGE_TOKENS * len(self.attachments),
-        }
 
-    def hashes(self) -> dict[Segment, str]:
-        return {
-            "system": content_hash(self.system),
-            "tools": content_hash(self.tools),
-            "history": content_hash(self.history),
-            "attachments": content_hash(self.attachments),
-        }
+class _Measures:
+    """Digests and token estimates of prompt parts, and image references, call to call.
+
+    Only what the latest call measured is kept, so memory follows the size of the
+    prompt. Image URLs are remembered by the string itself: a data URI held in the
+    history is the same string object on every call, and it caches its own hash.
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[bytes, int] = {}
+        self._refs: dict[str, str] = {}
+        self._next_tokens: dict[bytes, int] = {}
+        self._next_refs: dict[str, str] = {}
+
+    def part(self, value: Any) -> tuple[bytes, int]:
+        """The digest of one message (or tool list) and its estimated tokens."""
+        text = _canonical_json(value)
+        digest = hashlib.sha256(text.encode()).digest()
+        tokens = self._tokens.get(digest)
+        if tokens is None:
+            tokens = estimate_tokens(text)
+        self._next_tokens[digest] = tokens
+        return digest, tokens
+
+    def ref(self, url: str) -> str:
+        found = self._refs.get(url)
+        ref = found if found is not None else image_ref(url)
+        self._next_refs[url] = ref
+        return ref
+
+    def end_call(self) -> None:
+        self._tokens, self._next_tokens = self._next_tokens, {}
+        self._refs, self._next_refs = self._next_refs, {}
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+def _hash(digests: Iterable[bytes]) -> str:
+    """The hash of a segment: over its parts' digests, in order."""
+    return hashlib.sha256(b"".join(digests)).hexdigest()[:16]
 
 
 class CacheTracker:
     """Per chat: turns each call's usage into segment rows, remembering the previous call."""
 
     def __init__(self) -> None:
-        self._previous: PromptSegments | None = None
+        self._measures = _Measures()
+        # How many history messages and images the previous call sent.
+        self._previous: tuple[int, int] | None = None
 
     def segments(
         self,
@@ -108,11 +141,40 @@ class CacheTracker:
         input_tokens: int,
         cache_tokens: int,
     ) -> list[CacheSegment]:
-        prompt = PromptSegments.split(messages, tools)
-        sizes = _scale(prompt.estimates(), input_tokens)
-        hashes = prompt.hashes()
-        prefix = self._prefix_hashes(prompt, hashes)
-        self._previous = prompt
+        measures = self._measures
+        prompt = PromptSegments.split(messages, tools, ref=measures.ref)
+        system = [measures.part(content) for content in prompt.system]
+        tool_list = [measures.part(prompt.tools)] if prompt.tools else []
+        history = [measures.part(message) for message in prompt.history]
+        measures.end_call()
+        refs = [ref.encode() for ref in prompt.attachments]
+        sizes = _scale(
+            {
+                "system": sum(tokens for _, tokens in system),
+                "tools": sum(tokens for _, tokens in tool_list),
+                "history": sum(tokens for _, tokens in history),
+                "attachments": IMAGE_TOKENS * len(refs),
+            },
+            input_tokens,
+        )
+        hashes: dict[Segment, str] = {
+            "system": _hash(digest for digest, _ in system),
+            "tools": _hash(digest for digest, _ in tool_list),
+            "history": _hash(digest for digest, _ in history),
+            "attachments": _hash(refs),
+        }
+        # History and attachments grow; what matters is whether what was sent before
+        # is still sent unchanged at the start. System and tools are compared whole.
+        prefix: dict[Segment, str | None] = dict.fromkeys(SEGMENTS, None)
+        if self._previous is not None:
+            sent_history, sent_images = self._previous
+            prefix = {
+                "system": hashes["system"],
+                "tools": hashes["tools"],
+                "history": _hash(digest for digest, _ in history[:sent_history]),
+                "attachments": _hash(refs[:sent_images]),
+            }
+        self._previous = (len(history), len(refs))
         rows = []
         left = cache_tokens
         for name in SEGMENTS:
@@ -129,21 +191,6 @@ class CacheTracker:
                 )
             )
         return rows
-
-    def _prefix_hashes(
-        self, prompt: PromptSegments, hashes: dict[Segment, str]
-    ) -> dict[Segment, str | None]:
-        previous = self._previous
-        if previous is None:
-            return dict.fromkeys(SEGMENTS, None)
-        # History and attachments grow; what matters is whether what was sent before
-        # is still sent unchanged at the start. System and tools are compared whole.
-        return {
-            "system": hashes["system"],
-            "tools": hashes["tools"],
-            "history": content_hash(prompt.history[: len(previous.history)]),
-            "attachments": content_hash(prompt.attachments[: len(previous.attachments)]),
-        }
 
 
 def _scale(estimates: dict[Segment, int], total: int) -> dict[Segment, int]:
