@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from boonb.agent import AgentError, tool
+from boonb.agent import Agent, AgentError, tool
 from boonb.frames import ErrorFrame, ToolTraceComplete, ToolTraceStart, frame_adapter
 from boonb.sim import Fault, Rule
 from boonb.sim.tokens import count_prompt_tokens
@@ -215,6 +215,30 @@ def test_cache_segments_add_up_and_a_changed_tool_list_is_named(env: Env) -> Non
     assert rows[1][2] > 0  # the second call reused the first one's prefix
     breaks = env.store.traces.cache_breaks(agent.chat_id)
     assert [b.message for b in breaks] == ["cache broken by: tools changed at turn 3"]
+
+
+def _restored(env: Env, agent: Agent, **kw: object) -> Agent:
+    """The agent as a new kernel restores it from its snapshot."""
+    again = env.agent(**kw)
+    again.recorder.chat_id = agent.chat_id
+    again.restore_history(agent.messages, turn_number=agent.turn_number, title=agent.title)
+    return again
+
+
+def test_a_restored_chat_compares_its_cache_with_the_call_before_the_restart(env: Env) -> None:
+    agent = env.agent()
+    env.run(agent, "first question")
+    env.run(agent, "second question")
+    restored = _restored(env, agent)
+    env.run(restored, "third question")  # the same prompt prefix: no break
+    env.store.writer.flush()
+    assert env.store.traces.cache_breaks(agent.chat_id) == []
+
+    without_tools = _restored(env, restored, tools=[])  # its tools are gone: a real break
+    env.run(without_tools, "fourth question")
+    env.store.writer.flush()
+    breaks = env.store.traces.cache_breaks(agent.chat_id)
+    assert [b.message for b in breaks] == ["cache broken by: tools changed at turn 4"]
 
 
 def test_follow_up_runs_continue_the_same_chat(env: Env) -> None:

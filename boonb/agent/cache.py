@@ -133,6 +133,15 @@ class CacheTracker:
         # How many history messages and images the previous call sent.
         self._previous: tuple[int, int] | None = None
 
+    def resume_after(self, messages: Sequence[dict[str, Any]]) -> None:
+        """Carry on a chat restored in a new kernel, whose last model call sent ``messages``.
+
+        The provider's cache outlives the kernel, so the next call is compared with that
+        one, as if this tracker had seen it.
+        """
+        prompt = PromptSegments.split(messages, None)
+        self._previous = (len(prompt.history), len(prompt.attachments))
+
     def segments(
         self,
         messages: Sequence[dict[str, Any]],

@@ -195,6 +195,9 @@ class Agent:
         self.title = title
         self._sent = len(self.messages)
         self._started = True
+        answers = [i for i, m in enumerate(self.messages) if m["role"] == "assistant"]
+        if answers:  # the last model call sent everything before its answer
+            self._cache.resume_after(self.messages[: answers[-1]])
 
     def note_restart(self, note: str) -> None:
         """Tell the model, before its next turn, that the kernel restarted."""
