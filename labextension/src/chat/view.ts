@@ -8,13 +8,12 @@ import {
   updateTurnHeader,
 } from "./dom";
 import { h } from "../shared/dom";
+import { PendingRequests } from "../shared/requests";
 import type { FrameMessage, KernelMessage, Request, WidgetModel } from "./protocol";
 import { ChatState } from "./state";
 
 /** Within this many pixels of the bottom, new content keeps the log scrolled to the end. */
 const STICK_PX = 48;
-
-type Pending = "snapshot" | "send";
 
 export class ChatView {
   private readonly state = new ChatState();
@@ -30,18 +29,16 @@ export class ChatView {
   private readonly input: HTMLTextAreaElement;
   private readonly sendButton: HTMLButtonElement;
   private readonly groups = new Map<number, { el: HTMLElement; version: number; key: string }>();
-  private readonly pending = new Map<string, Pending>();
   /**
    * Frames since the last snapshot was applied. They are applied at once (a blocking cell
    * keeps the kernel from answering the snapshot until the run ends, and the run should
    * still show live), and those newer than a snapshot are applied again on top of it.
    */
   private sinceSnapshot: FrameMessage[] = [];
+  private readonly requests: PendingRequests<Request>;
   private readonly collapsed = new Set<number>();
   private readonly expandedCalls = new Set<string>();
-  private readonly viewId = Math.random().toString(36).slice(2, 10);
   private selected: number | null = null;
-  private counter = 0;
   private timelineVersion = -1;
   private frameHandle = 0;
   private closed = false;
@@ -50,6 +47,7 @@ export class ChatView {
     private readonly model: WidgetModel,
     el: HTMLElement,
   ) {
+    this.requests = new PendingRequests((message) => model.send(message));
     this.root = h("div", "boonb-chat");
     this.root.dataset["chatId"] = model.get("chat_id");
     this.root.dataset["ready"] = "false";
@@ -110,24 +108,9 @@ export class ChatView {
 
   // Kernel messages
 
-  private nextId(kind: Pending): string {
-    this.counter += 1;
-    return `${this.viewId}:${kind}:${this.counter}`;
-  }
-
-  private request(message: Request): void {
-    this.pending.set(message.request_id, message.kind);
-    this.model.send(message);
-  }
-
-  private snapshotPending(): boolean {
-    for (const kind of this.pending.values()) if (kind === "snapshot") return true;
-    return false;
-  }
-
   private requestSnapshot(): void {
-    if (this.snapshotPending()) return;
-    this.request({ kind: "snapshot", request_id: this.nextId("snapshot") });
+    if (this.requests.awaiting("snapshot")) return;
+    this.requests.send({ kind: "snapshot", request_id: this.requests.id("snapshot") });
   }
 
   private readonly onMessage = (message: KernelMessage): void => {
@@ -138,10 +121,10 @@ export class ChatView {
         this.applyFrame(message);
         return;
       case "snapshot": {
-        if (!this.pending.delete(message.request_id)) return; // another view's reply
+        if (this.requests.take(message.request_id) === undefined) return; // another view's reply
         this.state.applySnapshot(message);
         for (const frame of this.sinceSnapshot) this.state.applyFrame(frame); // newer ones only
-        this.sinceSnapshot = this.snapshotPending()
+        this.sinceSnapshot = this.requests.awaiting("snapshot")
           ? this.sinceSnapshot.filter((frame) => frame.seq > message.seq)
           : [];
         this.showError(null);
@@ -149,7 +132,7 @@ export class ChatView {
         return;
       }
       case "send":
-        if (!this.pending.delete(message.request_id)) return;
+        if (this.requests.take(message.request_id) === undefined) return;
         this.state.sending = false;
         this.state.state = "in_progress";
         this.input.value = "";
@@ -157,10 +140,8 @@ export class ChatView {
         this.schedule(true);
         return;
       case "error": {
-        if (message.request_id === null) return;
-        const kind = this.pending.get(message.request_id);
+        const kind = this.requests.take(message.request_id);
         if (kind === undefined) return;
-        this.pending.delete(message.request_id);
         if (kind === "send") this.state.sending = false;
         this.showError(message.message);
         this.schedule(false);
@@ -391,7 +372,7 @@ export class ChatView {
     const text = this.input.value.trim();
     if (text === "" || this.state.sendBlocked() !== null) return;
     this.state.sending = true;
-    this.request({ kind: "send", request_id: this.nextId("send"), text });
+    this.requests.send({ kind: "send", request_id: this.requests.id("send"), text });
     this.stickToEnd = true; // follow the new turn, wherever the log was scrolled
     this.schedule(true);
   }

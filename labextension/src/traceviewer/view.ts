@@ -9,6 +9,7 @@ import {
   updateTurnRow,
 } from "./dom";
 import { h } from "../shared/dom";
+import { PendingRequests } from "../shared/requests";
 import type { KernelMessage, Request, WidgetModel } from "./protocol";
 import { ROW_HEIGHT, type Row, TraceState } from "./state";
 
@@ -29,8 +30,6 @@ const CACHE_REFRESH_MS = 400;
 export const RENDER_MARK = "boonb-traceviewer-render";
 export const FIRST_ROWS_MARK = "boonb-traceviewer-first-rows";
 
-type Pending = "page" | "cache";
-
 export class TraceView {
   private readonly state = new TraceState();
   private readonly root: HTMLElement;
@@ -45,9 +44,7 @@ export class TraceView {
   /** What each rendered turn or trace row was last drawn from; unchanged rows are not touched,
    * so a scroll frame only writes the rows it adds (no style or layout work for the rest). */
   private readonly drawnFrom = new WeakMap<HTMLElement, readonly unknown[]>();
-  private readonly pending = new Map<string, Pending>();
-  private readonly viewId = Math.random().toString(36).slice(2, 10);
-  private counter = 0;
+  private readonly requests: PendingRequests<Request>;
   private cursor: string | null = null;
   private hasMore = true;
   private pageInFlight = false;
@@ -67,6 +64,7 @@ export class TraceView {
     private readonly model: WidgetModel,
     el: HTMLElement,
   ) {
+    this.requests = new PendingRequests((message) => model.send(message));
     performance.mark(RENDER_MARK, { detail: this.markDetail() });
     this.root = h("div", "boonb-traceviewer");
     this.root.dataset["chatId"] = model.get("chat_id");
@@ -96,7 +94,7 @@ export class TraceView {
     this.updateRootData();
     // A (re)rendered view holds nothing yet: ask the kernel for the current state.
     this.requestPage();
-    this.request({ kind: "cache", request_id: this.nextId("cache") });
+    this.requestCache();
   }
 
   destroy(): void {
@@ -112,26 +110,20 @@ export class TraceView {
 
   // Kernel messages
 
-  private nextId(kind: Pending): string {
-    this.counter += 1;
-    return `${this.viewId}:${kind}:${this.counter}`;
-  }
-
-  private request(message: Request): void {
-    this.pending.set(message.request_id, message.kind);
-    this.model.send(message);
-  }
-
   private requestPage(): void {
     if (this.pageInFlight || !this.hasMore || this.pageFailed) return;
     this.pageInFlight = true;
     this.root.dataset["loading"] = "page";
-    this.request({
+    this.requests.send({
       kind: "page",
-      request_id: this.nextId("page"),
+      request_id: this.requests.id("page"),
       cursor: this.cursor,
       limit: this.scrolled ? SCROLL_PAGE_LIMIT : PAGE_LIMIT,
     });
+  }
+
+  private requestCache(): void {
+    this.requests.send({ kind: "cache", request_id: this.requests.id("cache") });
   }
 
   private readonly onMessage = (message: KernelMessage): void => {
@@ -147,7 +139,7 @@ export class TraceView {
         return;
       }
       case "page":
-        if (!this.pending.delete(message.request_id)) return; // another view's reply
+        if (this.requests.take(message.request_id) === undefined) return; // another view's reply
         for (const trace of message.traces) this.state.upsert(trace, false);
         this.cursor = message.next_cursor;
         this.hasMore = message.next_cursor !== null;
@@ -157,15 +149,13 @@ export class TraceView {
         this.schedule();
         return;
       case "cache":
-        if (!this.pending.delete(message.request_id)) return;
+        if (this.requests.take(message.request_id) === undefined) return;
         this.state.setCache(message.turns, message.totals);
         this.schedule();
         return;
       case "error": {
-        if (message.request_id === null) return;
-        const kind = this.pending.get(message.request_id);
+        const kind = this.requests.take(message.request_id);
         if (kind === undefined) return;
-        this.pending.delete(message.request_id);
         if (kind === "page") {
           this.pageInFlight = false;
           this.pageFailed = true; // no retry loop; a re-render asks again
@@ -182,7 +172,7 @@ export class TraceView {
     if (this.cacheTimer !== null) clearTimeout(this.cacheTimer);
     this.cacheTimer = setTimeout(() => {
       this.cacheTimer = null;
-      if (!this.closed) this.request({ kind: "cache", request_id: this.nextId("cache") });
+      if (!this.closed) this.requestCache();
     }, CACHE_REFRESH_MS);
   }
 
@@ -254,7 +244,7 @@ export class TraceView {
   }
 
   private markDetail(): { chatId: string; view: string } {
-    return { chatId: this.model.get("chat_id"), view: this.viewId };
+    return { chatId: this.model.get("chat_id"), view: this.requests.viewId };
   }
 
   /** Mark when the first rows have been painted: the frame after the one that added them. */
