@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from boonb.store.database import SCHEMA_VERSION, Database, check_path
 from boonb.store.errors import (
+    DatabaseDamaged,
     DatabaseLocked,
     DatabaseUnusable,
     InvalidChatId,
@@ -47,9 +49,13 @@ class Store:
         *,
         flush_interval: float = 0.2,
         lock_timeout: float = 30.0,
+        max_pending: int = 100_000,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.db = Database(path, lock_timeout=lock_timeout)
-        self.writer = Writer(self.db, flush_interval=flush_interval)
+        self.writer = Writer(
+            self.db, flush_interval=flush_interval, max_pending=max_pending, notify=notify
+        )
         self.traces = TraceStore(self.db)
         # A store nobody closed still flushes and lets go of the file at interpreter exit.
         self._finalizer = weakref.finalize(self, self.writer.close, 30.0)
@@ -80,6 +86,7 @@ __all__ = [
     "ChatHighlights",
     "ChatTotals",
     "Database",
+    "DatabaseDamaged",
     "DatabaseLocked",
     "DatabaseUnusable",
     "FailedCall",

@@ -16,6 +16,7 @@ import contextlib
 import os
 import random
 import secrets
+import struct
 import threading
 import time
 import weakref
@@ -25,11 +26,15 @@ from pathlib import Path
 
 import duckdb
 
-from boonb.store.errors import DatabaseLocked, DatabaseUnusable
+from boonb.store.errors import DatabaseDamaged, DatabaseLocked, DatabaseUnusable
 
-# Every DuckDB file carries this magic at byte 8 of its header.
+# Every DuckDB file carries this magic at byte 8 of its main header; two database
+# headers follow (checksum, iteration, meta block, free list, block count, block size, ...),
+# then the blocks. Checked against DuckDB 2.0's files: size = 12288 + count * block size.
 _DUCKDB_MAGIC = b"DUCK"
 _MAGIC_OFFSET = 8
+_DATABASE_HEADER_OFFSETS = (4096, 8192)
+_HEADERS_END = 12288
 
 SCHEMA_VERSION = 1
 
@@ -44,21 +49,75 @@ def check_path(path: Path) -> None:
         if path.is_dir():
             raise DatabaseUnusable(f"{path} is a directory, not a DuckDB file; set BOONB_DB_PATH")
         with path.open("rb") as handle:
-            header = handle.read(_MAGIC_OFFSET + len(_DUCKDB_MAGIC))
-        if header and header[_MAGIC_OFFSET:] != _DUCKDB_MAGIC:
+            header = handle.read(_HEADERS_END)
+        if header and header[_MAGIC_OFFSET : _MAGIC_OFFSET + len(_DUCKDB_MAGIC)] != _DUCKDB_MAGIC:
             raise DatabaseUnusable(
                 f"{path} is not a DuckDB database; boonb will not overwrite it. "
                 "Move it away or point BOONB_DB_PATH at another file."
             )
+        if header:
+            _check_whole(path, header)
+        if _read_only_mount(path):
+            raise DatabaseUnusable(
+                f"{path} is on a read-only filesystem; boonb needs to write to it. "
+                "Set BOONB_DB_PATH (or BOONB_PROJECT) to a writable place."
+            )
         if not os.access(path, os.R_OK | os.W_OK):
-            raise DatabaseUnusable(f"{path} is not readable and writable by this user")
+            raise DatabaseUnusable(
+                f"{path} is not readable and writable by this user; fix its permissions "
+                "or set BOONB_DB_PATH to a file you own."
+            )
         return
     parent = _nearest_existing(path.parent)
+    if parent.is_dir() and _read_only_mount(parent):
+        raise DatabaseUnusable(
+            f"cannot create {path}: {parent} is on a read-only filesystem. "
+            "Set BOONB_DB_PATH (or BOONB_PROJECT) to a writable place."
+        )
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise DatabaseUnusable(
             f"cannot create {path}: {parent} is not a writable directory. "
             "Set BOONB_DB_PATH (or BOONB_PROJECT) to a writable place."
         )
+
+
+def _check_whole(path: Path, header: bytes) -> None:
+    """Refuse a file shorter than its own header says it is (a truncated copy or disk).
+
+    DuckDB keeps two database headers after the main one and uses the newer (higher
+    iteration); it names how many blocks of what size follow the headers.
+    """
+    expected = _expected_size(header)
+    actual = path.stat().st_size
+    if expected is None or actual < expected:
+        if expected is None:
+            found = "its header is cut off"
+        else:
+            found = f"{actual:,} of its {expected:,} bytes are there"
+        raise DatabaseDamaged(
+            f"{path} is damaged ({found}); boonb will not read or write it. "
+            f"Move it aside (mv {path} {path}.damaged) and run again: boonb then starts a "
+            "new, empty database there. Restore it from a backup if you have one."
+        )
+
+
+def _expected_size(header: bytes) -> int | None:
+    if len(header) < _HEADERS_END:
+        return None
+    newest: tuple[int, int] | None = None
+    for offset in _DATABASE_HEADER_OFFSETS:
+        _, iteration, _, _, block_count, block_size = struct.unpack_from("<6Q", header, offset)
+        if newest is None or iteration > newest[0]:
+            newest = (iteration, _HEADERS_END + block_count * block_size)
+    assert newest is not None
+    return newest[1]
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -138,8 +197,9 @@ class Database:
             try:
                 return duckdb.connect(str(self.path))
             except duckdb.IOException as exc:
-                # The path was checked up front, so an IO error here is another
-                # process's lock (or a passing fault): both deserve a retry.
+                # An IO error is most often another process's lock (or a passing fault):
+                # both deserve a retry. A file damaged since it was checked does not.
+                check_path(self.path)
                 if time.monotonic() + delay > deadline:
                     raise DatabaseLocked(
                         f"{self.path} stayed locked by another process for "

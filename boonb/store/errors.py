@@ -11,6 +11,10 @@ class DatabaseUnusable(StoreError):
     """The database path cannot be used (not a DuckDB file, or not writable)."""
 
 
+class DatabaseDamaged(DatabaseUnusable):
+    """The database file is damaged (e.g. truncated); boonb neither reads nor writes it."""
+
+
 class DatabaseLocked(StoreError):
     """Another process kept the database file for longer than the lock timeout."""
 
@@ -33,3 +37,7 @@ class InvalidChatId(InvalidQuery):
 
 class InvalidSessionId(InvalidQuery):
     """The session id is not a UUID."""
+
+
+class InvalidTraceId(InvalidQuery):
+    """The trace id is not a UUID."""

@@ -8,21 +8,31 @@ rows go through DuckDB's appender. A batch that meets another process's lock sta
 queued and is retried; a committed batch is never written again, so no row is lost or
 duplicated. A batch that fails for what is in it is written in parts, so only the bad
 rows are left out, each named in the log.
+
+A batch the disk refuses (full, gone read-only) also stays queued. The writer then
+backs off, tells the user once (and again when it recovers), and keeps at most
+``max_pending`` rows in memory, saying how many it had to drop. Nobody waits on such a
+disk: :meth:`Writer.flush` answers False at once while it is stalled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
+import duckdb
+
 from boonb.frames import Frame, ModelCallComplete, ToolTraceComplete, TraceRecord
 from boonb.store.database import Database
-from boonb.store.errors import DatabaseLocked
+from boonb.store.errors import DatabaseLocked, StoreError
 from boonb.store.rows import TRACE_COLUMNS, Action, Row, cache_row
 from boonb.store.trace_table import trace_table
 
@@ -36,12 +46,24 @@ transactions of a row group or more, which DuckDB writes faster per row than sma
 
 
 class _FlushMarker:
-    """Placed in the queue by :meth:`Writer.flush`; set once everything before it is written."""
+    """Placed in the queue by :meth:`Writer.flush` or :meth:`Writer.when_written`.
 
-    __slots__ = ("done",)
+    Its callback runs with True once everything before it is committed. A marker that
+    does not ``outlive_stall`` is answered False as soon as the disk refuses a batch,
+    so nobody waits on a disk that cannot take the rows.
+    """
 
-    def __init__(self) -> None:
-        self.done = threading.Event()
+    __slots__ = ("callback", "outlive_stall")
+
+    def __init__(self, callback: Callable[[bool], None], *, outlive_stall: bool) -> None:
+        self.callback = callback
+        self.outlive_stall = outlive_stall
+
+    def answer(self, committed: bool) -> None:
+        try:
+            self.callback(committed)
+        except Exception:  # a listener's bug must not stop the writer
+            log.exception("store: a flush callback failed")
 
 
 class Writer:
@@ -51,14 +73,22 @@ class Writer:
         *,
         flush_interval: float = 0.2,
         wake_at: int = ROW_GROUP,
+        max_pending: int = 100_000,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.flush_interval = flush_interval
         self.wake_at = wake_at
+        self.max_pending = max_pending
+        """Most rows kept in memory while the disk refuses them; past it the oldest go."""
+        self.notify = notify or log.warning
+        """Told, in plain words, when writing stalls and when it recovers."""
         self.rows_written = 0
+        self.rows_dropped = 0
         self._queue: deque[Frame | TraceRecord | Row | _FlushMarker] = deque()
         self._wake = threading.Event()
         self._closed = False
+        self._stall: _Stall | None = None
         self._thread = threading.Thread(target=self._run, name="boonb-store-writer", daemon=True)
         self._thread.start()
 
@@ -76,14 +106,43 @@ class Writer:
         """
         self.enqueue(frame.trace if type(frame) is ToolTraceComplete else frame)
 
+    def wake(self) -> None:
+        """Write what is queued now rather than at the next tick (a turn just ended)."""
+        self._wake.set()
+
     def flush(self, timeout: float | None = None) -> bool:
-        """Write everything enqueued so far; True once it is on disk."""
+        """Write everything enqueued so far; True once it is committed.
+
+        Returns False at once while the disk refuses writes (see :attr:`stalled`): the
+        rows stay queued and are written when it recovers, but nobody waits for that.
+        """
         if self._closed and not self._thread.is_alive():
             return not self._queue
-        marker = _FlushMarker()
-        self._queue.append(marker)
+        if self._stall is not None:
+            return False
+        done = threading.Event()
+        answer: list[bool] = []
+
+        def answered(committed: bool) -> None:
+            answer.append(committed)
+            done.set()
+
+        self.when_written(answered, outlive_stall=False)
+        done.wait(timeout)
+        return bool(answer) and answer[0]
+
+    def when_written(self, callback: Callable[[bool], None], *, outlive_stall: bool) -> None:
+        """Call ``callback(True)`` once everything queued so far is committed.
+
+        The callback runs on the writer's thread, so waiting holds no thread. With
+        ``outlive_stall`` it waits through a stall for the commit; without, a stall
+        answers it ``callback(False)`` at once.
+        """
+        if self._stall is not None and not outlive_stall:
+            callback(False)
+            return
+        self._queue.append(_FlushMarker(callback, outlive_stall=outlive_stall))
         self._wake.set()
-        return marker.done.wait(timeout)
 
     def close(self, timeout: float | None = None) -> None:
         """Flush, stop the thread and let go of the database file."""
@@ -93,17 +152,40 @@ class Writer:
         self._closed = True
         self._wake.set()
         self._thread.join(timeout)
+        if self._queue and self._stall is not None:
+            self.notify(
+                f"boonb: {len(self._queue):,} rows could not be written to {self.db.path} "
+                f"({self._stall.reason}) and are lost as this process ends"
+            )
         self.db.close()
 
     @property
     def pending(self) -> int:
         return len(self._queue)
 
+    @property
+    def stalled(self) -> str | None:
+        """Why writing is failing right now (e.g. "disk full"), or None when it works."""
+        stall = self._stall
+        return stall.reason if stall is not None else None
+
     def _run(self) -> None:
         while not self._closed:
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
-            self._drain()
+            stall = self._stall
+            if stall is None:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+            else:
+                # Back off; a wake meanwhile only keeps the backlog within its bound.
+                while not self._closed and (wait := stall.retry_at - time.monotonic()) > 0:
+                    self._wake.wait(wait)
+                    self._wake.clear()
+                    self._bound_backlog()
+            try:
+                self._drain()
+            except Exception:  # never let the thread die: keep retrying, loudly
+                log.exception("store: the writer failed unexpectedly; it will try again")
+                self._stalled("unexpected error")
 
     def _drain(self) -> None:
         items: list[Any] = []
@@ -133,70 +215,197 @@ class Writer:
             self._write(rows, traces)
         except DatabaseLocked as exc:
             # Keep the batch (in order, ahead of newer items) and try again later.
-            kept_rows = len(rows) + len(traces)
-            log.warning("store: %s; %d rows kept for the next attempt", exc, kept_rows)
-            kept: list[Any] = [*rows, *traces, *markers]
-            self._queue.extendleft(reversed(kept))
+            kept = len(rows) + len(traces)
+            log.warning("store: %s; %d rows kept for the next attempt", exc, kept)
+            self._requeue([*rows, *traces, *markers])
             return
+        except _Unwritable as unwritable:
+            waiting = [m for m in markers if m.outlive_stall]
+            self._requeue([*unwritable.left, *waiting])
+            self._stalled(self._describe(unwritable.cause))
+            for marker in markers:
+                if not marker.outlive_stall:
+                    marker.answer(False)
+            self._bound_backlog()
+            return
+        if self._stall is not None:
+            self.notify(
+                f"boonb: writing to {self.db.path} works again; the "
+                f"{len(rows) + len(traces):,} rows kept in memory are stored"
+            )
+            self._stall = None
         for marker in markers:
-            marker.done.set()
+            marker.answer(True)
+
+    def _requeue(self, items: list[Any]) -> None:
+        self._queue.extendleft(reversed(items))
+
+    def _stalled(self, reason: str) -> None:
+        """Enter (or stay in) the stalled state: back off before the next attempt."""
+        stall = self._stall
+        if stall is None:
+            self._stall = _Stall(reason, time.monotonic() + _FIRST_RETRY_S, _FIRST_RETRY_S)
+            kept = sum(not isinstance(item, _FlushMarker) for item in self._queue)
+            self.notify(
+                f"boonb: cannot write traces to {self.db.path}: {reason}; "
+                f"{kept:,} rows kept in memory, retrying"
+            )
+            return
+        stall.reason = reason
+        stall.backoff = min(stall.backoff * 2, _MAX_RETRY_S)
+        stall.retry_at = time.monotonic() + stall.backoff
+
+    def _bound_backlog(self) -> None:
+        """While stalled, keep at most ``max_pending`` rows.
+
+        The oldest traces and messages go first; session state (upserts) and flush
+        markers are always kept.
+        """
+        excess = len(self._queue) - self.max_pending
+        if excess <= 0:
+            return
+        items: list[Any] = []
+        while True:
+            try:
+                items.append(self._queue.popleft())
+            except IndexError:
+                break
+        kept: list[Any] = []
+        dropped = 0
+        for item in items:
+            if dropped < excess and not _precious(item):
+                dropped += 1
+            else:
+                kept.append(item)
+        self._requeue(kept)
+        if dropped:
+            self.rows_dropped += dropped
+            self.notify(
+                f"boonb: dropped the {dropped:,} oldest unwritten rows ({self.rows_dropped:,} "
+                f"so far) to keep memory bounded at {self.max_pending:,} "
+                "(BOONB_MAX_PENDING_ROWS); free space so the rest can be written"
+            )
+
+    def _describe(self, exc: BaseException) -> str:
+        directory = self.db.path.parent
+        try:
+            free = shutil.disk_usage(directory).free
+        except OSError:
+            free = None
+        if free is not None and free < _FULL_BELOW_BYTES:
+            return "disk full"
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return first_line
 
     def _write(self, rows: list[Row], traces: list[TraceRecord]) -> None:
+        """Commit a batch in one transaction; raises :class:`_Unwritable` with what is left."""
         if not rows and not traces:
             return
         groups = [
             (key, _last_per_key(list(group)) if key[2] == "upsert" else list(group))
             for key, group in groupby(sorted(rows, key=_group_key), key=_group_key)
         ]
-        with self.db.connection() as con:
-            con.begin()
-            try:
-                if traces:
-                    _insert_traces(con, traces)
-                for key, group in groups:
-                    _append(con, key, group)
-                con.commit()
-            except Exception:
-                con.rollback()
-                # One bad row must not hold back the rest: write the traces and then each
-                # group of rows in a transaction of its own, and report what fails.
-                self._write_apart(con, traces, groups)
-                return
+        try:
+            with self.db.connection() as con:
+                try:
+                    con.begin()
+                    if traces:
+                        _insert_traces(con, traces)
+                    for key, group in groups:
+                        _append(con, key, group)
+                    con.commit()
+                except STORAGE_ERRORS:
+                    _rollback(con)
+                    raise
+                except Exception:
+                    _rollback(con)
+                    # One bad row must not hold back the rest: write the traces and then
+                    # each group of rows in a transaction of its own, and report what fails.
+                    self._write_apart(con, [(None, traces), *groups])
+                    return
+        except STORAGE_ERRORS as exc:
+            # DuckDB may have invalidated its instance; the next attempt opens afresh.
+            self.db.close()
+            raise _Unwritable(exc, [*traces, *rows]) from exc
         self.rows_written += len(rows) + len(traces)
 
-    def _write_apart(self, con: Any, traces: list[TraceRecord], groups: list[Any]) -> None:
-        self._write_traces_apart(con, traces)
-        for key, group in groups:
-            failure = self._write_part(con, len(group), partial(_append, con, key, group))
-            if failure is not None:
-                table, count = key[0], len(group)
-                log.error("store: could not write %d rows to %s", count, table, exc_info=failure)
+    def _write_apart(self, con: Any, parts: list[tuple[Any, list[Any]]]) -> None:
+        """Each part in a transaction of its own.
 
-    def _write_traces_apart(self, con: Any, traces: list[TraceRecord]) -> None:
-        """Write traces in halves, and halves of those, so only the bad ones are left out."""
-        if not traces:
-            return
-        failure = self._write_part(con, len(traces), partial(_insert_traces, con, traces))
-        if failure is None:
-            return
-        if len(traces) == 1:
-            log.error("store: could not write trace %s", traces[0].id, exc_info=failure)
-            return
-        half = len(traces) // 2
-        self._write_traces_apart(con, traces[:half])
-        self._write_traces_apart(con, traces[half:])
+        Traces that fail are split in halves, and halves of those, so only the bad ones
+        are left out, each named in the log.
+        """
+        todo = deque(part for part in parts if part[1])
+        while todo:
+            key, items = todo.popleft()
+            try:
+                con.begin()
+                if key is None:
+                    _insert_traces(con, items)
+                else:
+                    _append(con, key, items)
+                con.commit()
+            except STORAGE_ERRORS as exc:
+                _rollback(con)
+                self.db.close()
+                left = [item for _, part in [(key, items), *todo] for item in part]
+                raise _Unwritable(exc, left) from exc
+            except Exception as exc:
+                _rollback(con)
+                if key is None and len(items) > 1:
+                    half = len(items) // 2
+                    todo.extendleft([(None, items[half:]), (None, items[:half])])
+                elif key is None:
+                    log.error("store: could not write trace %s", items[0].id, exc_info=exc)
+                else:
+                    log.error(
+                        "store: could not write %d rows to %s", len(items), key[0], exc_info=exc
+                    )
+                continue
+            self.rows_written += len(items)
 
-    def _write_part(self, con: Any, count: int, write: Callable[[], None]) -> Exception | None:
-        """One part in a transaction of its own; returns what made it fail, if it did."""
-        try:
-            con.begin()
-            write()
-            con.commit()
-        except Exception as exc:
-            con.rollback()
-            return exc
-        self.rows_written += count
-        return None
+
+class _Unwritable(Exception):
+    """The disk (not the rows) refused a batch; ``left`` is what was not committed."""
+
+    def __init__(self, cause: BaseException, left: list[Any]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.left = left
+
+
+@dataclass
+class _Stall:
+    reason: str
+    retry_at: float
+    backoff: float
+
+
+_FIRST_RETRY_S = 0.5
+_MAX_RETRY_S = 10.0
+_FULL_BELOW_BYTES = 4 << 20
+"""Less free space than this where the database lives reads as "disk full"."""
+
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    StoreError,
+    duckdb.IOException,
+    duckdb.TransactionException,  # a commit that could not write its log
+    duckdb.FatalException,  # the instance was invalidated by an earlier write failure
+)
+"""Failures of the disk or the file, not of the rows: the batch is kept and retried."""
+
+
+def _precious(item: Any) -> bool:
+    """Kept when the backlog is trimmed: the latest state of a session or chat, and markers."""
+    return isinstance(item, _FlushMarker) or (isinstance(item, Row) and item.action == "upsert")
+
+
+def _rollback(con: Any) -> None:
+    # A failed commit has already ended the transaction, and rolling back again raises;
+    # on a connection the disk broke, a rollback that fails leaves nothing more to undo.
+    with contextlib.suppress(duckdb.Error):
+        con.rollback()
 
 
 def _group_key(row: Row) -> tuple[str, tuple[str, ...], Action]:
