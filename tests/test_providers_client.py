@@ -21,6 +21,7 @@ from boonb.providers import (
     Usage,
     get_profile,
 )
+from boonb.providers.profiles import Prices
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
 KEY = "sk-test-0123456789abcdef"
@@ -206,7 +207,7 @@ def test_local_server_reasoning_field_is_read_as_reasoning():
 
     result = events[-1].result
     assert (result.reasoning, result.content) == ("hm", "ok")
-    assert result.usage == Usage()
+    assert result.usage == Usage(reported=False)
     assert result.cost is None and result.cache_savings is None
     assert "authorization" not in server.requests[0].headers
 
@@ -280,3 +281,94 @@ def test_stream_option_is_refused_as_a_free_option():
     with pytest.raises(TypeError, match="stream"):
         collect(client_for("deepseek", server), stream=False)
     assert server.requests == []
+
+
+def gemini_client(server: Server) -> ChatClient:
+    # No built-in Gemini profile: point the local one at Gemini's OpenAI-compatible endpoint.
+    profile = get_profile("local").with_overrides(
+        base_url="https://generativelanguage.googleapis.com/v1beta/openai/",
+        prices={"gemini-2.5-flash": Prices(input_per_mtok=0.30, cache_hit_input_per_mtok=0.075,
+                                           output_per_mtok=2.50)})
+    return ChatClient(profile, model="gemini-2.5-flash", api_key=KEY,
+                      transport=httpx.MockTransport(server))
+
+
+def test_hidden_reasoning_counted_only_in_total_tokens_is_output_and_reasoning():
+    server = Server.fixture("gemini_thinking_completion.json")
+    result = complete(gemini_client(server), stream=False)
+
+    # prompt 20 + completion 424 = 444, but total_tokens is 1016: 572 thinking tokens.
+    assert result.usage == Usage(input_tokens=20, output_tokens=996, reasoning_tokens=572)
+    assert result.usage.tokens_used == 1016
+    assert result.cost == pytest.approx((20 * 0.30 + 996 * 2.50) / 1e6)
+
+
+def test_hidden_reasoning_in_a_streamed_answer_is_counted_too():
+    server = Server.fixture("gemini_thinking_stream.sse")
+    result = collect(gemini_client(server))[-1].result
+
+    assert result.content == "15% of 240 is 36."
+    assert result.usage == Usage(input_tokens=20, output_tokens=592, reasoning_tokens=583)
+    assert result.usage.tokens_used == 612
+
+
+@pytest.mark.parametrize("fixture", [
+    "openai_stream_without_usage.sse", "openai_completion_without_usage.json"])
+def test_answer_without_usage_is_marked_unreported_and_its_cost_unknown(fixture):
+    server = Server.fixture(fixture)
+    stream = fixture.endswith(".sse")
+    result = complete(client_for("openai", server, model="gpt-4o-mini"), stream=stream)
+
+    assert result.content == "Hello there."
+    assert result.usage.reported is False
+    assert result.usage.tokens_used == 0
+    # gpt-4o-mini has prices, yet nothing was measured: unknown, not $0.
+    assert result.cost is None
+    assert result.cache_savings is None
+
+
+def test_answer_with_usage_is_marked_reported():
+    result = complete(client_for("deepseek", Server.fixture("deepseek_chat_stream.sse")))
+    assert result.usage.reported is True
+    assert result.cost is not None
+
+
+def test_stream_cut_in_the_middle_of_a_data_line_says_the_answer_was_cut_off():
+    server = Server.fixture("openai_stream_cut_mid_line.sse")
+    seen: list = []
+    with pytest.raises(StreamError) as info:
+        complete(client_for("openai", server), on_event=seen.append)
+
+    message = str(info.value)
+    assert "malformed" not in message
+    assert "[DONE]" in message and "cut" in message
+    assert "in the middle of a data: line" in message
+    assert "Retry the call" in message
+    assert seen == [TextDelta("The answer"), TextDelta(" is forty")]
+
+
+def test_done_marker_without_a_final_blank_line_ends_the_stream_normally():
+    body = (FIXTURES / "deepseek_chat_stream.sse").read_bytes().rstrip()
+    assert body.endswith(b"data: [DONE]")
+    server = Server(body, content_type="text/event-stream")
+    result = complete(client_for("deepseek", server))
+    assert result.content == "Hello! How can I help you today?"
+
+
+def test_image_capability_error_shows_an_override_that_can_be_pasted():
+    server = Server.fixture("deepseek_chat_completion.json")
+    messages = [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]
+
+    async def run() -> None:
+        async with client_for("deepseek", server) as client:
+            await client.complete(messages)
+
+    with pytest.raises(CapabilityError) as info:
+        asyncio.run(run())
+    message = str(info.value)
+    assert message.endswith(
+        "profile.with_overrides(capabilities={'deepseek-chat': "
+        "Capabilities(vision=True, ...)}).")
+    assert message.count("{") == message.count("}")
+    assert message.count("(") == message.count(")")

@@ -42,7 +42,38 @@ def test_usage_from_openai_reads_details_objects():
      "completion_tokens_details": None, "prompt_cache_hit_tokens": None},
 ])
 def test_usage_from_api_tolerates_missing_and_null_fields(raw):
-    assert Usage.from_api(raw) == Usage()
+    assert Usage.from_api(raw) == Usage(reported=False)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    # Gemini's OpenAI-compatible endpoint: thinking only in total_tokens.
+    ({"prompt_tokens": 20, "completion_tokens": 424, "total_tokens": 1016},
+     Usage(input_tokens=20, output_tokens=996, reasoning_tokens=572)),
+    # A gateway that reports the same hidden tokens as reasoning, outside completion.
+    ({"prompt_tokens": 21, "completion_tokens": 0, "total_tokens": 81,
+      "completion_tokens_details": {"reasoning_tokens": 60}},
+     Usage(input_tokens=21, output_tokens=60, reasoning_tokens=60)),
+    # OpenAI: total = prompt + completion, reasoning already inside completion.
+    ({"prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+      "completion_tokens_details": {"reasoning_tokens": 256}},
+     Usage(input_tokens=2006, output_tokens=300, reasoning_tokens=256)),
+    # A total smaller than the parts is a server's bookkeeping slip, not negative tokens.
+    ({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 12},
+     Usage(input_tokens=10, output_tokens=5)),
+])
+def test_total_tokens_beyond_prompt_plus_completion_is_hidden_reasoning(raw, expected):
+    usage = Usage.from_api(raw)
+    assert usage == expected
+    assert usage.tokens_used == max(raw["total_tokens"], raw["prompt_tokens"]
+                                    + raw["completion_tokens"])
+
+
+def test_usage_sum_is_unreported_when_any_call_was():
+    reported = Usage(10, 2)
+    assert (reported + reported).reported is True
+    assert (reported + Usage.from_api(None)).reported is False
+    assert (Usage.from_api({}) + reported).reported is False
+    assert Usage.from_api({"prompt_tokens": 0, "completion_tokens": 0}).reported is True
 
 
 def test_usage_adds_field_by_field():

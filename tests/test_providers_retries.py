@@ -5,6 +5,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from boonb.providers import (
     get_profile,
 )
 
+FIXTURES = Path(__file__).parent / "fixtures" / "providers"
 KEY = "sk-live-SECRET-9f8e7d6c5b4a"
 MESSAGES = [{"role": "user", "content": "hi"}]
 OK_BODY = {
@@ -192,6 +194,7 @@ def test_retries_are_logged_at_info_without_secrets(caplog):
 
 
 def test_malformed_json_in_a_data_line_raises_stream_error():
+    # The line is whole (a blank line follows it): the server sent bad JSON, not a cut.
     script = Script(httpx.Response(200, content=sse(chunk("a"), '{"id": "s-1", "choices": [')))
     with pytest.raises(StreamError, match="malformed JSON"):
         run_complete(make_client(script))
@@ -263,3 +266,92 @@ def test_retry_after_http_date_is_understood():
     assert parse_retry_after("1.5") == 1.5
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def rate_limited(fixture: str, **headers: str) -> httpx.Response:
+    return httpx.Response(429, headers={"content-type": "application/json", **headers},
+                          content=(FIXTURES / fixture).read_bytes())
+
+
+def test_openrouter_429_shows_the_providers_message_from_metadata_raw():
+    script = Script(rate_limited("openrouter_429_upstream_text.json"))
+    sleeps = Sleeps()
+    with pytest.raises(RateLimitError) as info:
+        run_complete(make_client(script, sleeps, max_retries=1))
+
+    message = str(info.value)
+    assert message.startswith("HTTP 429: Provider returned error (Google AI Studio): ")
+    assert "is temporarily rate-limited upstream. Please retry shortly" in message
+    # "retry shortly" names no wait: the ordinary backoff applies.
+    assert sleeps.delays == [0.5]
+
+
+def test_openrouter_429_relaying_the_upstreams_json_shows_its_message_and_hint():
+    script = Script(rate_limited("openrouter_429_upstream_json.json"), ok())
+    sleeps = Sleeps()
+    assert run_complete(make_client(script, sleeps), stream=False).content == "done"
+    assert sleeps.delays == [pytest.approx(37.430875594)]
+
+    with pytest.raises(RateLimitError) as info:
+        run_complete(make_client(Script(rate_limited("openrouter_429_upstream_json.json")),
+                                 max_retries=0))
+    message = str(info.value)
+    assert "Provider returned error (Google AI Studio): You exceeded your current quota" in message
+    assert '"status"' not in message  # the upstream's text, not its JSON
+
+
+@pytest.mark.parametrize(("fixture", "wait"), [
+    ("openai_429_try_again.json", 0.579),
+    ("groq_429_try_again.json", 1.5),
+    ("azure_429_retry_after.json", 2.0),
+])
+def test_429_without_retry_after_header_waits_as_long_as_its_message_says(fixture, wait):
+    script = Script(rate_limited(fixture), ok())
+    sleeps = Sleeps()
+    result = run_complete(make_client(script, sleeps), stream=False)
+    assert result.content == "done"
+    assert sleeps.delays == [pytest.approx(wait)]
+
+
+def test_retry_after_header_wins_over_the_wait_in_the_message():
+    script = Script(rate_limited("openai_429_try_again.json", **{"Retry-After": "3"}), ok())
+    sleeps = Sleeps()
+    run_complete(make_client(script, sleeps), stream=False)
+    assert sleeps.delays == [3.0]
+
+
+def test_wait_in_the_message_is_capped_at_the_max_wait():
+    body = {"error": {"message": "Rate limit reached for requests per day (RPD). "
+                                 "Please try again in 7m12.48s.", "code": "rate_limit_exceeded"}}
+    script = Script(httpx.Response(429, json=body), ok())
+    sleeps = Sleeps()
+    run_complete(make_client(script, sleeps), stream=False)
+    assert sleeps.delays == [60.0]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("Please try again in 579ms.", 0.579),
+    ("Please try again in 1.5s", 1.5),
+    ("retry after 2 seconds", 2.0),
+    ("Please try again in 1m30s.", 90.0),
+    ("Please retry in 37.4s.", 37.4),
+    ("Try again in 1 minute", 60.0),
+    ("Please try again later.", None),
+    ("Please retry shortly", None),
+    ("retry in a moment (not 5 ms from now)", None),
+    ("", None),
+])
+def test_retry_hint_is_read_from_the_message_text(text, seconds):
+    from boonb.providers.retry import parse_retry_hint
+
+    assert parse_retry_hint(text) == (None if seconds is None else pytest.approx(seconds))
+
+
+@pytest.mark.parametrize("raw", [None, 42, "", "   ", {"nested": True}])
+def test_odd_metadata_raw_leaves_the_message_alone(raw):
+    body = {"error": {"message": "Provider returned error", "code": 429,
+                      "metadata": {"raw": raw}}}
+    script = Script(httpx.Response(429, json=body))
+    with pytest.raises(RateLimitError) as info:
+        run_complete(make_client(script, max_retries=0))
+    assert str(info.value) == "HTTP 429: Provider returned error"

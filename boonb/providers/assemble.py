@@ -88,7 +88,7 @@ class StreamAssembler:
                 for i, c in sorted(self._tools.items())
             ],
             finish_reason=self.finish_reason,
-            usage=self.usage or Usage(),
+            usage=self.usage or Usage(reported=False),
             model=self.model,
             request_id=self.request_id,
         )

@@ -35,7 +35,7 @@ def check_request(
                     "Nothing was sent. Use a vision model, describe the image in text instead, "
                     "or, if the model does accept images, override the profile: "
                     f"profile.with_overrides(capabilities={{{model!r}: "
-                    "Capabilities(vision=True, ...)}})."
+                    "Capabilities(vision=True, ...)})."
                 )
 
 

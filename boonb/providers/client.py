@@ -192,27 +192,20 @@ class ChatClient:
             decoder = SSEDecoder()
             assembler = StreamAssembler(model=model)
             lines = aiter(response.aiter_lines())
-            done = False
-            while not done:
+            while True:
                 try:
                     line = await self._guard(anext(lines))
                 except StopAsyncIteration:
-                    line = None
-                data = decoder.feed(line) if line is not None else decoder.flush()
-                if data is not None:
-                    if data.strip() == DONE:
-                        done = True
-                        break
-                    for event in assembler.feed(_parse_chunk(data)):
-                        yield event
-                if line is None:
+                    _check_tail(decoder.flush())
                     break
-            if not done:
-                raise StreamError(
-                    "the stream ended before its [DONE] marker; the answer is incomplete "
-                    "(the server or a proxy cut the connection). Retry the call."
-                )
-            await _drain(lines)
+                data = decoder.feed(line)
+                if data is None:
+                    continue
+                if data.strip() == DONE:
+                    await _drain(lines)
+                    break
+                for event in assembler.feed(_parse_chunk(data)):
+                    yield event
             yield Completed(assembler.result())
         finally:
             await response.aclose()
@@ -281,7 +274,8 @@ class ChatClient:
         result.latency_ms = (time.perf_counter() - started) * 1000.0
         result.retries = attempt
         prices = self.profile.spec(model).prices
-        if prices is not None:
+        # Without reported usage the counters are zeros, not measurements: $0 would be a lie.
+        if prices is not None and result.usage.reported:
             result.cost = prices.cost(result.usage)
             result.cache_savings = prices.cache_savings(result.usage)
 
@@ -291,6 +285,32 @@ class ChatClient:
         state = "a key was sent" if self._api_key else "no key was sent"
         return (f"{where} (or pass api_key= / set it with %boonb config) to a valid key for "
                 f"{self.profile.base_url}; {state}.")
+
+
+def _check_tail(tail: str | None) -> None:
+    """At the end of the body: accept a last ``[DONE]`` event, else the answer was cut off.
+
+    An event with no blank line after it is unfinished (the SSE rule), so broken JSON in it
+    means the connection was cut in the middle of a line, not that the server sent bad JSON.
+    A ``[DONE]`` without its blank line is whole: some servers end the body right after it.
+    """
+    if tail is not None and tail.strip() == DONE:
+        return
+    where = ""
+    if tail and not _is_json(tail):
+        where = f" in the middle of a data: line ({len(tail)} characters arrived: {tail[:80]!r})"
+    raise StreamError(
+        f"the stream ended before its [DONE] marker{where}; the answer is incomplete "
+        "(the server or a proxy cut the connection). Retry the call."
+    )
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def _parse_chunk(data: str) -> dict[str, Any]:

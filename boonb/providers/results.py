@@ -54,9 +54,10 @@ class ChatResult:
     latency_ms: float = 0.0
     """From the first request to the last byte of the answer, retries and waits included."""
     cost: float | None = None
-    """USD, from the profile's prices for the requested model; ``None`` when unknown."""
+    """USD, from the profile's prices for the requested model; ``None`` when unknown
+    (no prices, or the provider reported no usage: see ``Usage.reported``)."""
     cache_savings: float | None = None
-    """USD the prompt-cache hits saved; ``None`` when prices are unknown."""
+    """USD the prompt-cache hits saved; ``None`` when cost is unknown."""
     retries: int = 0
     """How many failed attempts (429, 5xx, timeouts, connection errors) preceded this one."""
 
