@@ -67,7 +67,19 @@ def quickstart() -> nbformat.NotebookNode:
 
 CACHE_RULES = '''\
 from boonb.runtime import get_runtime
+from boonb.sim import Rule
 sim = get_runtime().simulator()  # the simulator caches prompt prefixes as DeepSeek does
+# Scripted answers: the tools are offered (their schemas are part of every prompt) but
+# these questions need none, so the simulator answers each in one call.
+for question, answer in [
+    ("prompt cache", "A provider keeps the prefixes of prompts it has seen; a repeated "
+                     "prefix costs less and comes back faster."),
+    ("order", "Only an identical prefix hits: a change early in the prompt invalidates "
+              "everything after it."),
+    ("breaks", "Changing the system prompt, the tool schemas or earlier messages."),
+    ("one more", "Ask away."),
+]:
+    sim.add_rule(Rule(question, reply=f"[simulator] {answer}"))
 '''
 
 

@@ -157,7 +157,9 @@ def handle_chat(raw: bytes, state: SimState) -> Response:
     requested_model = body.get("model")
     model_name = requested_model if isinstance(requested_model, str) else "sim-chat"
     messages = body["messages"]
-    reply = plan_reply(messages, model=model_name, rules=state.rules)
+    # tool_choice "none" forbids tool calls, so the default agent gets no tools to plan with.
+    offered = body.get("tools") if body.get("tool_choice") != "none" else None
+    reply = plan_reply(messages, model=model_name, rules=state.rules, tools=offered)
     tokens = prompt_tokens(messages, body.get("tools"))
     usage = Usage(
         prompt_tokens=len(tokens),

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 Message = Mapping[str, Any]
+QUOTE_CHARS = 80
 
 
 def content_parts(message: Message) -> list[Mapping[str, Any]]:
@@ -32,6 +34,12 @@ def message_text(message: Message) -> str:
         if part.get("type", "text") == "text"
     ]
     return "\n".join(texts)
+
+
+def shorten(text: str, limit: int = QUOTE_CHARS) -> str:
+    """Collapse whitespace and cut to ``limit`` characters with an ellipsis."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def image_count(message: Message) -> int:

@@ -1,24 +1,27 @@
 """Deciding what the simulated model says: a matching rule, else a deterministic default.
 
-Default replies always start with ``[simulator]`` and never call tools, so an agent loop
-driven by the simulator terminates: after tool results it gets a text summary of them.
+The default, when a request offers boonb's file tools, is the planner's minimal agent
+(:mod:`boonb.sim.planner`: search, read, answer from what it read); otherwise a text reply.
+Default replies always start with ``[simulator]``, and the planner stops after a few tool
+turns, so an agent loop driven by the simulator terminates: after tool results a rule did
+not follow up on, it gets a text summary of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .messages import image_count, message_text
+from . import planner
+from .messages import image_count, message_text, shorten
+from .recap import recap
 from .rules import Rule, RuleBook
 from .tokens import count_tokens
 
 Message = Mapping[str, Any]
-QUOTE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -55,17 +58,24 @@ class Reply:
         return count_tokens(self.content or "") + self.reasoning_tokens + tool_tokens
 
 
-def shorten(text: str, limit: int = QUOTE_CHARS) -> str:
-    """Collapse whitespace and cut to ``limit`` characters with an ellipsis."""
-    flat = re.sub(r"\s+", " ", text).strip()
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
-
-
-def _tool_call_id(messages: Sequence[Message], index: int, name: str, arguments: str) -> str:
+def _tool_call_id(
+    messages: Sequence[Message], index: int, name: str, arguments: str, *, prefix: str = "call_"
+) -> str:
     # The conversation length and last text make ids unique within one conversation even when
     # the same rule fires twice, while staying reproducible run to run.
     seed = f"{len(messages)}|{message_text(messages[-1])}|{index}|{name}|{arguments}"
-    return "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+    return prefix + hashlib.sha256(seed.encode()).hexdigest()[:24]
+
+
+def _calls(
+    messages: Sequence[Message], specs: Sequence[tuple[str, Mapping[str, Any]]], *, prefix: str
+) -> tuple[ToolCall, ...]:
+    calls = []
+    for index, (name, spec_arguments) in enumerate(specs):
+        arguments = json.dumps(spec_arguments, ensure_ascii=False)
+        call_id = _tool_call_id(messages, index, name, arguments, prefix=prefix)
+        calls.append(ToolCall(id=call_id, name=name, arguments=arguments))
+    return tuple(calls)
 
 
 def _tool_names_by_id(messages: Sequence[Message]) -> dict[str, str]:
@@ -123,24 +133,46 @@ def default_reasoning(messages: Sequence[Message], tool_calls: Sequence[ToolCall
     )
 
 
-def plan_reply(messages: Sequence[Message], *, model: str, rules: RuleBook) -> Reply:
-    """Pick the reply for a request: the first matching rule, else the default."""
+def default_turn(messages: Sequence[Message], tools: Sequence[Any] | None) -> Reply:
+    """What the model does when no rule decides: the planner's next step, else a reply."""
+    planned = planner.next_calls(messages, tools)
+    if planned:
+        specs = [(call.name, call.arguments) for call in planned]
+        # Null content, like real models on a pure tool-call turn.
+        return Reply(
+            content=None, tool_calls=_calls(messages, specs, prefix=planner.PLAN_ID_PREFIX)
+        )
+    episode = planner.read_episode(messages)
+    if episode is not None and episode.ours and episode.turns:
+        return Reply(content=recap(episode))
+    return Reply(content=default_reply(messages))
+
+
+def plan_reply(
+    messages: Sequence[Message],
+    *,
+    model: str,
+    rules: RuleBook,
+    tools: Sequence[Any] | None = None,
+) -> Reply:
+    """Pick the reply for a request: the first matching rule, else the default turn.
+
+    ``tools`` is the request's ``tools`` list (``None`` or empty when none are offered).
+    A rule with neither ``reply`` nor ``tool_calls`` gets the default turn too.
+    """
     rule: Rule | None = rules.take(messages[-1])
     tool_calls: tuple[ToolCall, ...] = ()
     if rule is not None and rule.tool_calls:
-        calls = []
-        for index, spec in enumerate(rule.tool_calls):
-            arguments = json.dumps(spec["arguments"], ensure_ascii=False)
-            call_id = _tool_call_id(messages, index, spec["name"], arguments)
-            calls.append(ToolCall(id=call_id, name=spec["name"], arguments=arguments))
-        tool_calls = tuple(calls)
+        specs = [(spec["name"], spec["arguments"]) for spec in rule.tool_calls]
+        tool_calls = _calls(messages, specs, prefix="call_")
 
     if rule is not None and rule.reply is not None:
         content: str | None = rule.reply
     elif tool_calls:
         content = None  # like real models: a pure tool-call turn has null content
     else:
-        content = default_reply(messages)
+        default = default_turn(messages, tools)
+        content, tool_calls = default.content, default.tool_calls
 
     if rule is not None and rule.reasoning is not None:
         reasoning: str | None = rule.reasoning
