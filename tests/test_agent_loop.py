@@ -199,6 +199,8 @@ def test_the_api_key_never_appears_in_rows_frames_or_logs(env: Env, caplog) -> N
 
 
 def test_cache_segments_add_up_and_a_changed_tool_list_is_named(env: Env) -> None:
+    # Tools are offered (their schemas are a cache segment) but not used: one call per run.
+    env.sim.add_rule(Rule("question", reply="[simulator] noted"))
     agent = env.agent()
     env.run(agent, "first question")
     env.run(agent, "second question")
@@ -226,6 +228,7 @@ def _restored(env: Env, agent: Agent, **kw: object) -> Agent:
 
 
 def test_a_restored_chat_compares_its_cache_with_the_call_before_the_restart(env: Env) -> None:
+    env.sim.add_rule(Rule("question", reply="[simulator] noted"))  # one call per run
     agent = env.agent()
     env.run(agent, "first question")
     env.run(agent, "second question")
@@ -253,6 +256,7 @@ def test_follow_up_runs_continue_the_same_chat(env: Env) -> None:
 
 def test_turn_cache_and_chat_totals_match_the_trace_rows(env: Env) -> None:
     env.sim.add_rule(Rule("files", tool_calls=[{"name": "list_files", "arguments": {}}]))
+    env.sim.add_rule(Rule("again", reply="[simulator] the same files"))  # no tools this time
     agent = env.agent()
     env.run(agent, "show files")
     env.run(agent, "again")
