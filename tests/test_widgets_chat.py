@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import html
+import os
+import queue
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +24,7 @@ from boonb.runtime import Runtime
 from boonb.sim import Rule
 from boonb.widgets import ChatView
 from boonb.widgets.chat_history import message_turns
+from tests.kernels import Kernel
 
 
 @pytest.fixture
@@ -122,8 +129,9 @@ def test_snapshot_returns_the_messages_by_turn_and_the_timeline(runtime: Runtime
     restored = reply["restored"]
     assert restored["type"] == "session_restored"
     assert restored["agent_session_id"] == str(runtime.savers[agent.chat_id].agent_session_id)
-    # It reflects every frame sent before it.
-    assert reply["seq"] >= max(f["seq"] for f in view.frames()) - 1
+    # It reflects every frame of the run; only news that saves reached the disk may follow.
+    later = [f["frame"]["type"] for f in view.frames() if f["seq"] > reply["seq"]]
+    assert set(later) <= {"session_saved"}
 
 
 def test_snapshot_mid_run_shows_the_pending_tool_call_and_refuses_a_follow_up(
@@ -161,7 +169,7 @@ def test_snapshot_mid_run_shows_the_pending_tool_call_and_refuses_a_follow_up(
 
 
 def test_send_runs_a_follow_up_turn_on_the_engine(runtime: Runtime) -> None:
-    agent = agent_with_rules(runtime)
+    agent = agent_with_rules(runtime, tools=[])  # one model call per turn, quoting the prompt
     view = open_view(agent, runtime)
     runtime.engine.run(agent.run("hello"))
     reply = view.ask({"kind": "send", "request_id": "f1", "text": "and now?"})
@@ -226,7 +234,9 @@ def test_a_saved_chat_not_in_this_kernel_is_shown_from_its_snapshot_and_takes_no
     view = View(ChatView(agent.chat_id, runtime=runtime))
     reply = view.ask({"kind": "snapshot", "request_id": "s"})
     assert reply["live"] is False and reply["can_send"] is False
-    assert f"%agent resume {session_id}" in reply["send_blocked"]
+    # The id the view's header shows: `%agent resume` takes a chat id or a prefix of one.
+    assert f"%agent resume {str(agent.chat_id)[:8]}" in reply["send_blocked"]
+    assert str(session_id) not in reply["send_blocked"]
     assert [m["content"] for m in reply["messages"] if m["role"] == "user"] == ["remember me"]
     assert reply["restored"]["agent_session_id"] == str(session_id)
     refused = view.ask({"kind": "send", "request_id": "x", "text": "hello?"})
@@ -242,7 +252,7 @@ def test_an_unknown_chat_gets_an_error_reply(runtime: Runtime) -> None:
 
 
 def test_a_restart_note_marks_the_turn_it_starts(runtime: Runtime) -> None:
-    agent = agent_with_rules(runtime)
+    agent = agent_with_rules(runtime, tools=[])  # one model call per turn
     runtime.engine.run(agent.run("before the restart"))
     agent.note_restart(RESTART_NOTE)
     view = open_view(agent, runtime)
@@ -327,3 +337,128 @@ def test_widget_points_at_the_built_bundle(runtime: Runtime) -> None:
         pytest.skip("the JS bundle is not built (npm run build in labextension/)")
     view = open_view(agent_with_rules(runtime), runtime)
     assert "export" in str(view.widget._esm) and "boonb-chat" in str(view.widget._css)
+
+
+# The %%agent cell as a user runs it: in a kernel (a frontend shows the chat view) and in
+# terminal IPython (no widgets). The simulator's answer is scripted so it can be looked for.
+
+ANSWER = "Paris is the capital of France <since 508>."
+AGENT_SETUP = (
+    "%load_ext boonb\n"
+    "from boonb.runtime import get_runtime\n"
+    "from boonb.sim import Rule\n"
+    "sim = get_runtime().simulator()\n"
+    "sim.clear_rules()\n"
+    f"sim.add_rule(Rule('capital', reply={ANSWER!r}))\n"
+)
+QUESTION = "What is the capital of France?"
+PROMPT_CELL = f"%%agent --tools none\n{QUESTION}"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    path = tmp_path / "project"
+    path.mkdir()
+    return path
+
+
+def iopub_of(kernel: Kernel, code: str, timeout: float = 60) -> list[dict[str, Any]]:
+    """Every iopub message a cell caused, in order, up to its idle status."""
+    msg_id = kernel.client.execute(code)
+    messages: list[dict[str, Any]] = []
+    while True:
+        try:
+            msg = kernel.client.get_iopub_msg(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no output for {timeout}s; so far {messages}") from None
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return messages
+
+
+@pytest.mark.slow
+def test_agent_cell_in_a_kernel_answers_in_the_chat_view_only_and_saves_the_finished_chat(
+    project: Path,
+) -> None:
+    kernel = Kernel(project)
+    try:
+        setup = iopub_of(kernel, AGENT_SETUP)
+        assert not [m for m in setup if m["msg_type"] == "error"], setup
+        messages = iopub_of(kernel, PROMPT_CELL)
+    finally:
+        kernel.stop()
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for msg in messages:
+        by_type.setdefault(msg["msg_type"], []).append(msg["content"])
+    assert "error" not in by_type, by_type["error"]
+    streamed = "".join(c["text"] for c in by_type.get("stream", []))
+    assert "Paris" not in streamed  # the chat view is the output: no second copy as text
+
+    (shown,) = by_type["display_data"]
+    assert WIDGET_VIEW in shown["data"]
+    display_id = shown["transient"]["display_id"]
+    assert "· 0 turns" in shown["data"]["text/plain"]  # displayed before the run
+
+    # Once the run ended, the same output was updated: its fallback is the finished chat.
+    updates = [
+        c for c in by_type["update_display_data"] if c["transient"]["display_id"] == display_id
+    ]
+    assert updates, by_type.keys()
+    final = updates[-1]["data"]
+    assert final[WIDGET_VIEW] == shown["data"][WIDGET_VIEW]  # still the same live view
+    assert "awaiting input · 1 turn\n" in final["text/plain"]
+    assert f"assistant: {ANSWER}" in final["text/plain"]
+    assert f"user: {QUESTION}" in final["text/plain"]
+    assert html.escape(ANSWER) in final["text/html"] and ANSWER not in final["text/html"]
+
+    (result,) = by_type["execute_result"]  # the run's one-line summary still follows
+    assert "1 turn" in result["data"]["text/plain"]
+
+
+@pytest.mark.slow
+def test_a_failed_agent_cell_in_a_kernel_still_saves_the_chat_as_it_ended(project: Path) -> None:
+    kernel = Kernel(project)
+    try:
+        iopub_of(kernel, AGENT_SETUP + "from boonb.sim import Fault\n")
+        iopub_of(kernel, "sim.inject(Fault.malformed_stream(), times=20)")
+        messages = iopub_of(kernel, PROMPT_CELL)
+    finally:
+        kernel.stop()
+    stderr = "".join(
+        m["content"]["text"]
+        for m in messages
+        if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"
+    )
+    assert "boonb: " in stderr, messages  # the run failed, and said so
+    (shown,) = [m["content"] for m in messages if m["msg_type"] == "display_data"]
+    updates = [m["content"] for m in messages if m["msg_type"] == "update_display_data"]
+    assert [u["transient"]["display_id"] for u in updates] == [shown["transient"]["display_id"]]
+    assert f"user: {QUESTION}" in updates[0]["data"]["text/plain"]
+
+
+@pytest.mark.slow
+def test_agent_cell_in_terminal_ipython_streams_the_answer_as_text(project: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOONB_")}
+    env.pop("DEEPSEEK_API_KEY", None)
+    env.pop("OPENAI_API_KEY", None)
+    env["BOONB_PROJECT"] = str(project)
+    script = project / "run_agent.ipy"
+    # A script runs as one cell, so the cell magic is called as a cell of its own would be.
+    script.write_text(
+        AGENT_SETUP + f"get_ipython().run_cell_magic('agent', '--tools none', {QUESTION!r})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", str(script)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(ANSWER) == 1, done.stdout  # streamed once, no chat view
+    assert "application/vnd.jupyter.widget-view+json" not in done.stdout

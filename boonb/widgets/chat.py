@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -57,6 +58,8 @@ from boonb.widgets.protocol import ErrorReply, describe_invalid, request_id_of
 if TYPE_CHECKING:
     import concurrent.futures
 
+    from IPython.display import DisplayHandle
+
     from boonb.agent.loop import Agent, AgentResult
     from boonb.runtime import Runtime
 
@@ -85,7 +88,16 @@ export default {
 };
 """
 
-__all__ = ["STATIC", "ChatIdError", "ChatView", "SessionNotAvailable"]
+__all__ = [
+    "STATIC",
+    "ChatDisplay",
+    "ChatIdError",
+    "ChatView",
+    "SessionNotAvailable",
+    "display_chat",
+    "resume_command",
+    "take_display",
+]
 
 
 class SessionNotAvailable(StoreError):
@@ -213,10 +225,8 @@ class ChatView(ChatWidget):
         self, agent: Agent | None, snap: dict[str, Any], *, running_here: bool
     ) -> str | None:
         if agent is None:
-            return (
-                "this chat is not running in this kernel; resume it with %agent resume "
-                f"{snap.get('agent_session_id', '')}".rstrip()
-            )
+            command = resume_command(self._chat)
+            return f"this chat is not running in this kernel; resume it with {command}"
         if running_here or snap["state"] == "in_progress":
             return "the agent is still running; wait for its answer"
         if snap.get("pending_tool_calls"):
@@ -283,6 +293,50 @@ class ChatView(ChatWidget):
     def static(self) -> tuple[str, str]:
         reply = self.snapshot("static")
         return static_text(reply), static_html(reply)
+
+
+def resume_command(chat: uuid.UUID) -> str:
+    """The command that resumes a chat, with the id as the view's header shows it."""
+    return f"%agent resume {str(chat)[:8]}"
+
+
+@dataclass(frozen=True)
+class ChatDisplay:
+    """A chat view displayed in a cell's output, with the handle that updates that output."""
+
+    view: ChatView
+    handle: DisplayHandle
+
+    def refresh(self) -> None:
+        """Publish the view again, so the output's saved fallback shows the chat as it is now.
+
+        A notebook keeps the text/html and text/plain computed at display time, before the
+        run; without this a notebook opened on GitHub shows an empty chat.
+        """
+        self.handle.update(self.view)
+
+
+#: The view last displayed for each chat by ``display_chat``, until a run takes it.
+_displayed: dict[uuid.UUID, ChatDisplay] = {}
+
+
+def display_chat(agent: Agent) -> ChatDisplay:
+    """Display the agent's chat view in the running cell's output, with a display id."""
+    from IPython.display import display
+
+    view = ChatView(agent=agent)
+    handle = display(view, display_id=True)
+    shown = ChatDisplay(view=view, handle=handle)
+    _displayed[agent.chat_id] = shown
+    return shown
+
+
+def take_display(chat: uuid.UUID) -> ChatDisplay | None:
+    """The view ``display_chat`` last displayed for this chat, once: the run it shows takes it.
+
+    Called on the kernel's main thread only, as ``display_chat`` is.
+    """
+    return _displayed.pop(chat, None)
 
 
 def _chat_of(frame: Frame) -> uuid.UUID | None:

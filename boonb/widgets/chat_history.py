@@ -208,7 +208,8 @@ def _results(reply: SnapshotReply) -> dict[str, str]:
 
 def static_text(reply: SnapshotReply) -> str:
     state = STATE_LABELS.get(reply.state, reply.state)
-    lines = [f"Chat {reply.chat_id} · {state} · {len(reply.turns)} turns"]
+    turns = len(reply.turns)
+    lines = [f"Chat {reply.chat_id} · {state} · {turns} turn{'' if turns == 1 else 's'}"]
     if reply.turns:
         lines.append(
             "  timeline: "

@@ -6,7 +6,12 @@ async tool keeps a run in its tool phase long enough to refresh the page under i
 
 from __future__ import annotations
 
+import html
+import json
 import re
+import shutil
+from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Locator, expect
 
@@ -29,6 +34,7 @@ async def wait_a_while(seconds: float) -> str:
 sim = get_runtime().simulator()
 sim.clear_rules()
 sim.add_rule(Rule("look around", tool_calls=[{"name": "list_files", "arguments": {}}]))
+sim.add_rule(Rule("Anything else", reply="Nothing else for now."))
 """
 
 # The second turn calls the slow tool once; the model answers after that.
@@ -130,10 +136,29 @@ def test_timeline_click_scrolls_and_folds_and_a_follow_up_runs_a_new_turn(
     expect(chat).to_have_attribute("data-ready", "false")
     expect(chat.locator(".chat-status")).to_contain_text("running tools")
     nb.wait_idle()
-    expect(out).to_contain_text("[simulator]")  # the streamed answer, below the view
     chat = chat_of(out)
     expect(chips(chat)).to_have_count(3)
     expect(chat).to_have_attribute("data-state", "awaiting_input")
+    answer = chat.locator('.chat-turn[data-turn="3"] .chat-msg-assistant .chat-msg-text')
+    expect(answer).to_contain_text("[simulator]")
+    answer_text = answer.inner_text()
+
+    # The chat view is the cell's output: the answer is not printed again as text, and
+    # the run's one-line summary still follows the view.
+    outputs = nb.cell_outputs(1)
+    assert [o["output_type"] for o in outputs] == ["display_data", "execute_result"], outputs
+    assert "3 turns" in outputs[1]["data"]["text/plain"]
+    expect(out.locator(".jp-OutputArea-output")).to_have_count(2)
+    assert answer_text not in out.inner_text().replace(chat.inner_text(), "")
+
+    # Saved, the notebook's fallback for the view (what GitHub shows) is the finished chat.
+    nb.save()
+    saved = _saved_outputs(nb.file, 1)
+    (view,) = [o for o in saved if o["output_type"] == "display_data"]
+    assert "application/vnd.jupyter.widget-view+json" in view["data"]
+    assert "awaiting input · 3 turns" in _text(view["data"]["text/plain"])
+    assert html.escape(answer_text) in _text(view["data"]["text/html"])
+    assert "Line 39 of the brief." in _text(view["data"]["text/html"])
 
     # Each chip: turn number, start time, tool calls, tokens, cache hit rate.
     first = chat.locator('.chat-turn-chip[data-turn="1"]')
@@ -170,6 +195,15 @@ def test_timeline_click_scrolls_and_folds_and_a_follow_up_runs_a_new_turn(
     )
     assert abs(offset) < 12, offset  # scrolled to the top of turn 1
     chat.screenshot(path=ARTIFACTS_DIR / "chat-widget-folded.png")
+    # One chip looks selected: the clicked one, not also the latest turn's.
+    assert _chips_that_look_selected(chat) == ["1"]
+    expect(chat.locator('.chat-turn-chip[data-turn="3"]')).to_have_class(
+        re.compile(r"\bis-active\b")
+    )
+    chat.locator('.chat-turn-chip[data-turn="2"]').click()
+    assert _chips_that_look_selected(chat) == ["2"]
+    first.click()
+    _shot(chat, "light-past-turn")
 
     # Folded turns open again: one by its header, the rest with "show all turns".
     chat.locator('.chat-turn[data-turn="2"] .chat-turn-header').click()
@@ -177,6 +211,7 @@ def test_timeline_click_scrolls_and_folds_and_a_follow_up_runs_a_new_turn(
     chat.locator(".chat-expand-all").click()
     expect(chat).to_have_attribute("data-collapsed", "")
     expect(chat.locator(".chat-turn.is-collapsed")).to_have_count(0)
+    assert _chips_that_look_selected(chat) == ["3"]  # all shown: the latest is in view
 
     # A tool call opens to show its input and output.
     tool = chat.locator('.chat-tool:has(.chat-tool-name:text-is("wait_a_while"))')
@@ -195,7 +230,7 @@ def test_timeline_click_scrolls_and_folds_and_a_follow_up_runs_a_new_turn(
     turn4 = chat.locator('.chat-turn[data-turn="4"]')
     expect(turn4.locator(".chat-msg-user")).to_have_text(re.compile("Thanks! Anything else"))
     expect(turn4.locator(".chat-msg-assistant")).to_contain_text(
-        "Thanks! Anything else?", timeout=30_000
+        "Nothing else for now.", timeout=30_000
     )
     expect(chat).to_have_attribute("data-state", "awaiting_input", timeout=15_000)
     expect(chat.locator('.chat-turn-chip[data-turn="4"]')).to_have_class(
@@ -225,11 +260,156 @@ def test_timeline_click_scrolls_and_folds_and_a_follow_up_runs_a_new_turn(
     assert dark_bg != light_bg and dark_fg != light_fg
     assert _luminance(dark_bg) < _luminance(light_bg)
     assert _luminance(dark_fg) > _luminance(dark_bg)
+    # User messages: light text on a dark bubble, and well above WCAG AA contrast (the
+    # dark theme once showed them black on blue).
     user = chat.locator(".chat-msg-user").first
-    user_bg, user_fg = user.evaluate(style)
-    assert abs(_luminance(user_fg) - _luminance(user_bg)) > 80, (user_bg, user_fg)
+    text = _contrast(user.locator(".chat-msg-text"))
+    assert text["fg_luminance"] > text["bg_luminance"], text
+    assert text["ratio"] >= 7, text
+    assert _contrast(user.locator(".chat-msg-role"))["ratio"] >= 4.5
+    assert _contrast(chat.locator(".chat-send"))["ratio"] >= 4.5
     nb.screenshot("chat-dark")
     chat.screenshot(path=ARTIFACTS_DIR / "chat-widget-dark.png")
+    _shot(chat, "dark-normal-run")
+    first.click()
+    assert _chips_that_look_selected(chat) == ["1"]
+    _shot(chat, "dark-past-turn")
+
+    # ...and the light theme's user messages read as well.
+    nb.set_theme("light")
+    expect(chat).to_have_css("background-color", light_bg)
+    light = _contrast(user.locator(".chat-msg-text"))
+    assert light["fg_luminance"] < light["bg_luminance"] and light["ratio"] >= 7, light
+    assert _contrast(chat.locator(".chat-send"))["ratio"] >= 4.5
+
+
+def test_a_view_whose_kernel_restarted_says_so_and_gives_the_resume_command(
+    notebook: NotebookFactory, console_errors: list[str]
+) -> None:
+    nb = notebook.open("chat-restart.ipynb")
+    nb.run_cell(SETUP)
+    chat = chat_of(nb.run_cell("%%agent --max-turns 3\nPlease look around the project."))
+    expect(chat).to_have_attribute("data-state", "awaiting_input")
+    expect(chat.locator(".chat-input")).to_be_enabled()
+    expect(chat.locator(".chat-kernel-gone")).to_be_hidden()
+    chat_id = chat.get_attribute("data-chat-id")
+    assert chat_id is not None
+    _shot(chat, "light-normal-run")
+
+    nb.restart_kernel()
+    command = f"%agent resume {chat_id[:8]}"
+    notice = chat.locator(".chat-kernel-gone")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("Kernel restarted")
+    expect(notice.locator(".chat-resume-command")).to_have_text(command)
+    expect(chat.locator(".chat-id")).to_have_text(chat_id[:8])  # the id the command names
+    expect(chat).to_have_attribute("data-kernel", "gone")
+    expect(chat).to_have_attribute("data-can-send", "false")
+    expect(chat.locator(".chat-status")).to_have_text(re.compile("kernel restarted"))
+    expect(chat.locator(".chat-input")).to_be_disabled()
+    expect(chat.locator(".chat-send")).to_be_disabled()
+    expect(chat.locator(".chat-input")).to_have_attribute("placeholder", re.compile(command))
+    # What the chat showed stays readable.
+    expect(chips(chat)).to_have_count(2)
+    expect(chat.locator(".chat-msg-user").first).to_contain_text("Please look around")
+    _shot(chat, "light-kernel-restarted")
+    nb.set_theme("dark")
+    _shot(chat, "dark-kernel-restarted")
+    assert not [e for e in console_errors if "Cannot send" in e], console_errors
+
+
+# Helpers
+
+#: Where the screenshots of this view are kept for review (see the issue's view checklist).
+SHOTS_DIR = Path("/work/notes/shots")
+
+
+def _shot(chat: Locator, label: str) -> None:
+    """Screenshot the chat view into the test artifacts (and the review folder, if present)."""
+    chat.scroll_into_view_if_needed()
+    path = ARTIFACTS_DIR / f"chat-{label}.png"
+    chat.screenshot(path=path)
+    if SHOTS_DIR.is_dir():
+        shutil.copy(path, SHOTS_DIR / path.name)
+
+
+def _saved_outputs(path: Path, index: int) -> list[dict[str, Any]]:
+    outputs: list[dict[str, Any]] = json.loads(path.read_text())["cells"][index]["outputs"]
+    return outputs
+
+
+def _text(value: str | list[str]) -> str:
+    return value if isinstance(value, str) else "".join(value)
+
+
+def _chips_that_look_selected(chat: Locator) -> list[str]:
+    """Turn chips drawn in the accent colour (a coloured border or ring), by turn."""
+    return list(
+        chat.evaluate(
+            """root => {
+              const probe = document.createElement('span');
+              probe.style.color = 'var(--chat-accent)';
+              root.append(probe);
+              const colour = getComputedStyle(probe).color;
+              probe.remove();
+              return [...root.querySelectorAll('.chat-turn-chip')]
+                .filter((chip) => {
+                  const s = getComputedStyle(chip);
+                  return s.borderTopColor === colour || s.boxShadow.includes(colour);
+                })
+                .map((chip) => chip.dataset.turn);
+            }"""
+        )
+    )
+
+
+#: WCAG contrast of an element's text on the background behind it, from computed colours
+#: (drawn on a canvas, so any CSS colour syntax works, and blended by the text's alpha and
+#: the element's opacity).
+_CONTRAST_JS = """el => {
+  const ctx = document.createElement('canvas').getContext('2d', {willReadFrequently: true});
+  const rgba = (css) => {
+    ctx.clearRect(0, 0, 1, 1);
+    ctx.fillStyle = css;
+    ctx.fillRect(0, 0, 1, 1);
+    const [r, g, b, a] = ctx.getImageData(0, 0, 1, 1).data;
+    return [r, g, b, a / 255];
+  };
+  let node = el;
+  let bg = [0, 0, 0, 0];
+  while (node && bg[3] === 0) {
+    bg = rgba(getComputedStyle(node).backgroundColor);
+    node = node.parentElement;
+  }
+  let alpha = 1;
+  for (let n = el; n && n !== node; n = n.parentElement) {
+    alpha *= Number(getComputedStyle(n).opacity);
+  }
+  const fg = rgba(getComputedStyle(el).color);
+  const a = fg[3] * alpha;
+  const text = [0, 1, 2].map((i) => fg[i] * a + bg[i] * (1 - a));
+  const lum = (c) => {
+    const lin = c.map((v) => {
+      const s = v / 255;
+      return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+  };
+  const lf = lum(text);
+  const lb = lum(bg);
+  return {
+    ratio: (Math.max(lf, lb) + 0.05) / (Math.min(lf, lb) + 0.05),
+    fg_luminance: lf,
+    bg_luminance: lb,
+    fg: getComputedStyle(el).color,
+    bg: bg.join(','),
+  };
+}"""
+
+
+def _contrast(element: Locator) -> dict[str, Any]:
+    result: dict[str, Any] = element.evaluate(_CONTRAST_JS)
+    return result
 
 
 def _luminance(css: str) -> float:

@@ -38,6 +38,8 @@ export interface ChipContext {
   active: number | null;
   running: boolean;
   selected: number | null;
+  /** The one turn highlighted: the selected one, else the latest. */
+  current: number | null;
   collapsed: ReadonlySet<number>;
 }
 
@@ -55,9 +57,11 @@ export function createChip(state: ChatState, turn: number, ctx: ChipContext): HT
   chip.classList.toggle("is-past", !active);
   chip.classList.toggle("is-running", active && ctx.running);
   chip.classList.toggle("is-selected", turn === ctx.selected);
+  chip.classList.toggle("is-current", turn === ctx.current);
   chip.classList.toggle("is-collapsed", ctx.collapsed.has(turn));
   chip.classList.toggle("has-error", summary.errors > 0);
   chip.setAttribute("aria-current", active ? "step" : "false");
+  chip.setAttribute("aria-pressed", String(turn === ctx.selected));
   const cache = h("span", `chip-cache ${rateClass(rate)}`, `cache ${formatRate(rate)}`);
   cache.title =
     rate === null

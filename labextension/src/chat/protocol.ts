@@ -99,5 +99,16 @@ export interface FrameMessage {
 
 export type KernelMessage = SnapshotReply | SendReply | ErrorReply | FrameMessage;
 
-/** The part of anywidget's model the view uses. */
-export type WidgetModel = SharedWidgetModel<Request, KernelMessage>;
+/**
+ * The part of anywidget's model the view uses. Besides the custom messages, the view
+ * listens for `comm_live_update`: @jupyter-widgets' manager sets every model's
+ * `comm_live` to false when the kernel restarts (its `disconnect()`), which the model
+ * announces with that event. The comm is not closed then, so `comm:close` never comes,
+ * and anywidget's model proxy passes any event name through to the model.
+ */
+export interface WidgetModel extends SharedWidgetModel<Request, KernelMessage> {
+  on(event: "msg:custom", callback: (message: KernelMessage) => void): void;
+  on(event: "comm_live_update", callback: () => void): void;
+  off(event: "msg:custom", callback: (message: KernelMessage) => void): void;
+  off(event: "comm_live_update", callback: () => void): void;
+}

@@ -18,6 +18,11 @@ export interface ToolRun {
   error: string | null;
 }
 
+/** The command that resumes a chat in a new kernel: the id as the view's header shows it. */
+export function resumeCommand(chatId: string): string {
+  return `%agent resume ${chatId.slice(0, 8)}`;
+}
+
 /** What a frame asks of the view beyond repainting. */
 export type FrameEffect = "none" | "resync";
 
@@ -44,6 +49,11 @@ export class ChatState {
   state: SessionState = "awaiting_input";
   live = false;
   kernelBlocked: string | null = null;
+  /**
+   * The kernel this view talked to restarted or stopped: nothing it shows is running any
+   * more and nothing can be sent (the widget's comm is gone with the old kernel).
+   */
+  kernelGone = false;
   sending = false;
   messages: ChatMessage[] = [];
   readonly turns = new Map<number, TurnSummary>();
@@ -285,11 +295,12 @@ export class ChatState {
   }
 
   running(): boolean {
-    return this.state === "in_progress";
+    return this.state === "in_progress" && !this.kernelGone;
   }
 
   /** Why a follow-up cannot be sent now, or null when it can. */
   sendBlocked(): string | null {
+    if (this.kernelGone) return `the kernel restarted; resume this chat: ${resumeCommand(this.chatId)}`;
     if (!this.ready) return "loading…";
     if (!this.live) return this.kernelBlocked ?? "this chat is not running in this kernel";
     if (this.sending) return "sending…";

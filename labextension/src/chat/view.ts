@@ -10,7 +10,7 @@ import {
 import { h } from "../shared/dom";
 import { PendingRequests } from "../shared/requests";
 import type { FrameMessage, KernelMessage, Request, WidgetModel } from "./protocol";
-import { ChatState } from "./state";
+import { ChatState, resumeCommand } from "./state";
 
 /** Within this many pixels of the bottom, new content keeps the log scrolled to the end. */
 const STICK_PX = 48;
@@ -26,6 +26,7 @@ export class ChatView {
   private readonly log: HTMLElement;
   private readonly empty: HTMLElement;
   private readonly error: HTMLElement;
+  private readonly kernelGone: HTMLElement;
   private readonly input: HTMLTextAreaElement;
   private readonly sendButton: HTMLButtonElement;
   private readonly groups = new Map<number, { el: HTMLElement; version: number; key: string }>();
@@ -47,14 +48,18 @@ export class ChatView {
     private readonly model: WidgetModel,
     el: HTMLElement,
   ) {
-    this.requests = new PendingRequests((message) => model.send(message));
+    this.requests = new PendingRequests((message) => this.sendToKernel(message));
+    this.state.chatId = model.get("chat_id");
     this.root = h("div", "boonb-chat");
     this.root.dataset["chatId"] = model.get("chat_id");
+    this.root.dataset["kernel"] = "live";
     this.root.dataset["ready"] = "false";
     const header = h("div", "chat-header");
     this.title = h("span", "chat-title", "Agent");
     this.status = h("span", "chat-status", "loading…");
-    header.append(this.title, h("span", "chat-id", model.get("chat_id").slice(0, 8)), this.status);
+    const shortId = h("span", "chat-id", model.get("chat_id").slice(0, 8));
+    shortId.title = `chat ${model.get("chat_id")}`;
+    header.append(this.title, shortId, this.status);
 
     this.timeline = h("div", "chat-timeline");
     this.timeline.setAttribute("role", "toolbar");
@@ -71,6 +76,9 @@ export class ChatView {
     this.log.append(this.empty);
     this.error = h("div", "chat-error");
     this.error.hidden = true;
+    this.kernelGone = h("div", "chat-kernel-gone");
+    this.kernelGone.setAttribute("role", "status");
+    this.kernelGone.hidden = true;
 
     const compose = h("div", "chat-compose");
     this.input = h("textarea", "chat-input");
@@ -80,7 +88,7 @@ export class ChatView {
     this.sendButton.type = "button";
     compose.append(this.input, this.sendButton);
 
-    this.root.append(header, this.timeline, this.log, this.error, compose);
+    this.root.append(header, this.timeline, this.log, this.error, this.kernelGone, compose);
     el.append(this.root);
 
     this.chips.addEventListener("click", this.onChipClick);
@@ -89,6 +97,7 @@ export class ChatView {
     this.input.addEventListener("keydown", this.onKey);
     this.sendButton.addEventListener("click", this.onSendClick);
     model.on("msg:custom", this.onMessage);
+    model.on("comm_live_update", this.onKernelGone);
     this.paint();
     // A (re)rendered view holds nothing yet: ask the kernel for the current state.
     this.requestSnapshot();
@@ -97,6 +106,7 @@ export class ChatView {
   destroy(): void {
     this.closed = true;
     this.model.off("msg:custom", this.onMessage);
+    this.model.off("comm_live_update", this.onKernelGone);
     this.chips.removeEventListener("click", this.onChipClick);
     this.expandAll.removeEventListener("click", this.onExpandAll);
     this.log.removeEventListener("click", this.onLogClick);
@@ -107,6 +117,41 @@ export class ChatView {
   }
 
   // Kernel messages
+
+  /**
+   * Send a request, or notice that the kernel is gone: a view rendered after its kernel
+   * restarted or shut down never saw `comm_live_update`, and the comm then throws.
+   */
+  private sendToKernel(message: Request): void {
+    if (this.state.kernelGone) return;
+    try {
+      this.model.send(message);
+    } catch (error) {
+      console.info("boonb chat: the kernel is gone, so the request was not sent", error);
+      this.onKernelGone();
+    }
+  }
+
+  /** The widget's kernel restarted (or stopped): say so, and how to carry on. */
+  private readonly onKernelGone = (): void => {
+    if (this.closed || this.state.kernelGone) return;
+    this.state.kernelGone = true;
+    this.state.sending = false;
+    this.state.timelineVersion++; // the running chip stops pulsing
+    for (const turn of this.state.turnNumbers()) this.state.bump(turn);
+    this.showError(null);
+    const command = resumeCommand(this.state.chatId);
+    const code = h("code", "chat-resume-command", command);
+    code.title = "Run this in a notebook cell to carry on with this chat";
+    this.kernelGone.replaceChildren(
+      h("strong", "", "Kernel restarted or stopped"),
+      h("span", "", ": this view is no longer live. To carry on with this chat, run "),
+      code,
+      h("span", "", " in a cell."),
+    );
+    this.kernelGone.hidden = false;
+    this.schedule(false);
+  };
 
   private requestSnapshot(): void {
     if (this.requests.awaiting("snapshot")) return;
@@ -199,7 +244,7 @@ export class ChatView {
       }
       const collapsed = this.collapsed.has(turn);
       const version = state.versions.get(turn) ?? 0;
-      const key = `${collapsed}:${active}:${state.state}`;
+      const key = `${collapsed}:${active}:${state.state}:${state.kernelGone}`;
       if (entry.version !== version || entry.key !== key) {
         const body = entry.el.querySelector<HTMLElement>(".chat-turn-body");
         if (body !== null) fillTurnBody(body, state, turn, this.expandedCalls);
@@ -212,6 +257,7 @@ export class ChatView {
       el.classList.toggle("is-active", turn === active);
       el.classList.toggle("is-running", turn === active && state.running());
       el.classList.toggle("is-selected", turn === this.selected);
+      el.classList.toggle("is-current", turn === (this.selected ?? active));
       if (previous.nextSibling !== el) previous.after(el);
       previous = el;
     }
@@ -235,6 +281,11 @@ export class ChatView {
     const state = this.state;
     const status = this.status;
     status.dataset["state"] = state.state;
+    if (state.kernelGone) {
+      status.className = "chat-status state-kernel-gone";
+      status.textContent = "kernel restarted · not live";
+      return;
+    }
     status.className = `chat-status state-${state.state}`;
     if (!state.ready && state.turnNumbers().length === 0) {
       status.textContent = "loading…";
@@ -259,6 +310,7 @@ export class ChatView {
       active,
       running: state.running(),
       selected: this.selected,
+      current: this.selected ?? active,
       collapsed: this.collapsed,
     };
     const nodes: HTMLElement[] = [];
@@ -289,7 +341,8 @@ export class ChatView {
     const data = this.root.dataset;
     data["ready"] = String(this.state.ready);
     data["state"] = this.state.state;
-    data["live"] = String(this.state.live);
+    data["live"] = String(this.state.live && !this.state.kernelGone);
+    data["kernel"] = this.state.kernelGone ? "gone" : "live";
     data["canSend"] = String(this.state.sendBlocked() === null);
     data["turns"] = turns.join(",");
     data["activeTurn"] = active === null ? "" : String(active);
@@ -331,6 +384,7 @@ export class ChatView {
 
   private readonly onExpandAll = (): void => {
     this.collapsed.clear();
+    this.selected = null; // every turn shows again: none is singled out
     this.paintNow();
   };
 
@@ -372,6 +426,8 @@ export class ChatView {
     const text = this.input.value.trim();
     if (text === "" || this.state.sendBlocked() !== null) return;
     this.state.sending = true;
+    this.selected = null; // follow the new turn: it becomes the one highlighted
+    this.collapsed.clear();
     this.requests.send({ kind: "send", request_id: this.requests.id("send"), text });
     this.stickToEnd = true; // follow the new turn, wherever the log was scrolled
     this.schedule(true);
