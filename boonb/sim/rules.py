@@ -36,8 +36,9 @@ class Rule:
     the last message's text. ``tool_calls`` items are ``{"name": str, "arguments": dict}``;
     the server gives each a deterministic ``call_<hash>`` id. A rule with neither ``reply``
     nor ``tool_calls`` gets the default turn, as if no rule matched (useful to add
-    ``reasoning`` or ``latency`` only). ``times`` limits how often the rule fires (``None`` = always);
-    ``latency`` overrides the server's latency for requests this rule answers.
+    ``reasoning`` or ``latency`` only). ``times`` limits how often the rule fires
+    (``None`` = always); ``latency`` overrides the server's latency for requests this
+    rule answers.
     """
 
     pattern: str
