@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import contextlib
 import tempfile
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
-from boonb.agent.loop import DEFAULT_SYSTEM_PROMPT, Agent, AgentResult
+from boonb.agent.loop import DEFAULT_SYSTEM_PROMPT, Agent, AgentResult, tool_outcome
 from boonb.agent.recorder import Recorder
-from boonb.agent.sessions import (
-    RESTART_NOTE,
-    SessionInfo,
-    SessionSaver,
-    list_sessions,
-    load_snapshot,
-)
+from boonb.agent.sessions import RESTART_NOTE, SessionSaver, list_sessions
 from boonb.agent.tools.context import ToolContext
 from boonb.agent.tools.registry import Tool
 from boonb.agent.tools.registry import tool as make_tool
 from boonb.frames import SessionRestored
 from boonb.runtime import Runtime, get_runtime
 from boonb.store import InvalidChatId, InvalidQuery
+from boonb.store.agent_sessions import SavedChat, finished_tool_calls, resolve_chat
+from boonb.store.agent_sessions import load_snapshot as load_chat_snapshot
 from boonb.store.traces import parse_uuid
+
+T = TypeVar("T")
 
 
 class AgentHandle:
-    """A run going on in the background (``--no-wait``): poll, wait for, or cancel it."""
+    """A run going on in the background (``--no-wait``): poll, wait for, or cancel it.
+
+    Its result is there once the run's rows are committed to the project database.
+    """
 
     def __init__(self, agent: Agent, future: concurrent.futures.Future[AgentResult]) -> None:
         self.agent = agent
@@ -49,6 +52,11 @@ class AgentHandle:
 
     def result(self, timeout: float | None = None) -> AgentResult:
         return self.future.result(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run has ended and its rows are stored; True if it has."""
+        concurrent.futures.wait([self.future], timeout)
+        return self.future.done()
 
     def __repr__(self) -> str:
         state = "done" if self.done() else "running"
@@ -98,6 +106,7 @@ def new_agent(
         max_turns=max_turns,
         budget=budget,
         provider_name=choice.name,
+        max_tool_output=runtime.settings.tool_output_max_chars,
     )
     _keep(runtime, agent, SessionSaver(store, runtime.bus.publish))
     return agent
@@ -111,42 +120,47 @@ def _keep(runtime: Runtime, agent: Agent, saver: SessionSaver) -> None:
     runtime.savers[agent.chat_id] = saver
 
 
-def sessions() -> list[SessionInfo]:
-    """Sessions of this project that can be resumed, newest first."""
-    return list_sessions(get_runtime().store)
+def sessions(*, include_children: bool = False) -> list[SavedChat]:
+    """Chats of this project that can be resumed, newest first.
+
+    Agents that workflows ran are left out unless ``include_children``.
+    """
+    return list_sessions(get_runtime().store, include_children=include_children)
 
 
-def restore(agent_session_id: uuid.UUID | str | None = None) -> Agent:
-    """Rehydrate a saved session in this kernel (default: the newest resumable one).
+def restore(chat_id: uuid.UUID | str | None = None) -> Agent:
+    """Rehydrate a saved chat in this kernel (default: the newest one of the user's).
 
-    The agent gets its history, pending tool calls and settings back, on the provider
-    this kernel is configured for, and is told the kernel restarted.
+    ``chat_id`` is the chat's id, as the chat view, ``%traces`` and ``%agent sessions``
+    show it, or a unique prefix of it. The agent gets its history, pending tool calls and
+    settings back, on the provider this kernel is configured for.
     """
     runtime = get_runtime()
     store = runtime.store
-    if agent_session_id is None:
+    store.writer.flush()
+    if chat_id is None:
         found = list_sessions(store)
         if not found:
-            raise SessionNotFound("there is no saved session to resume in this project")
-        session_id = found[0].id
+            raise SessionNotFound("there is no saved chat to resume in this project")
+        chat = found[0].chat_id
     else:
-        session_id = parse_uuid(agent_session_id, SessionNotFound, "session id")
-    snap = load_snapshot(store, session_id)
-    if snap is None:
-        raise SessionNotFound(f"no saved session {session_id}; see %agent sessions")
-    for agent in runtime.chats.values():
-        saver = runtime.savers.get(agent.chat_id)
-        if saver is not None and saver.agent_session_id == session_id:
-            return agent  # already live in this kernel
+        chat = resolve_chat(store.db, chat_id)
+    live = runtime.chats.get(chat)
+    if live is not None:
+        return live  # already live in this kernel
+    saved = load_chat_snapshot(store.db, chat)
+    if saved is None:
+        raise SessionNotFound(f"no saved chat {chat}; see %agent sessions")
+    session_id, snap = saved
     choice = runtime.provider()
-    saved = snap["provider"]
-    model = saved["model"] if saved["name"] == choice.name else choice.model
+    provider = snap["provider"]
+    model = provider["model"] if provider["name"] == choice.name else choice.model
     known = [name for name in snap["tools"] if name in runtime.tools]
     recorder = Recorder(
         runtime.bus,
         store.writer.enqueue,
         session_id=runtime.session_id,
-        chat_id=uuid.UUID(snap["chat_id"]),
+        chat_id=chat,
         agent_id=snap.get("agent_id"),
     )
     agent = Agent(
@@ -158,6 +172,7 @@ def restore(agent_session_id: uuid.UUID | str | None = None) -> Agent:
         max_turns=snap["max_turns"],
         budget=snap["budget"],
         provider_name=choice.name,
+        max_tool_output=runtime.settings.tool_output_max_chars,
     )
     agent.restore_history(snap["messages"], turn_number=snap["turn_number"], title=snap["title"])
     agent.state = snap["state"]
@@ -170,35 +185,38 @@ def restore(agent_session_id: uuid.UUID | str | None = None) -> Agent:
     return agent
 
 
-def resume(agent_session_id: uuid.UUID | str | None = None, *, wait: bool = True) -> Any:
-    """Restore a session and carry on: replay its pending tool calls, then run to an answer.
+def resume(chat_id: uuid.UUID | str | None = None, *, wait: bool = True) -> Any:
+    """Restore a chat and carry on: replay its unfinished tool calls, then run to an answer.
 
-    A session that was waiting for input is restored and told about the restart; send
-    it the next prompt with ``%%agent --chat ID``.
+    A chat that was waiting for input is restored and told about the restart; send it
+    the next prompt with ``%%agent --chat ID``.
     """
-    agent = restore(agent_session_id)
-    runtime = get_runtime()
+    agent = restore(chat_id)
     coro = carry_on(agent)
     if coro is None:
         return agent
-    if wait:
-        return runtime.engine.run(coro)
-    return AgentHandle(agent, runtime.engine.submit(coro))
+    return start_run(agent, coro, wait=wait)
 
 
 def carry_on(agent: Agent) -> Coroutine[Any, Any, AgentResult] | None:
     """What a restored agent does next: the rest of an interrupted run, or nothing.
 
-    Nothing when it awaits input; it is told about the restart either way.
+    Nothing when it awaits input; it is told about the restart either way. Tool calls
+    that finished before the kernel died are not run again: their stored results are
+    what the model reads.
     """
-    if agent.state in ("in_progress", "interrupted") or agent.pending_tool_calls():
-        return agent.resume(note=RESTART_NOTE)
+    pending = agent.pending_tool_calls()
+    if agent.state in ("in_progress", "interrupted") or pending:
+        store = get_runtime().store
+        stored = finished_tool_calls(store.db, agent.chat_id, [call.id for call in pending])
+        finished = {c.call_id: tool_outcome(c.output, c.error) for c in stored.values()}
+        return agent.resume(note=RESTART_NOTE, finished=finished)
     agent.note_restart(RESTART_NOTE)
     return None
 
 
 class SessionNotFound(InvalidQuery):
-    """No saved session has that id."""
+    """No saved chat has that id."""
 
 
 def _user_ns() -> Mapping[str, Any] | None:
@@ -225,10 +243,58 @@ def find_chat(chat_id: uuid.UUID | str, *, runtime: Runtime | None = None) -> Ag
 
 def start(agent: Agent, prompt: str | list[dict[str, Any]], *, wait: bool = True) -> Any:
     """Run ``prompt`` on the engine: wait for the result, or return an :class:`AgentHandle`."""
+    return start_run(agent, agent.run(prompt), wait=wait)
+
+
+def start_run(agent: Agent, run: Coroutine[Any, Any, AgentResult], *, wait: bool) -> Any:
+    """Run a coroutine of ``agent`` on the engine, ending once its rows are stored."""
     runtime = get_runtime()
+    coro = stored(run, runtime)
     if wait:
-        return runtime.engine.run(agent.run(prompt))
-    return AgentHandle(agent, runtime.engine.submit(agent.run(prompt)))
+        return runtime.engine.run(coro)
+    return AgentHandle(agent, runtime.engine.submit(coro))
+
+
+async def stored(run: Awaitable[T], runtime: Runtime | None = None) -> T:
+    """Await ``run``, then wait until everything it recorded is committed.
+
+    This is where a cell ends: the agent's own calls never wait on the disk, but a cell
+    that has returned has its traces, messages and session on disk, so a kernel killed
+    a moment later loses nothing. A store that cannot write (disk full, locked for
+    longer than the lock timeout) is not waited on: the rows stay queued, and the user
+    has been told why.
+    """
+    try:
+        return await run
+    finally:
+        await _committed(runtime or get_runtime())
+
+
+def wait_stored(runtime: Runtime | None = None) -> bool:
+    """Block until everything recorded so far is committed; False if the store cannot.
+
+    For the end of a cell that ran something outside :func:`stored` (a workflow run).
+    """
+    runtime = runtime or get_runtime()
+    return runtime.store.writer.flush(timeout=runtime.settings.lock_timeout_s + 5)
+
+
+async def _committed(runtime: Runtime) -> None:
+    writer = runtime.store.writer
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def settle(committed: bool) -> None:
+        if not done.done():
+            done.set_result(committed)
+
+    def answered(committed: bool) -> None:
+        loop.call_soon_threadsafe(settle, committed)
+
+    writer.when_written(answered, outlive_stall=False)
+    # Past the lock timeout the writer has given up on this attempt and will say so.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(done), runtime.settings.lock_timeout_s + 5)
 
 
 def tool(

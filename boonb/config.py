@@ -89,6 +89,24 @@ class Settings(BaseModel):
         description="Default time limit of a workflow run.",
         json_schema_extra={"env": "BOONB_WORKFLOW_TIMEOUT_S"},
     )
+    tool_output_max_chars: int = Field(
+        default=200_000,
+        ge=1_000,
+        description=(
+            "Characters of a tool's output the model reads and the store keeps; the rest is "
+            "cut, with a note giving the full size."
+        ),
+        json_schema_extra={"env": "BOONB_TOOL_OUTPUT_MAX_CHARS"},
+    )
+    max_pending_rows: int = Field(
+        default=100_000,
+        ge=1_000,
+        description=(
+            "Most unwritten rows kept in memory while the disk refuses them (full, read-only); "
+            "past it the oldest traces are dropped, and the user is told how many."
+        ),
+        json_schema_extra={"env": "BOONB_MAX_PENDING_ROWS"},
+    )
     lock_timeout_s: float = Field(
         default=30.0,
         gt=0,
@@ -154,10 +172,18 @@ def update(**changes: Any) -> Settings:
     if unknown:
         known = ", ".join(sorted(Settings.model_fields))
         raise ConfigError(f"unknown setting {', '.join(unknown)}; known settings: {known}")
+    for name, value in changes.items():
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError(f"{name} is empty; give a value: {name}=...")
     try:
         merged = Settings.model_validate({**current.model_dump(), **changes})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, by_env=False)) from None
+    if "project" in changes and not merged.project.expanduser().is_dir():
+        raise ConfigError(
+            f"project {merged.project} is not a directory; create it first, or check the "
+            "spelling (boonb does not create a project)"
+        )
     with _lock:
         _settings = merged
     return merged

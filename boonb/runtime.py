@@ -68,6 +68,7 @@ class Runtime:
             # Settings can change at run time (%boonb config); apply the cheap ones in place.
             self._store.writer.flush_interval = settings.flush_interval_ms / 1000
             self._store.db.lock_timeout = settings.lock_timeout_s
+            self._store.writer.max_pending = settings.max_pending_rows
             return self._store
 
     def _open_store(self) -> None:
@@ -76,6 +77,8 @@ class Runtime:
             settings.database,
             flush_interval=settings.flush_interval_ms / 1000,
             lock_timeout=settings.lock_timeout_s,
+            max_pending=settings.max_pending_rows,
+            notify=_tell_user,
         )
         self._close_store()
         self._store = store
@@ -135,7 +138,11 @@ class Runtime:
             return client
 
     def simulator(self) -> SimServer:
-        """The in-process simulator, started on first use (it says so once, on stderr)."""
+        """The in-process simulator, started on first use (it says so once, on stdout).
+
+        The notice is information, not an error: on stderr JupyterLab would show it in a
+        pink error box, so it goes to stdout, an ordinary output line.
+        """
         with self._lock:
             if self._sim is None:
                 from boonb.sim import SimServer
@@ -146,7 +153,8 @@ class Runtime:
                     f"boonb: no API key is set, so agents use the built-in simulator at {url} "
                     "(not a real model). Set DEEPSEEK_API_KEY or OPENAI_API_KEY, or "
                     "%boonb config provider=..., to use a real one.",
-                    file=sys.stderr,
+                    file=sys.stdout,
+                    flush=True,
                 )
             return self._sim
 
@@ -162,6 +170,11 @@ class Runtime:
             self._close_store()
             if self._sim is not None:
                 self._sim.stop()
+
+
+def _tell_user(message: str) -> None:
+    """The store's news (writing stalled, recovered, rows dropped), on the cell's stderr."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def _resolved(path: Path) -> Path:

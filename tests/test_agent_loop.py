@@ -271,3 +271,37 @@ def test_turn_cache_and_chat_totals_match_the_trace_rows(env: Env) -> None:
     expected = env.rows("SELECT count(*), sum(input_tokens), sum(cache_tokens) FROM tool_traces")
     assert (totals.traces, totals.input_tokens, totals.cache_tokens) == expected[0]
     assert (totals.model_calls, totals.tool_calls) == (3, 1)
+
+
+def test_a_huge_tool_output_is_capped_for_the_model_and_the_store_with_its_full_size(
+    env: Env,
+) -> None:
+    @tool
+    def dump() -> str:
+        """Returns 50 MB of text."""
+        return "x" * 50_000_000
+
+    env.sim.add_rule(Rule("dump", tool_calls=[{"name": "dump", "arguments": {}}]))
+    agent = env.agent(tools=[dump], max_tool_output=100_000)
+    env.run(agent, "dump it")
+    message = next(m for m in agent.messages if m["role"] == "tool")
+    assert len(message["content"]) < 100_300
+    assert message["content"].startswith("x" * 100_000)
+    assert "[boonb: output truncated: the tool returned 50,000,000 characters" in message["content"]
+    (stored,) = env.rows("SELECT strlen(output) FROM tool_traces WHERE kind = 'tool'")
+    assert stored[0] < 100_400
+    # The model read the capped text: its prompt holds the marker, not 50 MB.
+    assert "output truncated" in json.dumps(env.sim.requests[-1]["messages"][-1])
+
+
+def test_a_tool_output_within_the_cap_is_untouched(env: Env) -> None:
+    @tool
+    def small() -> dict:
+        """Returns a small value."""
+        return {"rows": [1, 2, 3]}
+
+    env.sim.add_rule(Rule("small", tool_calls=[{"name": "small", "arguments": {}}]))
+    agent = env.agent(tools=[small], max_tool_output=1_000)
+    env.run(agent, "small one")
+    message = next(m for m in agent.messages if m["role"] == "tool")
+    assert json.loads(message["content"]) == {"rows": [1, 2, 3]}

@@ -37,3 +37,21 @@ def test_secrets_are_never_shown() -> None:
     assert shown["deepseek_api_key"] == "set"
     assert "sk-very-secret" not in repr(config.get_settings())
     assert "sk-very-secret" not in str(shown)
+
+
+def test_an_empty_value_is_refused_not_read_as_the_current_directory() -> None:
+    before = config.get_settings()
+    with pytest.raises(config.ConfigError, match="db_path is empty"):
+        config.update(db_path="")
+    with pytest.raises(config.ConfigError, match="model is empty"):
+        config.update(model="  ")
+    assert config.get_settings() == before
+
+
+def test_a_project_that_does_not_exist_is_refused_and_not_created(tmp_path: Path) -> None:
+    typo = tmp_path / "projcet"
+    with pytest.raises(config.ConfigError, match="not a directory; create it first"):
+        config.update(project=str(typo))
+    assert not typo.exists()
+    (tmp_path / "real").mkdir()
+    assert config.update(project=str(tmp_path / "real")).project == tmp_path / "real"

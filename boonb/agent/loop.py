@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -94,14 +94,22 @@ class AgentResult:
 
     def summary(self) -> str:
         stats, usage = self.stats, self.stats.usage
+        if usage.reported:
+            tokens = f"{usage.tokens_used:,} tokens"
+        elif usage.tokens_used:
+            tokens = f"at least {usage.tokens_used:,} tokens (not every call reported usage)"
+        else:
+            tokens = "usage not reported"
         parts = [
             f"{stats.turns} turn{'s' * (stats.turns != 1)}",
             f"{stats.tool_calls} tool call{'s' * (stats.tool_calls != 1)}",
-            f"{usage.tokens_used:,} tokens",
+            tokens,
         ]
         rate = self.cache_hit_rate
         parts.append(f"cache {rate:.0%}" if rate is not None else "cache n/a")
-        if stats.cost is not None:
+        if not usage.reported:
+            parts.append("cost unknown")
+        elif stats.cost is not None:
             saved = f" (cache saved ${stats.cache_savings:.4f})" if stats.cache_savings else ""
             parts.append(f"${stats.cost:.4f}{saved}")
         parts.append(f"{self.wall_time_s:.2f} s")
@@ -132,6 +140,7 @@ class Agent:
         max_turns: int = 10,
         budget: int | None = None,
         provider_name: str = "",
+        max_tool_output: int = 200_000,
     ) -> None:
         if max_turns < 1:
             raise ValueError(f"max_turns must be at least 1, got {max_turns}")
@@ -145,6 +154,8 @@ class Agent:
         self.max_turns = max_turns
         self.budget = budget
         self.provider_name = provider_name
+        self.max_tool_output = max_tool_output
+        """Characters of a tool's output the model reads and the store keeps."""
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
         self.turn_number = 0
         self.total = RunStats()
@@ -171,17 +182,21 @@ class Agent:
         self._append({"role": "user", "content": prompt}, turn_number=self.turn_number + 1)
         return await self._run_turns()
 
-    async def resume(self, note: str | None = None) -> AgentResult:
+    async def resume(
+        self, note: str | None = None, *, finished: Mapping[str, ToolOutcome] | None = None
+    ) -> AgentResult:
         """Carry on a restored conversation.
 
         Replays the tool calls it was waiting on, then runs turns to an answer.
+        ``finished`` holds, by call id, the outcome of those calls that had finished before
+        the kernel died (see :func:`tool_outcome`): those are not run again.
         ``note`` (e.g. "the kernel restarted") reaches the model as a user message first.
         """
         self._started = True
         pending = self.pending_tool_calls()
         if pending:
             self.phase = "tools"
-            await self._tool_phase(pending, RunStats())
+            await self._tool_phase(pending, RunStats(), finished=finished or {})
         if note:
             self._append({"role": "user", "content": note}, turn_number=self.turn_number + 1)
         return await self._run_turns()
@@ -273,12 +288,21 @@ class Agent:
         tools = [t.openai_schema() for t in self.tools.values()] or None
         messages = list(self.messages)
         tool_names: list[JsonValue] = [name for name in sorted(self.tools)]
-        request: JsonValue = {
+        request: dict[str, JsonValue] = {
             "model": self.model,
             "new_messages": _jsonable(messages[self._sent :]),
             "message_count": len(messages),
             "tools": tool_names,
         }
+        # The system prompt and tool schemas are recorded when they differ from this
+        # agent's previous call, so the request as sent can be rebuilt from the store
+        # (TraceStore.detail) without repeating them in every trace.
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
+        context = (system, tools)
+        if context != getattr(self, "_recorded_context", None):
+            self._recorded_context = context
+            request["system"] = system
+            request["tool_schemas"] = _jsonable(tools)
         self._sent = len(messages)
         trace = self.recorder.open(self.turn_number)
 
@@ -326,9 +350,19 @@ class Agent:
 
     # The tool phase: every call of the turn at once, each traced on its own.
 
-    async def _tool_phase(self, calls: Sequence[ToolCall], stats: RunStats) -> None:
-        outputs = await asyncio.gather(*(self._call_tool(call) for call in calls))
-        for call, (text, failed) in zip(calls, outputs, strict=True):
+    async def _tool_phase(
+        self,
+        calls: Sequence[ToolCall],
+        stats: RunStats,
+        *,
+        finished: Mapping[str, ToolOutcome] | None = None,
+    ) -> None:
+        done = dict(finished or {})
+        to_run = [call for call in calls if call.id not in done]
+        outcomes = await asyncio.gather(*map(self._call_tool, to_run))
+        done.update(zip((call.id for call in to_run), outcomes, strict=True))
+        for call in calls:
+            text, failed = done[call.id]
             stats.tool_calls += 1
             stats.tool_errors += failed
             self._append(
@@ -336,7 +370,7 @@ class Agent:
                 turn_number=self.turn_number,
             )
 
-    async def _call_tool(self, call: ToolCall) -> tuple[str, bool]:
+    async def _call_tool(self, call: ToolCall) -> ToolOutcome:
         """Run one tool call; returns the text the model reads and whether it failed."""
         arguments: JsonValue = json_or_text(call.arguments)
         trace = self.recorder.open(self.turn_number)
@@ -349,7 +383,9 @@ class Agent:
             if tool is None:
                 known = ", ".join(sorted(self.tools)) or "none"
                 raise ToolError(f"there is no tool named {call.name!r}; available tools: {known}")
-            output = await tool.invoke(call.arguments, self.context)
+            output = cap_output(
+                await tool.invoke(call.arguments, self.context), self.max_tool_output
+            )
         except asyncio.CancelledError:
             self.recorder.tool_finished(
                 trace,
@@ -371,9 +407,7 @@ class Agent:
             outcome=outcome,
             error=error,
         )
-        if error is not None:
-            return f"Error: {error}", True
-        return output if isinstance(output, str) else _dumps(output), False
+        return tool_outcome(output, error)
 
     # Bookkeeping.
 
@@ -429,6 +463,32 @@ class Agent:
             value = getattr(stats, name)
             if value is not None:
                 setattr(total, name, (getattr(total, name) or 0.0) + value)
+
+
+def cap_output(output: JsonValue, limit: int) -> JsonValue:
+    """A tool's output, or, past ``limit`` characters, its start with a note saying so.
+
+    What the model reads and what is stored (the trace, the message, the snapshot) is the
+    same capped text, so one huge output cannot fill the kernel's memory or the database.
+    """
+    text = output if isinstance(output, str) else _dumps(output)
+    if len(text) <= limit:
+        return output
+    return (
+        f"{text[:limit]}\n[boonb: output truncated: the tool returned {len(text):,} "
+        f"characters; the first {limit:,} are kept. Ask for less, e.g. a range or a pattern.]"
+    )
+
+
+ToolOutcome = tuple[str, bool]
+"""What the model reads of a tool call's result, and whether the call failed."""
+
+
+def tool_outcome(output: JsonValue, error: str | None) -> ToolOutcome:
+    """The tool message a call's stored output or error becomes."""
+    if error is not None:
+        return f"Error: {error}", True
+    return output if isinstance(output, str) else _dumps(output), False
 
 
 def _assistant_message(result: ChatResult) -> dict[str, Any]:

@@ -2,15 +2,14 @@
 
 The snapshot holds everything a new kernel needs to carry on — provider settings
 (never a key), the whole history, the tool calls still pending, the phase, the
-budget left — as JSON in ``agent_sessions``. Saves are debounced: a burst of
-boundaries coalesces into one write, and the final state of a run is always written.
+budget left — as JSON in ``agent_sessions``. The end of a turn is written at once;
+boundaries within a turn are debounced, and the final state of a run is always written.
 A ``session_saved`` frame goes out once a save is on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import uuid
@@ -20,11 +19,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from boonb.agent.loop import Agent
-from boonb.frames import SessionSaved, SessionState
-from boonb.store import Row, Store, make_row
+from boonb.frames import SessionSaved
+from boonb.store import Row, Store, agent_sessions, make_row
+from boonb.store.agent_sessions import SavedChat
 
 SNAPSHOT_VERSION = 1
-RESUMABLE = ("interrupted", "awaiting_input", "in_progress", "failed", "cancelled")
 
 RESTART_NOTE = (
     "Note from boonb: the Jupyter kernel restarted since your last turn and this conversation "
@@ -71,7 +70,13 @@ class _Pending:
 
 
 class SessionSaver:
-    """Debounced saves of one agent's session; attach with ``agent.on_boundary = saver``."""
+    """Saves of one agent's session; attach with ``agent.on_boundary = saver``.
+
+    A boundary between turns (a turn's tools are done, or a run starts or ends) and the
+    session's first are written at once and wake the store's writer, so a kernel killed
+    after it keeps that turn. The boundary within a turn (the model asked for tools) is
+    debounced: a burst coalesces into one write, superseded by the turn's end.
+    """
 
     def __init__(
         self,
@@ -87,9 +92,10 @@ class SessionSaver:
         self.debounce = debounce
         self.writes = 0
         self._pending: _Pending | None = None
+        self._saved = False
 
     def __call__(self, agent: Agent, final: bool) -> None:
-        """A turn boundary: save now if ``final``, else within ``debounce`` seconds.
+        """A boundary: save now between turns, within ``debounce`` inside a turn.
 
         The state is captured now, at the boundary, and the newest capture is written.
         """
@@ -99,18 +105,23 @@ class SessionSaver:
             self._pending = _Pending(captured)
         else:
             self._pending.snapshot = captured
-        if final:
+        if final or not self._saved or agent.phase != "tools":
             if self._pending.timer is not None:
                 self._pending.timer.cancel()
             self._write()
         elif self._pending.timer is None:
             self._pending.timer = loop.call_later(self.debounce, self._write)
+        # What the turn recorded so far (the model's answer, finished tools) goes to disk
+        # now. Writing at every boundary also keeps the file's handle warm, so the commit
+        # at the end of the turn does not pay for opening it.
+        self.store.writer.wake()
 
     def _write(self) -> None:
         pending, self._pending = self._pending, None
         if pending is None:
             return
         snap = pending.snapshot
+        self._saved = True
         now = datetime.now(UTC)
         self.store.writer.enqueue(self.row(snap, now))
         self.writes += 1
@@ -121,9 +132,15 @@ class SessionSaver:
             turn_number=snap["turn_number"],
             last_update=now,
         )
-        # Announce the save once the writer has put it on disk, off the event loop.
-        task = asyncio.get_running_loop().run_in_executor(None, self.store.writer.flush)
-        task.add_done_callback(lambda _: self.publish(frame))
+        # Announce the save once it is on disk. The writer calls back on its own thread,
+        # so no thread waits for the disk (which may be full for a while).
+        loop = asyncio.get_running_loop()
+
+        def saved(committed: bool) -> None:
+            if committed and not loop.is_closed():
+                loop.call_soon_threadsafe(self.publish, frame)
+
+        self.store.writer.when_written(saved, outlive_stall=True)
 
     def row(self, snap: dict[str, Any], now: datetime) -> Row:
         return make_row(
@@ -142,68 +159,30 @@ class SessionSaver:
         )
 
 
-@dataclass(frozen=True)
-class SessionInfo:
-    """One row of ``%agent sessions``."""
-
-    id: uuid.UUID
-    chat_id: uuid.UUID
-    state: SessionState
-    title: str
-    turn_number: int
-    pending_tool_calls: int
-    last_update: datetime
-
-
 def mark_interrupted(store: Store) -> int:
     """Mark ``interrupted`` the sessions left ``in_progress`` by a dead kernel of this host.
 
     Returns how many.
     """
-    with store.db.connection() as con:
-        rows = con.execute(
-            "SELECT id, kernel_pid, snapshot->>'$.hostname' FROM agent_sessions "
-            "WHERE state = 'in_progress'"
-        ).fetchall()
-        dead = [
-            session_id
-            for session_id, pid, host in rows
-            if host == socket.gethostname() and pid != os.getpid() and not process_alive(pid)
-        ]
-        for session_id in dead:
-            con.execute(
-                "UPDATE agent_sessions SET state = 'interrupted', "
-                'snapshot = json_merge_patch(snapshot, \'{"state": "interrupted"}\') '
-                "WHERE id = ?",
-                [session_id],
-            )
+    here = socket.gethostname()
+    dead = [
+        session_id
+        for session_id, pid, host in agent_sessions.in_progress(store.db)
+        if host == here and pid != os.getpid() and not process_alive(pid)
+    ]
+    agent_sessions.mark_interrupted(store.db, dead)
     return len(dead)
 
 
-def list_sessions(store: Store) -> list[SessionInfo]:
-    """Sessions that can be resumed, newest first."""
+def list_sessions(store: Store, *, include_children: bool = False) -> list[SavedChat]:
+    """Chats that can be resumed, newest first (workflow agents only when asked)."""
     store.writer.flush()
-    with store.db.connection() as con:
-        rows = con.execute(
-            "SELECT id, chat_id, state, coalesce(snapshot->>'$.title', ''), "
-            "CAST(snapshot->>'$.turn_number' AS INTEGER), "
-            "json_array_length(snapshot->'$.pending_tool_calls'), last_update "
-            "FROM agent_sessions WHERE state IN ? ORDER BY last_update DESC",
-            [list(RESUMABLE)],
-        ).fetchall()
-    return [SessionInfo(*row) for row in rows]
+    return agent_sessions.resumable_chats(store.db, include_children=include_children)
 
 
 def load_snapshot(store: Store, agent_session_id: uuid.UUID) -> dict[str, Any] | None:
     store.writer.flush()
-    with store.db.connection() as con:
-        row = con.execute(
-            "SELECT snapshot FROM agent_sessions WHERE id = ?", [agent_session_id]
-        ).fetchone()
-    if row is None:
-        return None
-    value: dict[str, Any] = json.loads(row[0])
-    return value
+    return agent_sessions.load_session(store.db, agent_session_id)
 
 
 def process_alive(pid: int | None) -> bool:

@@ -11,16 +11,17 @@ from collections.abc import Coroutine
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from boonb import api
 from boonb.agent.loop import AgentError, AgentResult
-from boonb.agent.sessions import SessionInfo
 from boonb.agent.tools.errors import ToolError
 from boonb.frames import Frame, MessageDelta
 from boonb.magics.follow import follow
+from boonb.magics.lines import parse_options, split_line
 from boonb.runtime import get_runtime
 from boonb.store import StoreError
+from boonb.store.agent_sessions import SavedChat
 
 
 def parse_tools(value: str | None) -> list[str] | None:
@@ -31,7 +32,9 @@ def parse_tools(value: str | None) -> list[str] | None:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
-LINE_USAGE = "usage: %agent sessions  |  %agent resume [SESSION_ID]  (and %%agent for a prompt)"
+LINE_USAGE = (
+    "usage: %agent sessions [--all]  |  %agent resume [CHAT_ID]  (and %%agent for a prompt)"
+)
 
 
 @magics_class
@@ -44,10 +47,10 @@ class AgentMagics(Magics):
         return self._prompt(line, cell)
 
     def _sessions_command(self, line: str) -> Any:
-        words = line.split()
+        words = split_line(line)
         try:
-            if words[:1] == ["sessions"] and len(words) == 1:
-                print(sessions_text(api.sessions()))
+            if words[:1] == ["sessions"] and words[1:] in ([], ["--all"]):
+                print(sessions_text(api.sessions(include_children=words[1:] == ["--all"])))
                 return None
             if words[:1] == ["resume"] and len(words) <= 2:
                 agent = api.restore(words[1] if len(words) == 2 else None)
@@ -59,7 +62,7 @@ class AgentMagics(Magics):
                         f"%%agent --chat {agent.chat_id}"
                     )
                     return None
-                return _run_streaming(agent, run)
+                return _run_streaming(agent, api.stored(run))
         except StoreError as exc:
             print(f"boonb: {exc}", file=sys.stderr)
             return None
@@ -75,7 +78,7 @@ class AgentMagics(Magics):
     @argument("--no-wait", action="store_true", help="return a handle at once")
     def _prompt(self, line: str, cell: str) -> Any:
         """Run the cell body as a prompt to an agent with tools; every call is traced."""
-        args = parse_argstring(self._prompt, line)
+        args = parse_options(self._prompt, line)
         prompt = cell.strip()
         if not prompt:
             print("boonb: the cell is empty; write the prompt in the cell body", file=sys.stderr)
@@ -97,35 +100,53 @@ class AgentMagics(Magics):
         show_chat(self.shell, agent)
         if args.no_wait:
             return api.start(agent, prompt, wait=False)
-        return _run_streaming(agent, agent.run(prompt))
+        return _run_streaming(agent, api.stored(agent.run(prompt)))
 
 
 def show_chat(shell: Any, agent: api.Agent) -> None:
-    """Display the agent's chat view, in a kernel only (terminal IPython has no widgets)."""
+    """Display the agent's chat view, in a kernel only (terminal IPython has no widgets).
+
+    The view is then the run's output: ``_run_streaming`` prints no streamed text for it
+    and brings its saved fallback up to date when the run ends.
+    """
     if getattr(shell, "kernel", None) is None:
         return
-    from IPython.display import display
+    from boonb.widgets.chat import display_chat
 
-    from boonb.widgets import ChatView
-
-    display(ChatView(agent=agent))
+    display_chat(agent)
 
 
-def sessions_text(found: list[SessionInfo]) -> str:
+def sessions_text(found: list[SavedChat]) -> str:
+    """The table of ``%agent sessions``: one line per chat, its id as every view shows it.
+
+    A workflow's agents (listed with ``--all``) are marked with their run.
+    """
     if not found:
-        return "no saved sessions in this project"
-    lines = [f"{'session':36}  {'state':14}  {'turns':>5}  {'pending':>7}  {'saved':19}  title"]
+        return "no saved chats in this project"
+    lines = [f"{'chat':36}  {'state':14}  {'turns':>5}  {'pending':>7}  {'saved':19}  title"]
     for s in found:
         saved = s.last_update.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        title = " ".join(s.title.split())
+        if s.workflow_run_id is not None:
+            title = f"[workflow {str(s.workflow_run_id)[:8]} · {s.agent_id or 'agent'}] {title}"
+        if len(title) > 60:
+            title = title[:59] + "…"
         lines.append(
-            f"{s.id!s:36}  {s.state:14}  {s.turn_number:>5}  "
-            f"{s.pending_tool_calls:>7}  {saved:19}  {s.title[:40]}"
+            f"{s.chat_id!s:36}  {s.state:14}  {s.turn_number:>5}  "
+            f"{s.pending_tool_calls:>7}  {saved:19}  {title}"
         )
     return "\n".join(lines)
 
 
 def _run_streaming(agent: api.Agent, run: Coroutine[Any, Any, AgentResult]) -> Any:
-    """Wait for the run on this (the cell's) thread, printing streamed text as it arrives."""
+    """Wait for the run on this (the cell's) thread; the result is the cell's value.
+
+    Where ``show_chat`` displayed the chat view (a kernel with a frontend), the view is
+    the output: nothing is streamed, and once the run ends the view is published again
+    so the notebook's saved fallback shows the finished chat. Elsewhere (terminal
+    IPython) the answer is printed as it streams in.
+    """
+    from boonb.widgets.chat import take_display
 
     def mine(frame: Frame) -> bool:
         return (
@@ -137,14 +158,23 @@ def _run_streaming(agent: api.Agent, run: Coroutine[Any, Any, AgentResult]) -> A
     def text(frame: Frame) -> str | None:
         return frame.text if isinstance(frame, MessageDelta) else None
 
-    future = get_runtime().engine.submit(run)
+    shown = take_display(agent.chat_id)
+    engine = get_runtime().engine
+    future = engine.submit(run)
     try:
-        result = follow(future, types={"message:delta"}, accept=mine, render=text)
+        if shown is None:
+            result = follow(future, types={"message:delta"}, accept=mine, render=text)
+        else:
+            result = engine.wait(future)
     except KeyboardInterrupt:
         print("\nboonb: cancelled; open traces were closed as cancelled", file=sys.stderr)
         return None
     except AgentError as exc:
         print(f"\nboonb: {exc}", file=sys.stderr)
         return None
-    print()
+    finally:
+        if shown is not None:
+            shown.refresh()
+    if shown is None:
+        print()  # end the streamed line
     return result

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 import time
 import uuid
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
+from boonb import api
 from boonb.frames import Frame, WorkflowLog, WorkflowStatus, WorkflowStep
 from boonb.magics.follow import follow
+from boonb.magics.lines import parse_options, split_line
 from boonb.runtime import get_runtime
 from boonb.workflow.discovery import WorkflowArgsError
 from boonb.workflow.manager import RunStatus, UnknownRun, UnknownWorkflow
@@ -75,6 +76,8 @@ def _follow_run(run_id: uuid.UUID) -> Any:
     except KeyboardInterrupt:
         print(f"boonb: workflow run {run_id} cancelled", file=sys.stderr)
         return None
+    finally:
+        api.wait_stored()  # the cell ends once the run's rows are on disk
     print(summary(status, time.perf_counter() - began))
     if status.state != "completed":
         print(f"boonb: {status.error or status.state}", file=sys.stderr)
@@ -85,8 +88,6 @@ def _follow_run(run_id: uuid.UUID) -> Any:
 def _args(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
-    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
-        text = text[1:-1]  # IPython's argument splitting keeps the shell quotes
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -115,7 +116,7 @@ class WorkflowMagics(Magics):
     @argument("--timeout", type=float, help="seconds the run may take")
     @argument("--no-wait", action="store_true", help="return the run id at once")
     def _cell(self, line: str, cell: str) -> Any:
-        args = parse_argstring(self._cell, line)
+        args = parse_options(self._cell, line)
         run_id = get_runtime().workflows.run_script(
             cell, _args(args.args), budget=args.budget, timeout=args.timeout
         )
@@ -128,14 +129,14 @@ class WorkflowMagics(Magics):
     @argument("--timeout", type=float, help="seconds the run may take")
     @argument("--no-wait", action="store_true", help="return the run id at once")
     def _run(self, line: str) -> Any:
-        args = parse_argstring(self._run, line)
+        args = parse_options(self._run, line)
         run_id = get_runtime().workflows.run(
             args.name, _args(args.args), budget=args.budget, timeout=args.timeout
         )
         return run_id if args.no_wait else _follow_run(run_id)
 
     def _line(self, line: str) -> Any:
-        words = shlex.split(line)
+        words = split_line(line)
         manager = get_runtime().workflows
         command, rest = (words[0], words[1:]) if words else ("", [])
         if command == "list" and rest in ([], ["--refresh"]):

@@ -30,7 +30,7 @@ from boonb.store.errors import DatabaseDamaged, DatabaseLocked, DatabaseUnusable
 
 # Every DuckDB file carries this magic at byte 8 of its main header; two database
 # headers follow (checksum, iteration, meta block, free list, block count, block size, ...),
-# then the blocks. Checked against DuckDB 2.0's files: size = 12288 + count * block size.
+# then whole blocks. Checked against DuckDB 2.0's files.
 _DUCKDB_MAGIC = b"DUCK"
 _MAGIC_OFFSET = 8
 _DATABASE_HEADER_OFFSETS = (4096, 8192)
@@ -82,35 +82,60 @@ def check_path(path: Path) -> None:
 
 
 def _check_whole(path: Path, header: bytes) -> None:
-    """Refuse a file shorter than its own header says it is (a truncated copy or disk).
+    """Refuse a file that lost its end (a truncated copy, a disk that filled mid-write).
 
-    DuckDB keeps two database headers after the main one and uses the newer (higher
-    iteration); it names how many blocks of what size follow the headers.
+    DuckDB's file is its headers followed by whole blocks, and DuckDB itself only ever
+    cuts it at a block boundary (dropping free blocks at the end). So a file that ends
+    inside a block, or whose blocks in use do not fit in it, is damaged.
     """
-    expected = _expected_size(header)
-    actual = path.stat().st_size
-    if expected is None or actual < expected:
-        if expected is None:
-            found = "its header is cut off"
-        else:
-            found = f"{actual:,} of its {expected:,} bytes are there"
-        raise DatabaseDamaged(
-            f"{path} is damaged ({found}); boonb will not read or write it. "
-            f"Move it aside (mv {path} {path}.damaged) and run again: boonb then starts a "
-            "new, empty database there. Restore it from a backup if you have one."
-        )
+    layout = _layout(header)
+    size = path.stat().st_size
+    if layout is None or size < _HEADERS_END:
+        _refuse_damaged(path, "its header is cut off")
+        return
+    block_count, block_size = layout
+    blocks, remainder = divmod(size - _HEADERS_END, block_size)
+    if remainder:
+        _refuse_damaged(path, f"it ends inside a block: {size:,} bytes")
+    if blocks < block_count:  # trailing blocks gone: fine only if none of them was in use
+        used = _blocks_in_use(path)
+        if used is not None and used > blocks:
+            _refuse_damaged(path, f"{used} blocks are in use but only {blocks} are there")
 
 
-def _expected_size(header: bytes) -> int | None:
+def _refuse_damaged(path: Path, found: str) -> None:
+    raise DatabaseDamaged(
+        f"{path} is damaged ({found}); boonb will not read or write it. "
+        f"Move it aside (mv {path} {path}.damaged) and run again: boonb then starts a "
+        "new, empty database there. Restore it from a backup if you have one."
+    )
+
+
+def _layout(header: bytes) -> tuple[int, int] | None:
+    """Block count and block size from the newer of the two database headers."""
     if len(header) < _HEADERS_END:
         return None
-    newest: tuple[int, int] | None = None
+    newest: tuple[int, int, int] | None = None
     for offset in _DATABASE_HEADER_OFFSETS:
         _, iteration, _, _, block_count, block_size = struct.unpack_from("<6Q", header, offset)
         if newest is None or iteration > newest[0]:
-            newest = (iteration, _HEADERS_END + block_count * block_size)
+            newest = (iteration, block_count, block_size)
     assert newest is not None
-    return newest[1]
+    _, block_count, block_size = newest
+    return (block_count, block_size) if block_size else None
+
+
+def _blocks_in_use(path: Path) -> int | None:
+    """How many blocks DuckDB uses, read without changing the file; None if it is held."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return None  # another process holds it (or DuckDB cannot tell): no verdict here
+    try:
+        row = con.execute("SELECT used_blocks FROM pragma_database_size()").fetchone()
+    finally:
+        con.close()
+    return int(row[0]) if row is not None else None
 
 
 def _read_only_mount(path: Path) -> bool:
