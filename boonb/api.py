@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -21,7 +20,7 @@ from boonb.agent.tools.registry import Tool
 from boonb.agent.tools.registry import tool as make_tool
 from boonb.frames import SessionRestored
 from boonb.runtime import Runtime, get_runtime
-from boonb.store import InvalidChatId, InvalidQuery
+from boonb.store import InvalidChatId, InvalidQuery, Writer
 from boonb.store.agent_sessions import SavedChat, finished_tool_calls, resolve_chat
 from boonb.store.agent_sessions import load_snapshot as load_chat_snapshot
 from boonb.store.traces import parse_uuid
@@ -267,7 +266,9 @@ async def stored(run: Awaitable[T], runtime: Runtime | None = None) -> T:
     try:
         return await run
     finally:
-        await _committed(runtime or get_runtime())
+        runtime = runtime or get_runtime()
+        # Past the lock timeout the writer has given up on this attempt and says so.
+        await committed(runtime.store.writer, timeout=runtime.settings.lock_timeout_s + 5)
 
 
 def wait_stored(runtime: Runtime | None = None) -> bool:
@@ -279,10 +280,13 @@ def wait_stored(runtime: Runtime | None = None) -> bool:
     return runtime.store.writer.flush(timeout=runtime.settings.lock_timeout_s + 5)
 
 
-async def _committed(runtime: Runtime) -> None:
-    writer = runtime.store.writer
+async def committed(writer: Writer, *, timeout: float) -> bool:
+    """Wait, holding no thread, until what ``writer`` was given so far is committed.
+
+    False at once while the disk refuses writes, and after ``timeout`` seconds.
+    """
     loop = asyncio.get_running_loop()
-    done = loop.create_future()
+    done: asyncio.Future[bool] = loop.create_future()
 
     def settle(committed: bool) -> None:
         if not done.done():
@@ -292,9 +296,10 @@ async def _committed(runtime: Runtime) -> None:
         loop.call_soon_threadsafe(settle, committed)
 
     writer.when_written(answered, outlive_stall=False)
-    # Past the lock timeout the writer has given up on this attempt and will say so.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(done), runtime.settings.lock_timeout_s + 5)
+    try:
+        return await asyncio.wait_for(done, timeout)
+    except TimeoutError:
+        return False
 
 
 def tool(
