@@ -1,7 +1,8 @@
-"""``%%agent``: run the cell as a prompt, streaming the answer into the cell's output.
+"""``%%agent``: run the cell as a prompt; ``%agent sessions|resume`` for saved chats.
 
-In a kernel with a frontend the agent's pane (``ChatView``) is displayed above the
-streamed text, before the run starts, so it follows the run live and survives a refresh.
+In a kernel the agent's pane (``ChatView``) is the cell's output, displayed before the
+run starts so it follows the run live and survives a refresh; terminal IPython gets the
+answer as streamed text. A cell returns once the run's rows are committed.
 """
 
 from __future__ import annotations
