@@ -6,6 +6,8 @@ from pydantic import SecretStr
 from boonb.agent.cache import CacheTracker, PromptSegments
 from boonb.agent.provider import choose_provider
 from boonb.config import Settings
+from boonb.sim import Rule
+from tests.conftest import Env
 
 
 def test_auto_provider_prefers_deepseek_then_openai_then_the_simulator() -> None:
@@ -41,10 +43,10 @@ def test_segments_add_up_to_the_provider_count_and_hits_fill_from_the_start() ->
     assert sum(s.tokens for s in segments) == 1000
     assert [s.segment for s in segments] == ["system", "tools", "history", "attachments"]
     again = tracker.segments(
-        _messages("hello there", "hi", "more"), TOOLS, input_tokens=1200, cache_tokens=700
-    )
+        _messages("hello there", "hi", "more"), TOOLS, input_tokens=1200, cache_tokens=1000
+    )  # the first prompt, cached
     by_name = {s.segment: s for s in again}
-    assert sum(s.hit_tokens for s in again) == 700
+    assert sum(s.hit_tokens for s in again) == 1000
     assert by_name["system"].miss_tokens == 0 and by_name["tools"].miss_tokens == 0
     assert by_name["attachments"].tokens == 0
     for s in again:
@@ -118,9 +120,9 @@ def test_a_tracker_that_remembers_measures_what_a_fresh_one_measures() -> None:
             conversation[1]["content"] = "hello there!"  # an old message edited in place
         remembered = tracker.segments(conversation, TOOLS, input_tokens=900, cache_tokens=300)
         fresh = CacheTracker().segments(conversation, TOOLS, input_tokens=900, cache_tokens=300)
-        assert [(s.tokens, s.hit_tokens, s.hash) for s in remembered] == [
-            (s.tokens, s.hit_tokens, s.hash) for s in fresh
-        ]
+        # Sizes differ by design (a tracker keeps what it sized before); hashes must not.
+        assert [s.hash for s in remembered] == [s.hash for s in fresh]
+        assert sum(s.tokens for s in remembered) == 900
         history = next(s for s in remembered if s.segment == "history")
         if turn == 2:
             assert history.prefix_hash != previous_history_hash
@@ -136,3 +138,64 @@ def test_scaling_never_loses_or_invents_tokens(total: int) -> None:
     )
     assert sum(s.tokens for s in segments) == total
     assert sum(s.hit_tokens for s in segments) == total // 2
+
+
+def _sizes(segments: list) -> dict[str, int]:
+    return {s.segment: s.tokens for s in segments}
+
+
+def test_an_unchanged_segment_reports_the_same_size_every_turn() -> None:
+    # The case: the provider's count grows by more or less than the estimate of
+    # what was appended, and scaling every segment to it moved the unchanged ones.
+    tracker = CacheTracker()
+    conversation = _messages("what files mention revenue?")
+    sizes = []
+    for turn, total in enumerate([500, 640, 760, 1_000]):
+        segments = tracker.segments(conversation, TOOLS, input_tokens=total, cache_tokens=0)
+        assert sum(s.tokens for s in segments) == total
+        sizes.append(_sizes(segments))
+        conversation.append({"role": "assistant", "content": f"reading file {turn} " * 9})
+        conversation.append({"role": "user", "content": "go on"})
+    assert len({s["system"] for s in sizes}) == 1
+    assert len({s["tools"] for s in sizes}) == 1
+    # The difference went to the segment that grew.
+    for before, after, growth in zip(sizes, sizes[1:], [140, 120, 240], strict=False):
+        assert after["history"] - before["history"] == growth
+
+
+def test_the_difference_goes_to_the_segment_that_changed() -> None:
+    tracker = CacheTracker()
+    conversation = _messages("hello", "hi")
+    first = _sizes(tracker.segments(conversation, TOOLS, input_tokens=400, cache_tokens=0))
+    conversation[0]["content"] = "You are helpful. Answer in French, and be brief about it."
+    second = _sizes(tracker.segments(conversation, TOOLS, input_tokens=460, cache_tokens=0))
+    assert second["tools"] == first["tools"] and second["history"] == first["history"]
+    assert second["system"] == first["system"] + 60
+
+
+def test_a_provider_count_below_the_kept_sizes_measures_afresh() -> None:
+    tracker = CacheTracker()
+    conversation = _messages("hello there", "hi")
+    tracker.segments(conversation, TOOLS, input_tokens=1_000, cache_tokens=0)
+    conversation.append({"role": "user", "content": "more"})
+    segments = tracker.segments(conversation, TOOLS, input_tokens=300, cache_tokens=100)
+    assert sum(s.tokens for s in segments) == 300
+    assert sum(s.hit_tokens for s in segments) == 100
+    assert all(s.tokens >= 0 for s in segments)
+
+
+def test_an_agents_unchanged_system_and_tools_keep_their_size_in_cache_stats(env: Env) -> None:
+    env.sim.add_rule(
+        Rule("notes", tool_calls=[{"name": "read_file", "arguments": {"path": "notes.txt"}}])
+    )
+    agent = env.agent()
+    env.run(agent, "what do the notes say?")
+    env.run(agent, "and the notes again, please")
+    rows = env.rows(
+        "SELECT segment, list(DISTINCT tokens), count(*) FROM cache_stats WHERE chat_id = ? "
+        "GROUP BY segment",
+        agent.chat_id,
+    )
+    by_segment = {segment: (sizes, calls) for segment, sizes, calls in rows}
+    assert by_segment["system"][1] >= 3
+    assert len(by_segment["system"][0]) == 1 and len(by_segment["tools"][0]) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -19,10 +20,10 @@ import httpx
 import pytest
 from pydantic import TypeAdapter
 
-from boonb.frames import TraceRecord
+from boonb.frames import ModelCallComplete, ToolTraceComplete, TraceRecord
 from boonb.server import BoonbServer, ChatNotFound, ProjectTraces
 from boonb.store import Database, Store, make_row
-from tests.conftest import trace_frame
+from tests.conftest import make_trace, trace_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "boonb-test-token"
@@ -38,6 +39,20 @@ ONLY_BOONB = {
 pytestmark = pytest.mark.slow
 
 
+FIFTY_MB = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BigChat:
+    """A chat of 50 traces whose tools returned large outputs, one of them 50 MB."""
+
+    chat: uuid.UUID
+    big_trace: uuid.UUID
+    big_output: str
+    model_call: uuid.UUID
+    """A model call that recorded its system prompt."""
+
+
 @dataclass(frozen=True)
 class Server:
     url: str
@@ -50,6 +65,7 @@ class Server:
     """A chat with a row in `chats` and no traces."""
     expected: list[dict[str, Any]]
     """`chat`'s traces in page order, as the API should render them."""
+    big: BigChat
 
     def client(self, token: str | None = TOKEN) -> httpx.Client:
         headers = {"Authorization": f"token {token}"} if token else {}
@@ -62,7 +78,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _fill(db_path: Path) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, list[dict[str, Any]]]:
+def _fill_big(store: Store) -> BigChat:
+    chat = uuid.uuid4()
+    line = "a line of a large file ✓\n"
+    output = line * (FIFTY_MB // len(line.encode()))
+    big = make_trace(chat_id=chat, seconds=0, output=output)
+    store.writer.enqueue(ToolTraceComplete(trace=big))
+    for i in range(1, 49):
+        store.writer.enqueue(trace_frame(chat_id=chat, seconds=i, output=output[: 100_000 + i]))
+    call = {
+        "model": "m", "new_messages": [], "message_count": 1, "tools": [],
+        "system": "Be brief.", "tool_schemas": None,
+    }  # fmt: skip
+    model = make_trace(chat_id=chat, seconds=60, kind="model", tool_name="m", input=call)
+    store.writer.enqueue(ModelCallComplete(trace=model, cache=[]))
+    return BigChat(chat, big.id, output, model.id)
+
+
+def _fill(
+    db_path: Path,
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, list[dict[str, Any]], BigChat]:
     chat, other, empty = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     # Pairs of traces share a start time, so the id breaks the tie.
     frames = [
@@ -77,6 +112,7 @@ def _fill(db_path: Path) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, list[dict[str
             store.writer.enqueue(frame)
         chat_row = {"id": empty, "title": "no traces yet", "created_at": datetime.now(UTC)}
         store.writer.enqueue(make_row("chats", chat_row))
+        big = _fill_big(store)
         store.writer.flush()
     finally:
         store.close()
@@ -84,7 +120,10 @@ def _fill(db_path: Path) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, list[dict[str
         (f.trace for f in frames if f.trace.chat_id == chat),
         key=lambda t: (t.turn_number, t.started_at, t.id),
     )
-    return chat, other, empty, [TypeAdapter(TraceRecord).dump_python(t, mode="json") for t in ours]
+    expected = [TypeAdapter(TraceRecord).dump_python(t, mode="json") for t in ours]
+    # Small values come whole in a page: nothing is cut.
+    expected = [{**t, "input_cut": None, "output_cut": None} for t in expected]
+    return chat, other, empty, expected, big
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +133,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     project.mkdir()
     # Where kernels started in the server's root_dir write: the server's default.
     db_path = project / ".boonb" / "boonb.duckdb"
-    chat, other, empty, expected = _fill(db_path)
+    chat, other, empty, expected, big = _fill(db_path)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOONB_", "JUPYTER_"))}
     env.update(
@@ -137,7 +176,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 pass
             assert time.monotonic() < deadline, (base / "server.log").read_text()
             time.sleep(0.1)
-        yield Server(url, db_path, chat, other, empty, expected)
+        yield Server(url, db_path, chat, other, empty, expected, big)
     finally:
         process.terminate()
         try:
@@ -150,6 +189,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def _traces_url(chat: uuid.UUID | str) -> str:
     return f"/boonb/api/chats/{chat}/traces"
+
+
+def _detail_url(trace: uuid.UUID | str) -> str:
+    return f"/boonb/api/traces/{trace}"
 
 
 def _all_pages(client: httpx.Client, chat: uuid.UUID, **params: Any) -> list[dict[str, Any]]:
@@ -215,6 +258,60 @@ def test_known_chat_with_nothing_matching_is_an_empty_page(server: Server) -> No
         no_traces = client.get(_traces_url(server.empty_chat))
     assert by_turn.status_code == no_traces.status_code == 200
     assert by_turn.json() == no_traces.json() == {"traces": [], "next_cursor": None}
+
+
+# -- large values: a small page, the whole value on request ------------------------------
+
+
+def test_a_page_of_large_outputs_stays_small_and_the_detail_has_the_whole_value(
+    server: Server,
+) -> None:
+    big = server.big
+    with server.client() as client:
+        page = client.get(_traces_url(big.chat), params={"limit": 50})
+        detail = client.get(_detail_url(big.big_trace))
+    assert page.status_code == 200, page.text
+    assert len(page.content) < 400_000  # 50 traces that hold 55 MB
+    traces = page.json()["traces"]
+    assert len(traces) == 50
+    first = traces[0]
+    assert first["id"] == str(big.big_trace) and first["output"] is None
+    stored = json.dumps(big.big_output, ensure_ascii=False).encode()
+    assert first["output_cut"]["bytes"] == len(stored)
+    assert first["output_cut"]["kind"] == "string"
+    assert big.big_output.startswith(first["output_cut"]["preview"])
+    assert all(t["output_cut"] is not None for t in traces if t["kind"] == "tool")
+
+    assert detail.status_code == 200, detail.text[:500]
+    body = detail.json()
+    assert body["trace"]["output"] == big.big_output
+    assert body["request"] is None
+
+
+def test_a_model_calls_detail_carries_the_request_as_sent(server: Server) -> None:
+    with server.client() as client:
+        body = client.get(_detail_url(server.big.model_call)).json()
+    assert body["trace"]["kind"] == "model"
+    assert body["request"]["messages"] == [{"role": "system", "content": "Be brief."}]
+    assert body["request"]["notes"] == []
+
+
+def test_detail_of_a_bad_or_unknown_trace_id_is_400_or_404(server: Server) -> None:
+    unknown = uuid.uuid4()
+    with server.client() as client:
+        bad = _error(client.get(_detail_url("not-a-uuid")), 400)
+        missing = _error(client.get(_detail_url(unknown)), 404)
+        extra = _error(client.get(_detail_url(server.big.big_trace), params={"full": "1"}), 400)
+    assert bad["type"] == "InvalidTraceId" and "trace id must be a UUID" in bad["message"]
+    assert missing["type"] == "TraceNotFound" and str(unknown) in missing["message"]
+    assert extra["type"] == "InvalidQuery" and "full" in extra["message"]
+
+
+def test_detail_needs_the_token(server: Server) -> None:
+    with server.client(None) as client:
+        refused = client.get(_detail_url(server.big.big_trace))
+    assert refused.status_code in (401, 403)
+    assert "a line of a large file" not in refused.text
 
 
 # -- authentication -----------------------------------------------------------------------
@@ -304,6 +401,8 @@ def test_unknown_chat_is_404(server: Server) -> None:
         error = _error(client.get(_traces_url(unknown)), 404)
     assert error["type"] == "ChatNotFound"
     assert str(unknown) in error["message"]
+    # It may be a chat a kernel has only just started: the message says so, and what to do.
+    assert "just started, ask again" in error["message"]
 
 
 # -- sharing the database -----------------------------------------------------------------
@@ -316,14 +415,19 @@ def test_database_held_past_the_timeout_is_503_with_retry_after(server: Server) 
         with holder.connection():
             pass
         with server.client() as client:
-            response = client.get(_traces_url(server.chat))
+            responses = [
+                client.get(_traces_url(server.chat)),
+                client.get(_detail_url(server.big.model_call)),
+            ]
     finally:
         holder.close()
-    error = _error(response, 503)
-    assert error["type"] == "DatabaseLocked"
-    assert int(response.headers["retry-after"]) > 0
+    for response in responses:
+        error = _error(response, 503)
+        assert error["type"] == "DatabaseLocked"
+        assert int(response.headers["retry-after"]) > 0
     with server.client() as client:
         assert client.get(_traces_url(server.chat)).status_code == 200
+        assert client.get(_detail_url(server.big.model_call)).status_code == 200
 
 
 WRITER = """

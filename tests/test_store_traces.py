@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from boonb.frames import ToolTraceComplete
+from boonb.frames import ModelCallComplete, ToolTraceComplete, TraceRecord
+from boonb.sim import Rule
 from boonb.store import (
     MAX_LIMIT,
     DatabaseUnusable,
@@ -16,9 +19,17 @@ from boonb.store import (
     InvalidQuery,
     InvalidSessionId,
     Store,
+    TracePage,
     make_row,
 )
-from tests.conftest import make_trace, trace_frame
+from boonb.store.errors import InvalidTraceId
+from boonb.store.traces import (
+    CUT_ABOVE_BYTES,
+    PREVIEW_CHARS,
+    CutValue,
+    PagedTrace,
+)
+from tests.conftest import Env, make_trace, trace_frame
 
 
 def _fill(store: Store, chat: uuid.UUID, n: int = 1_000, turns: int = 20) -> list[uuid.UUID]:
@@ -99,7 +110,13 @@ def test_a_page_returns_the_values_that_were_stored(store: Store) -> None:
     for trace in (stored, empty):
         store.writer.enqueue(ToolTraceComplete(trace=trace))
     store.writer.flush()
-    assert store.traces.page(chat).traces == [stored, empty]
+    assert store.traces.page(chat).traces == [_paged(stored), _paged(empty)]
+    detail = store.traces.detail(stored.id)
+    assert detail is not None and detail.trace == stored
+
+
+def _paged(trace: TraceRecord, **cuts: CutValue) -> PagedTrace:
+    return PagedTrace(**{f.name: getattr(trace, f.name) for f in dataclasses.fields(trace)}, **cuts)
 
 
 def test_turn_filter_returns_only_that_turn(store: Store) -> None:
@@ -279,3 +296,155 @@ def test_an_unwritable_place_is_refused(tmp_path: Path, where: str) -> None:
     path = Path(where.replace("FILE", str(tmp_path / "FILE")))
     with pytest.raises(DatabaseUnusable, match="not a writable directory"):
         Store(path)
+
+
+# -- large values: previews in pages, the whole value in a trace's detail ---------------
+
+FIFTY_MB = 50 * 1024 * 1024
+
+
+def test_a_page_carries_a_preview_of_a_50_mb_output_and_the_detail_the_whole_value(
+    store: Store,
+) -> None:
+    chat = uuid.uuid4()
+    line = "line of a large file, é ✓\n"
+    output = line * (FIFTY_MB // len(line.encode()))
+    big = make_trace(chat_id=chat, seconds=0, input={"path": "big.txt"}, output=output)
+    store.writer.enqueue(ToolTraceComplete(trace=big))
+    for i in range(1, 50):  # a full page of 50, every one of them large
+        store.writer.enqueue(trace_frame(chat_id=chat, seconds=i, output=output[: 10_000 + i]))
+    store.writer.flush()
+
+    page = store.traces.page(chat, limit=50)
+    assert len(page.traces) == 50
+    serialized = TracePage.model_dump_json(page)
+    assert len(serialized.encode()) < 50 * 3 * (PREVIEW_CHARS + 1_000)  # < 450 KB
+    first = page.traces[0]
+    assert first.output is None and first.input == {"path": "big.txt"}
+    assert first.input_cut is None
+    cut = first.output_cut
+    assert cut is not None and cut.kind == "string"
+    assert cut.bytes == len(json.dumps(output, ensure_ascii=False).encode())
+    # The preview is the text itself (escapes decoded), not its JSON.
+    assert cut.preview == output[:PREVIEW_CHARS] and "\n" in cut.preview
+
+    detail = store.traces.detail(big.id)
+    assert detail is not None and detail.request is None
+    assert detail.trace.output == output
+
+
+def test_values_up_to_the_cut_come_whole_and_json_values_preview_their_text(
+    store: Store,
+) -> None:
+    chat = uuid.uuid4()
+    just_fits = "x" * (CUT_ABOVE_BYTES - 2)  # with its quotes, exactly the limit
+    rows = {"numbers": list(range(2_000))}
+    store.writer.enqueue(trace_frame(chat_id=chat, seconds=0, output=just_fits))
+    store.writer.enqueue(trace_frame(chat_id=chat, seconds=1, input=rows, output=None))
+    store.writer.flush()
+    fits, cut = store.traces.page(chat).traces
+    assert fits.output == just_fits and fits.output_cut is None
+    assert cut.input is None and cut.input_cut is not None and cut.output_cut is None
+    assert cut.input_cut.kind == "json"
+    text = json.dumps(rows, separators=(",", ":"))
+    assert cut.input_cut.preview == text[:PREVIEW_CHARS]
+    assert cut.input_cut.bytes == len(text)
+
+
+@pytest.mark.parametrize("shift", range(7))
+@pytest.mark.parametrize("char", ["\\", "\n", '"', "\x01", "é", "🎉"])
+def test_a_string_preview_cut_inside_an_escape_still_decodes(
+    store: Store, char: str, shift: int
+) -> None:
+    chat = uuid.uuid4()
+    # Escapes (or a character outside the BMP) where the stored text is cut, at each offset.
+    value = "a" * (2 * PREVIEW_CHARS - 3 - shift) + char * 6 + "b" * 5_000
+    store.writer.enqueue(trace_frame(chat_id=chat, output=value))
+    store.writer.flush()
+    (trace,) = store.traces.page(chat).traces
+    assert trace.output_cut is not None and trace.output_cut.kind == "string"
+    assert trace.output_cut.preview == value[:PREVIEW_CHARS]
+
+
+def test_detail_of_an_unknown_trace_or_one_of_another_chat_is_none(store: Store) -> None:
+    chat = uuid.uuid4()
+    trace = make_trace(chat_id=chat)
+    store.writer.enqueue(ToolTraceComplete(trace=trace))
+    store.writer.flush()
+    assert store.traces.detail(uuid.uuid4()) is None
+    assert store.traces.detail(trace.id, chat_id=uuid.uuid4()) is None
+    assert store.traces.detail(str(trace.id), chat_id=chat) is not None
+    with pytest.raises(InvalidTraceId, match="trace id must be a UUID"):
+        store.traces.detail("not-a-uuid")
+
+
+# -- a model call's request as it was sent ------------------------------------------------
+
+
+def _model_calls(store: Store, chat: uuid.UUID) -> list[PagedTrace]:
+    store.writer.flush()
+    return [t for t in store.traces.page(chat, limit=MAX_LIMIT).traces if t.kind == "model"]
+
+
+def test_a_model_calls_detail_rebuilds_the_request_exactly_as_the_provider_received_it(
+    env: Env,
+) -> None:
+    env.sim.add_rule(
+        Rule("peek", tool_calls=[{"name": "read_file", "arguments": {"path": "notes.txt"}}])
+    )
+    agent = env.agent(system_prompt="You are a careful test agent.")
+    env.run(agent, "peek at the notes")
+    env.run(agent, "and now say thanks")
+    calls = _model_calls(env.store, agent.chat_id)
+    received = env.sim.requests
+    assert len(calls) == len(received) >= 3  # a tool call, an answer, the follow-up
+    for call, body in zip(calls, received, strict=True):
+        detail = env.store.traces.detail(call.id)
+        assert detail is not None and detail.request is not None
+        assert detail.request.messages == body["messages"]
+        assert detail.request.tools == body["tools"]
+        assert detail.request.model == body["model"] and detail.request.notes == []
+    # The system prompt and the tool schemas are recorded once, not in every trace.
+    recorded = [c.id for c in calls if "tool_schemas" in json.dumps(_whole_input(env, c.id))]
+    assert recorded == [calls[0].id]
+
+
+def _whole_input(env: Env, trace_id: uuid.UUID) -> object:
+    detail = env.store.traces.detail(trace_id)
+    assert detail is not None
+    return detail.trace.input
+
+
+def test_a_changed_system_prompt_is_recorded_again_and_used_from_then_on(env: Env) -> None:
+    agent = env.agent(tools=[], system_prompt="first prompt")
+    env.run(agent, "hello")
+    agent.messages[0] = {"role": "system", "content": "second prompt"}
+    env.run(agent, "again")
+    first, second = _model_calls(env.store, agent.chat_id)
+    details = [env.store.traces.detail(c.id) for c in (first, second)]
+    systems = [d.request.messages[0] for d in details if d and d.request]
+    assert systems == [
+        {"role": "system", "content": "first prompt"},
+        {"role": "system", "content": "second prompt"},
+    ]
+    assert [d.request.tools for d in details if d and d.request] == [None, None]
+
+
+def test_a_model_call_recorded_before_its_context_was_says_what_is_missing(
+    store: Store,
+) -> None:
+    chat = uuid.uuid4()
+    old = make_trace(
+        chat_id=chat,
+        kind="model",
+        tool_name="m",
+        input={"model": "m", "new_messages": [], "message_count": 3, "tools": ["read_file"]},
+    )
+    store.writer.enqueue(ModelCallComplete(trace=old, cache=[]))
+    store.writer.flush()
+    detail = store.traces.detail(old.id)
+    assert detail is not None and detail.request is not None
+    assert detail.request.messages == [] and detail.request.tools is None
+    assert "were not recorded" in detail.request.notes[0]
+    assert "read_file" in detail.request.notes[0]
+    assert "Only 0 of the 2 messages" in detail.request.notes[1]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -152,6 +153,8 @@ def test_cache_request_returns_turn_cache_and_chat_totals(
         ({"kind": "page", "request_id": "x", "limit": True}, "x", "limit"),
         ({"kind": "page", "request_id": "x", "cursor": "not-a-cursor"}, "x", "cursor"),
         ({"kind": "page", "request_id": "x", "extra": 1}, "x", "extra"),
+        ({"kind": "detail", "request_id": "x"}, "x", "trace_id"),
+        ({"kind": "detail", "request_id": "x", "trace_id": "not-a-uuid"}, "x", "trace_id"),
         ("page please", None, "invalid request"),
         (None, None, "invalid request"),
     ],
@@ -163,6 +166,43 @@ def test_bad_requests_get_an_error_reply_not_an_exception(
     assert reply["kind"] == "error"
     assert reply["request_id"] == request_id
     assert complaint in reply["message"].lower()
+
+
+FIFTY_MB = 50 * 1024 * 1024
+
+
+def test_a_page_previews_a_50_mb_output_and_its_detail_brings_the_whole_value(
+    viewer: Viewer, runtime: Runtime, chat_id: uuid.UUID
+) -> None:
+    output = "0123456789abcdef\n" * (FIFTY_MB // 17)
+    big = make_trace(chat_id=chat_id, output=output)
+    runtime.store.writer.enqueue(ToolTraceComplete(trace=big))
+    for i in range(1, 50):
+        runtime.store.writer.enqueue(
+            ToolTraceComplete(trace=make_trace(chat_id=chat_id, seconds=i, output=output[:9_000]))
+        )
+    page = viewer.ask({"kind": "page", "request_id": "p", "cursor": None, "limit": 50})
+    assert len(page["traces"]) == 50
+    assert len(json.dumps(page).encode()) < 400_000  # what goes over the comm
+    first = page["traces"][0]
+    assert first["output"] is None and first["output_cut"]["kind"] == "string"
+    assert output.startswith(first["output_cut"]["preview"])
+
+    detail = viewer.ask({"kind": "detail", "request_id": "d", "trace_id": str(big.id)})
+    assert detail["kind"] == "detail" and detail["request_id"] == "d"
+    assert detail["trace"]["output"] == output
+    assert detail["request"] is None
+
+
+def test_detail_of_a_trace_outside_the_chat_is_an_error_reply(
+    viewer: Viewer, runtime: Runtime
+) -> None:
+    elsewhere = make_trace(chat_id=uuid.uuid4())
+    runtime.store.writer.enqueue(ToolTraceComplete(trace=elsewhere))
+    for trace_id in (elsewhere.id, uuid.uuid4()):
+        reply = viewer.ask({"kind": "detail", "request_id": "d", "trace_id": str(trace_id)})
+        assert reply["kind"] == "error" and reply["request_id"] == "d"
+        assert f"no trace {trace_id}" in reply["message"]
 
 
 def test_live_frames_of_this_chat_are_forwarded_and_others_are_not(

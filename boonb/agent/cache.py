@@ -2,9 +2,13 @@
 
 A provider reports one number of cache-hit tokens per call. To show *why* a call
 missed, the prompt is split into segments in the order a prefix cache sees them
-(system prompt, tool schemas, conversation history, image attachments), each
-measured by its estimated token length and scaled so the segments add up to the
-provider's own ``input_tokens``. Hits fill the segments from the start.
+(system prompt, tool schemas, conversation history, image attachments). The first
+call's segments are measured by their estimated token length, scaled so they add up to
+the provider's own ``input_tokens``. After that, what was sent before and is sent
+unchanged keeps the size it had (an unchanged system prompt is the same number of
+tokens every turn), and the provider's count less those sizes is what is new: it is
+shared among the segments that changed or grew, by their estimates. Hits fill the
+segments from the start.
 
 Each segment also carries a hash of its content and a hash of the part of it the
 previous call already sent; when those differ from the previous call's hash, that
@@ -132,6 +136,8 @@ class CacheTracker:
         self._measures = _Measures()
         # How many history messages and images the previous call sent.
         self._previous: tuple[int, int] | None = None
+        # The previous call's segments: their hashes and the sizes they were given.
+        self._sent: dict[Segment, tuple[str, int]] = {}
 
     def resume_after(self, messages: Sequence[dict[str, Any]]) -> None:
         """Carry on a chat restored in a new kernel, whose last model call sent ``messages``.
@@ -141,6 +147,7 @@ class CacheTracker:
         """
         prompt = PromptSegments.split(messages, None)
         self._previous = (len(prompt.history), len(prompt.attachments))
+        self._sent = {}  # their sizes were not kept: the next call is measured afresh
 
     def segments(
         self,
@@ -157,15 +164,6 @@ class CacheTracker:
         history = [measures.part(message) for message in prompt.history]
         measures.end_call()
         refs = [ref.encode() for ref in prompt.attachments]
-        sizes = _scale(
-            {
-                "system": sum(tokens for _, tokens in system),
-                "tools": sum(tokens for _, tokens in tool_list),
-                "history": sum(tokens for _, tokens in history),
-                "attachments": IMAGE_TOKENS * len(refs),
-            },
-            input_tokens,
-        )
         hashes: dict[Segment, str] = {
             "system": _hash(digest for digest, _ in system),
             "tools": _hash(digest for digest, _ in tool_list),
@@ -183,7 +181,30 @@ class CacheTracker:
                 "history": _hash(digest for digest, _ in history[:sent_history]),
                 "attachments": _hash(refs[:sent_images]),
             }
+        sent_history, sent_images = self._previous or (0, 0)
+        whole: dict[Segment, int] = {
+            "system": sum(tokens for _, tokens in system),
+            "tools": sum(tokens for _, tokens in tool_list),
+            "history": sum(tokens for _, tokens in history),
+            "attachments": IMAGE_TOKENS * len(refs),
+        }
+        appended: dict[Segment, int] = {
+            "system": 0,
+            "tools": 0,
+            "history": sum(tokens for _, tokens in history[sent_history:]),
+            "attachments": IMAGE_TOKENS * len(refs[sent_images:]),
+        }
+        # A segment sent before and still sent unchanged at the start keeps its size, and
+        # only what was appended to it is new; a changed segment is new as a whole.
+        kept: dict[Segment, int] = dict.fromkeys(SEGMENTS, 0)
+        new = dict(whole)
+        for name in SEGMENTS:
+            before = self._sent.get(name)
+            if before is not None and prefix[name] == before[0]:
+                kept[name], new[name] = before[1], appended[name]
+        sizes = _sizes(kept, new, whole, input_tokens)
         self._previous = (len(history), len(refs))
+        self._sent = {name: (hashes[name], sizes[name]) for name in SEGMENTS}
         rows = []
         left = cache_tokens
         for name in SEGMENTS:
@@ -200,6 +221,28 @@ class CacheTracker:
                 )
             )
         return rows
+
+
+def _sizes(
+    kept: dict[Segment, int],
+    new: dict[Segment, int],
+    whole: dict[Segment, int],
+    total: int,
+) -> dict[Segment, int]:
+    """Segment sizes adding up to ``total``: ``kept`` as it was, the rest shared by ``new``.
+
+    When the kept sizes alone exceed the provider's count (a provider that counts the
+    same text differently from call to call), every segment is measured afresh from its
+    ``whole`` estimate.
+    """
+    rest = total - sum(kept.values())
+    if rest < 0:
+        return _scale(whole, total)
+    if sum(new.values()) == 0:
+        # Nothing new, yet the count moved: the provider's own framing; history holds it.
+        return {**kept, "history": kept["history"] + rest}
+    shares = _scale(new, rest)
+    return {name: kept[name] + shares[name] for name in SEGMENTS}
 
 
 def _scale(estimates: dict[Segment, int], total: int) -> dict[Segment, int]:

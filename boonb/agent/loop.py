@@ -161,6 +161,8 @@ class Agent:
         self.total = RunStats()
         self._cache = CacheTracker()
         self._sent = 1  # messages already shown to the model (for the trace's input delta)
+        # The system prompt and tool schemas the last recorded request carried.
+        self._recorded_context: tuple[Any, Any] | None = None
         self._started = False
         self.title = ""
         self.state: SessionState = "awaiting_input"
@@ -299,7 +301,7 @@ class Agent:
         # (TraceStore.detail) without repeating them in every trace.
         system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
         context = (system, tools)
-        if context != getattr(self, "_recorded_context", None):
+        if context != self._recorded_context:
             self._recorded_context = context
             request["system"] = system
             request["tool_schemas"] = _jsonable(tools)

@@ -1,5 +1,8 @@
 """boonb's Jupyter server extension: REST access to the project's traces.
 
+``GET /boonb/api/chats/{chat_id}/traces`` pages a chat's traces (large values as
+previews); ``GET /boonb/api/traces/{trace_id}`` returns one trace in full.
+
 Enabled by ``jupyter_server_config.d/boonb.json`` (installed with the wheel), or
 explicitly with ``--ServerApp.jpserver_extensions="{'boonb.server': True}"``.
 Configure it through :class:`BoonbServer` (``--BoonbServer.db_path=...``).
@@ -10,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from boonb.server.app import BoonbServer
-from boonb.server.handlers import TraceQuery, TracesHandler, handlers
-from boonb.server.traces import ChatNotFound, ProjectTraces
+from boonb.server.handlers import TraceDetailHandler, TraceQuery, TracesHandler, handlers
+from boonb.server.traces import ChatNotFound, ProjectTraces, TraceNotFound
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -32,6 +35,8 @@ __all__ = [
     "BoonbServer",
     "ChatNotFound",
     "ProjectTraces",
+    "TraceDetailHandler",
+    "TraceNotFound",
     "TraceQuery",
     "TracesHandler",
     "handlers",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -12,7 +14,7 @@ from jupyter_server.utils import url_path_join
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tornado import web
 
-from boonb.server.traces import ChatNotFound, ProjectTraces
+from boonb.server.traces import ChatNotFound, ProjectTraces, TraceNotFound
 from boonb.store import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -79,14 +81,8 @@ def _invalid(exc: ValidationError, values: dict[str, str]) -> InvalidQuery:
     return InvalidQuery(message)
 
 
-class TracesHandler(APIHandler):
-    """``GET /boonb/api/chats/{chat_id}/traces``: one keyset page of a chat's traces.
-
-    Answers ``{"traces": [...], "next_cursor": str | null}``; errors are
-    ``{"error": {"type", "message"}}`` with 400 (bad parameter or chat id), 404
-    (unknown chat), 503 with ``Retry-After`` (database held by another process too
-    long) or 500 (the database path is unusable).
-    """
+class _BoonbHandler(APIHandler):
+    """What both handlers share: the project's traces, and errors as JSON."""
 
     auth_resource = "boonb"
 
@@ -95,23 +91,15 @@ class TracesHandler(APIHandler):
         traces: ProjectTraces = self.settings["boonb_traces"]
         return traces
 
-    @web.authenticated
-    @authorized
-    async def get(self, chat_id: str) -> None:
+    async def _answer(self, read: Callable[[], BaseModel]) -> None:
+        """Finish with ``read()``'s JSON, or with the error it raised as its status."""
         try:
-            query = TraceQuery.from_arguments(self.request.query_arguments)
             # DuckDB calls block (and may wait out another process's lock): keep
             # them off the event loop.
-            page = await asyncio.to_thread(
-                self.traces.page,
-                chat_id,
-                cursor=query.cursor,
-                limit=query.limit,
-                turn_number=query.turn_number,
-            )
+            answer = await asyncio.to_thread(read)
         except InvalidQuery as exc:
             self._error(400, exc)
-        except ChatNotFound as exc:
+        except (ChatNotFound, TraceNotFound) as exc:
             self._error(404, exc)
         except DatabaseLocked as exc:
             self.set_header("Retry-After", str(RETRY_AFTER_S))
@@ -119,7 +107,7 @@ class TracesHandler(APIHandler):
         except DatabaseUnusable as exc:
             self._error(500, exc)
         else:
-            self.finish(page.model_dump_json())
+            self.finish(answer.model_dump_json())
 
     def _error(self, status: int, exc: Exception) -> None:
         self.log.info("boonb: %s %s: %s", status, type(exc).__name__, exc)
@@ -128,7 +116,61 @@ class TracesHandler(APIHandler):
         self.finish(json.dumps(body))
 
 
+class TracesHandler(_BoonbHandler):
+    """``GET /boonb/api/chats/{chat_id}/traces``: one keyset page of a chat's traces.
+
+    Answers ``{"traces": [...], "next_cursor": str | null}``. An input or output over
+    4 KB comes as a preview: the trace's ``input`` (``output``) is null and its
+    ``input_cut`` (``output_cut``) is ``{"bytes", "kind", "preview"}``; the whole value
+    is at ``GET /boonb/api/traces/{id}``. A chat whose row is stored but no trace yet
+    is a page with no traces. Errors are ``{"error": {"type", "message"}}`` with 400
+    (bad parameter or chat id), 404 (no such chat stored), 503 with ``Retry-After``
+    (database held by another process too long) or 500 (the database path is unusable).
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, chat_id: str) -> None:
+        try:
+            query = TraceQuery.from_arguments(self.request.query_arguments)
+        except InvalidQuery as exc:
+            self._error(400, exc)
+            return
+        await self._answer(
+            partial(
+                self.traces.page,
+                chat_id,
+                cursor=query.cursor,
+                limit=query.limit,
+                turn_number=query.turn_number,
+            )
+        )
+
+
+class TraceDetailHandler(_BoonbHandler):
+    """``GET /boonb/api/traces/{trace_id}``: one trace with its whole input and output.
+
+    Answers ``{"trace": {...}, "request": {...} | null}``; for a model call, ``request``
+    is the request as it was sent (``model``, ``messages`` with the system prompt first,
+    ``tools``, and ``notes`` on anything that could not be rebuilt). Errors as for a
+    page: 400 (a parameter was given, or the id is no UUID), 404 (no such trace stored),
+    503 with ``Retry-After``, 500.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, trace_id: str) -> None:
+        given = sorted(set(self.request.query_arguments) - _JUPYTER_ARGUMENTS)
+        if given:
+            self._error(400, InvalidQuery(f"unknown query parameter {given[0]!r}; this takes none"))
+            return
+        await self._answer(partial(self.traces.detail, trace_id))
+
+
 def handlers(base_url: str) -> list[tuple[str, type[APIHandler]]]:
     """URL patterns (under the server's base URL) and their handlers."""
-    chats = url_path_join(base_url, "boonb", "api", "chats")
-    return [(url_path_join(chats, r"(?P<chat_id>[^/]+)", "traces"), TracesHandler)]
+    api = url_path_join(base_url, "boonb", "api")
+    return [
+        (url_path_join(api, "chats", r"(?P<chat_id>[^/]+)", "traces"), TracesHandler),
+        (url_path_join(api, "traces", r"(?P<trace_id>[^/]+)"), TraceDetailHandler),
+    ]

@@ -6,11 +6,24 @@ import threading
 from pathlib import Path
 
 from boonb.store import Database, InvalidChatId, TracePage, TraceStore
-from boonb.store.traces import parse_uuid
+from boonb.store.errors import InvalidTraceId
+from boonb.store.traces import TraceDetail, parse_uuid
+
+# Why a chat a kernel is running may not be found yet, for the 404's message.
+_NOT_STORED_YET = (
+    "A running chat is stored by its kernel moments after it starts (its chat row within "
+    "the kernel's flush interval, BOONB_FLUSH_INTERVAL_MS, then its traces as each call "
+    "ends): if it has just started, ask again; otherwise check the id "
+    "(%agent sessions lists the project's chats)."
+)
 
 
 class ChatNotFound(LookupError):
     """No chat with this id: no row in ``chats`` and no traces (or no database yet)."""
+
+
+class TraceNotFound(LookupError):
+    """No trace with this id in the project (or no database yet)."""
 
 
 class ProjectTraces:
@@ -38,13 +51,27 @@ class ProjectTraces:
         chat = parse_uuid(chat_id, InvalidChatId, "chat id")
         db = self._database()
         if db is None:
-            raise ChatNotFound(f"no chat {chat}: {self.path} does not exist yet")
+            raise ChatNotFound(f"no chat {chat}: {self.path} does not exist yet. {_NOT_STORED_YET}")
         page = TraceStore(db).page(chat, cursor=cursor, limit=limit, turn_number=turn_number)
         # An empty page is the one case where the chat may not exist; a filter that
-        # matches nothing in a known chat is still a 200 with no traces.
+        # matches nothing in a known chat, or a chat whose row is stored before any
+        # trace, is still a 200 with no traces.
         if not page.traces and not TraceStore(db).chat_exists(chat):
-            raise ChatNotFound(f"no chat {chat} in {self.path}")
+            raise ChatNotFound(f"no chat {chat} is stored in {self.path}. {_NOT_STORED_YET}")
         return page
+
+    def detail(self, trace_id: str) -> TraceDetail:
+        """One trace in full; :class:`TraceNotFound` for a trace the project lacks."""
+        trace = parse_uuid(trace_id, InvalidTraceId, "trace id")
+        db = self._database()
+        found = TraceStore(db).detail(trace) if db is not None else None
+        if found is None:
+            where = self.path if db is not None else f"{self.path} (it does not exist yet)"
+            raise TraceNotFound(
+                f"no trace {trace} is stored in {where}. A call's trace is stored moments "
+                "after the call ends; take trace ids from a page of the chat's traces."
+            )
+        return found
 
     def _database(self) -> Database | None:
         with self._lock:

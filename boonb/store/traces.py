@@ -1,9 +1,15 @@
-"""Trace queries: keyset pages of a chat's traces, and per-chat and per-session aggregates."""
+"""Trace queries: keyset pages of a chat's traces, one trace in full, and aggregates.
+
+A page must stay small whatever the tools returned, so an input or output whose JSON
+text is longer than :data:`CUT_ABOVE_BYTES` comes in a page as a :class:`CutValue`
+preview; :meth:`TraceStore.detail` returns the whole trace.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -12,17 +18,51 @@ from pydantic_core import from_json
 from boonb.frames import CacheSegment, TraceKind, TraceRecord
 from boonb.store.cursor import TraceKey, decode_cursor, encode_cursor
 from boonb.store.database import Database
-from boonb.store.errors import InvalidChatId, InvalidLimit, InvalidQuery, InvalidSessionId
+from boonb.store.errors import (
+    InvalidChatId,
+    InvalidLimit,
+    InvalidQuery,
+    InvalidSessionId,
+    InvalidTraceId,
+)
+from boonb.store.requests import SentRequest, StoredMessage, StoredPart, sent_request
 from boonb.store.rows import TRACE_COLUMNS
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
+CUT_ABOVE_BYTES = 4096
+"""An input or output whose JSON text is longer than this comes in a page as a preview."""
+PREVIEW_CHARS = 2000
+"""Characters of a cut value a page carries."""
+
 _ORDER = "turn_number, started_at, id"
+_PAYLOADS = ("input", "output")
 # Pages know their chat, so they do not read it back; timestamps come as epoch
 # microseconds, which Python turns into datetimes far faster than DuckDB's own conversion.
 _COLUMNS = tuple(c for c in TRACE_COLUMNS if c != "chat_id")
-_SELECT = ", ".join(f"epoch_us({c})" if c in ("started_at", "finished_at") else c for c in _COLUMNS)
+
+
+def _selected(column: str) -> str:
+    if column in ("started_at", "finished_at"):
+        return f"epoch_us({column})"
+    if column in _PAYLOADS:
+        # A large value never leaves DuckDB whole: its size and start stand in for it.
+        # Twice the preview, so a JSON string's escapes (two characters or more for one)
+        # still leave a whole preview of its text.
+        large = f"strlen({column}) > {CUT_ABOVE_BYTES}"
+        return (
+            f"CASE WHEN {large} THEN NULL ELSE {column} END, "
+            f"CASE WHEN {large} THEN strlen({column}) END, "
+            f"CASE WHEN {large} THEN left({column}, {2 * PREVIEW_CHARS}) END"
+        )
+    return column
+
+
+_SELECT = ", ".join(_selected(c) for c in _COLUMNS)
+_SELECT_WHOLE = ", ".join(
+    f"epoch_us({c})" if c in ("started_at", "finished_at") else c for c in TRACE_COLUMNS
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Turns read per query when paging a whole chat, before a last query for the rest. A
 # bounded turn range lets DuckDB skip every row group outside it by its min/max
@@ -31,10 +71,33 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TURN_SPANS = (8, 64)
 
 
+class CutValue(BaseModel):
+    """A trace's input or output too large for a page: its size and its start."""
+
+    bytes: int
+    """Size of the whole value as stored (its JSON text, UTF-8)."""
+    kind: Literal["string", "json"]
+    """``string``: the value is a string and ``preview`` is its start; ``json``: the value
+    is an object, array or number and ``preview`` is the start of its JSON text."""
+    preview: str
+
+
+@dataclass(slots=True, kw_only=True)
+class PagedTrace(TraceRecord):
+    """A trace as a page carries it: a large input or output is cut to a preview.
+
+    When ``input_cut`` (or ``output_cut``) is set, ``input`` (``output``) is None and the
+    whole value is had from :meth:`TraceStore.detail`.
+    """
+
+    input_cut: CutValue | None = None
+    output_cut: CutValue | None = None
+
+
 class TracePage(BaseModel):
     """One page of traces in (turn_number, started_at, id) order."""
 
-    traces: list[TraceRecord]
+    traces: list[PagedTrace]
     next_cursor: str | None
     """Pass back to get the next page; None on the last page."""
 
@@ -75,6 +138,14 @@ class CacheBreak(BaseModel):
     @property
     def message(self) -> str:
         return f"cache broken by: {self.segment} changed at turn {self.turn_number}"
+
+
+class TraceDetail(BaseModel):
+    """One trace in full; for a model call, also the request as it was sent."""
+
+    trace: TraceRecord
+    request: SentRequest | None
+    """A model call's request rebuilt from the stored chat; None for a tool call."""
 
 
 class TurnCache(BaseModel):
@@ -158,7 +229,7 @@ class TraceStore:
             key = decode_cursor(cursor, scope=scope, secret=self.db.cursor_key)
         with self.db.connection() as con:
             rows = _page_rows(con, chat, turn_number, key, limit + 1)
-        traces = [_record(row, chat) for row in rows[:limit]]
+        traces = [_paged(row, chat) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = traces[-1]
@@ -168,6 +239,52 @@ class TraceStore:
                 secret=self.db.cursor_key,
             )
         return TracePage(traces=traces, next_cursor=next_cursor)
+
+    def detail(self, trace_id: UUID | str, *, chat_id: UUID | None = None) -> TraceDetail | None:
+        """One trace with its whole input and output (None if unknown, or not in ``chat_id``).
+
+        A model call also gets the request as it was sent: the system prompt and tool
+        schemas it recorded (or an earlier call of the chat recorded, when unchanged since),
+        and the chat's stored messages up to the call's ``message_count``.
+        """
+        trace_uuid = parse_uuid(trace_id, InvalidTraceId, "trace id")
+        with self.db.connection() as con:
+            row = con.execute(
+                f"SELECT {_SELECT_WHOLE} FROM tool_traces WHERE id = ?", [trace_uuid]
+            ).fetchone()
+            if row is None:
+                return None
+            trace = _record(dict(zip(TRACE_COLUMNS, row, strict=True)))
+            if chat_id is not None and trace.chat_id != chat_id:
+                return None
+            request = None
+            if trace.kind == "model" and isinstance(trace.input, dict):
+                request = self._sent_request(con, trace, trace.input)
+        return TraceDetail(trace=trace, request=request)
+
+    def _sent_request(self, con: Any, trace: TraceRecord, call: dict[str, Any]) -> SentRequest:
+        count = call.get("message_count")
+        wanted = count - 1 if isinstance(count, int) and count > 0 else 0  # the system prompt
+        context: Any = None
+        if "tool_schemas" in call:
+            context = call
+        else:
+            found = con.execute(
+                f"SELECT input FROM tool_traces WHERE chat_id = ? AND kind = 'model' "
+                f"AND json_exists(input, '$.tool_schemas') AND ({_ORDER}) < (?, ?, ?) "
+                f"ORDER BY {_ORDER} DESC LIMIT 1",
+                [trace.chat_id, trace.turn_number, trace.started_at, trace.id],
+            ).fetchone()
+            context = from_json(found[0]) if found else None
+        rows = con.execute(_MESSAGES_SQL, [trace.chat_id, wanted]).fetchall()
+        messages: list[StoredMessage] = []
+        for message_id, role, position, type_, text, url, mime, size, data in rows:
+            if not messages or messages[-1].id != message_id:
+                messages.append(StoredMessage(id=message_id, role=role))
+            if position is not None:
+                value = from_json(data) if data is not None else None
+                messages[-1].parts.append(StoredPart(type_, text, url, mime, size, value))
+        return sent_request(call, context if isinstance(context, dict) else None, messages)
 
     def cache_breaks(self, chat_id: UUID | str) -> list[CacheBreak]:
         """Each turn where a segment sent before had changed, naming the first such segment."""
@@ -325,6 +442,17 @@ ORDER BY turn_number
 """
 
 
+_MESSAGES_SQL = """
+WITH sent AS (
+    SELECT id, role, created_at FROM messages WHERE chat_id = ?
+    ORDER BY created_at, id LIMIT ?
+)
+SELECT sent.id, sent.role, p.position, p.type, p.text, p.url, p.mime, p.size_bytes, p.data
+FROM sent LEFT JOIN message_parts p ON p.message_id = sent.id
+ORDER BY sent.created_at, sent.id, p.position
+"""
+
+
 _CHAT_TOTALS_SQL = """
 SELECT
     count(*),
@@ -386,14 +514,46 @@ def _page_rows(
     return rows + query("turn_number >= ?", [low], count - len(rows))
 
 
-def _record(row: tuple[Any, ...], chat: UUID) -> TraceRecord:
-    """A stored row as a record; the table's column types already hold its field types."""
-    values = dict(zip(_COLUMNS, row, strict=True))
-    values["chat_id"] = chat
+def _paged(row: tuple[Any, ...], chat: UUID) -> PagedTrace:
+    """A page's row as a trace; a large input or output comes as its size and start."""
+    values: dict[str, Any] = {"chat_id": chat}
+    cells = iter(row)
+    for column in _COLUMNS:
+        values[column] = next(cells)
+        if column in _PAYLOADS:
+            size, head = next(cells), next(cells)
+            if size is not None:
+                values[f"{column}_cut"] = _cut(size, head)
+    return PagedTrace(**_decoded(values))
+
+
+def _record(values: dict[str, Any]) -> TraceRecord:
+    return TraceRecord(**_decoded(values))
+
+
+def _decoded(values: dict[str, Any]) -> dict[str, Any]:
+    """Stored values as record fields; the table's column types already hold the rest."""
     for column in ("started_at", "finished_at"):
         if values[column] is not None:
             values[column] = _EPOCH + timedelta(microseconds=values[column])
-    for column in ("input", "output"):
+    for column in _PAYLOADS:
         if values[column] is not None:
             values[column] = from_json(values[column])
-    return TraceRecord(**values)
+    return values
+
+
+def _cut(size: int, head: str) -> CutValue:
+    """The preview of a value whose JSON text is ``size`` bytes and starts with ``head``."""
+    if not head.startswith('"'):
+        return CutValue(bytes=size, kind="json", preview=head[:PREVIEW_CHARS])
+    # A JSON string: show its text, not its escapes. The cut may fall inside an escape
+    # (at most 6 characters, ``\\uXXXX``), so drop characters until what is left decodes.
+    text = head
+    for end in range(len(text), max(0, len(text) - 7), -1):
+        try:
+            decoded = from_json(text[:end] + '"')
+        except ValueError:
+            continue
+        if isinstance(decoded, str):
+            return CutValue(bytes=size, kind="string", preview=decoded[:PREVIEW_CHARS])
+    return CutValue(bytes=size, kind="json", preview=head[:PREVIEW_CHARS])

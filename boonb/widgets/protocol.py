@@ -1,8 +1,10 @@
 """The trace viewer's messages between the browser view and the kernel.
 
-The view asks (``PageRequest``, ``CacheRequest``), the kernel answers with the same
-``request_id`` (``PageReply``, ``CacheReply``, or ``ErrorReply`` when the request
-could not be served), and pushes live frames (``FrameMessage``) as they are published.
+The view asks (``PageRequest``, ``CacheRequest``, ``DetailRequest``), the kernel answers
+with the same ``request_id`` (``PageReply``, ``CacheReply``, ``DetailReply``, or
+``ErrorReply`` when the request could not be served), and pushes live frames
+(``FrameMessage``) as they are published. Pages carry previews of large inputs and
+outputs; the view asks for a trace's detail when the user expands it.
 Every message is a JSON object with a ``kind``. The TypeScript side of these types is
 ``labextension/src/traceviewer/protocol.ts``.
 """
@@ -10,11 +12,14 @@ Every message is a JSON object with a ``kind``. The TypeScript side of these typ
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError
 
 from boonb.frames import Frame, TraceRecord
 from boonb.store import DEFAULT_LIMIT, MAX_LIMIT, ChatTotals, TurnCache
+from boonb.store.requests import SentRequest
+from boonb.store.traces import PagedTrace
 
 
 class _Message(BaseModel):
@@ -38,14 +43,23 @@ class CacheRequest(_Message):
     request_id: str = Field(min_length=1, max_length=200)
 
 
-Request = Annotated[PageRequest | CacheRequest, Field(discriminator="kind")]
+class DetailRequest(_Message):
+    """One trace of the chat in full: whole input and output, a model call's request."""
+
+    kind: Literal["detail"]
+    request_id: str = Field(min_length=1, max_length=200)
+    trace_id: UUID
+
+
+Request = Annotated[PageRequest | CacheRequest | DetailRequest, Field(discriminator="kind")]
 request_adapter: TypeAdapter[Request] = TypeAdapter(Request)
 
 
 class PageReply(_Message):
     kind: Literal["page"] = "page"
     request_id: str
-    traces: list[TraceRecord]
+    traces: list[PagedTrace]
+    """Large inputs and outputs come as previews (``input_cut``, ``output_cut``)."""
     next_cursor: str | None
     """Pass back in the next ``PageRequest``; None on the last page."""
 
@@ -56,6 +70,14 @@ class CacheReply(_Message):
     turns: list[TurnCache]
     """Turns with at least one model call, in turn order."""
     totals: ChatTotals
+
+
+class DetailReply(_Message):
+    kind: Literal["detail"] = "detail"
+    request_id: str
+    trace: TraceRecord
+    request: SentRequest | None
+    """A model call's request as it was sent; None for a tool call."""
 
 
 class ErrorReply(_Message):
@@ -70,7 +92,7 @@ class FrameMessage(_Message):
     frame: Frame
 
 
-Reply = PageReply | CacheReply | ErrorReply
+Reply = PageReply | CacheReply | DetailReply | ErrorReply
 
 
 def parse_request(content: Any) -> Request:

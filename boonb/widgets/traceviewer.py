@@ -20,6 +20,8 @@ from boonb.widgets.common import ChatWidget, bundle, chat_uuid
 from boonb.widgets.protocol import (
     CacheReply,
     CacheRequest,
+    DetailReply,
+    DetailRequest,
     ErrorReply,
     FrameMessage,
     PageReply,
@@ -87,6 +89,19 @@ class TraceViewer(ChatWidget):
                         request_id=request.request_id,
                         turns=store.traces.turn_cache(self._chat),
                         totals=store.traces.chat_totals(self._chat),
+                    )
+                case DetailRequest():
+                    detail = store.traces.detail(request.trace_id, chat_id=self._chat)
+                    if detail is None:
+                        return ErrorReply(
+                            request_id=request.request_id,
+                            message=f"no trace {request.trace_id} in chat {self._chat} "
+                            "is stored; reopen the viewer to load its traces again",
+                        )
+                    return DetailReply(
+                        request_id=request.request_id,
+                        trace=detail.trace,
+                        request=detail.request,
                     )
                 case _:
                     assert_never(request)

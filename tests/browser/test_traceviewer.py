@@ -382,3 +382,201 @@ def test_traces_magic_shows_a_real_agent_run(notebook: NotebookFactory) -> None:
 def _luminance(css: str) -> float:
     r, g, b = (int(v) for v in re.findall(r"\d+", css)[:3])
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _shoot(nb: Notebook, viewer: Locator, name: str) -> None:
+    """The viewer in the light theme, then in the dark one (the theme is left dark)."""
+    nb.set_theme("light")
+    viewer.screenshot(path=ARTIFACTS_DIR / f"tv-{name}-light.png")
+    nb.set_theme("dark")
+    viewer.screenshot(path=ARTIFACTS_DIR / f"tv-{name}-dark.png")
+
+
+def test_a_large_output_shows_its_preview_then_the_whole_value_on_expand(
+    notebook: NotebookFactory,
+) -> None:
+    seed = """
+big = "a line of a large tool output\\n" * (50 * 1024 * 1024 // 30)
+add(trace(0, 0, name="read_file", output=big))
+"""
+    nb, viewer = open_viewer(notebook, "large.ipynb", seed)
+    row = viewer.locator('.tv-trace[data-kind="tool"]')
+    # Keep the kernel busy in a cell, so the detail request waits and the preview shows.
+    nb.run_cell("import threading\nthreading.Event().wait()", wait=False)
+    row.click()
+    detail = viewer.locator(".tv-detail")
+    expect(detail).to_have_attribute("data-detail", "loading")
+    preview = detail.locator(".tv-json-output.tv-preview")
+    # The text itself, not its JSON: a file reads like the file.
+    expect(preview).to_contain_text(re.compile(r"^a line of a large tool output\s+a line of"))
+    # 51.7 MB: the stored JSON text, its newlines escaped.
+    expect(preview.locator(".tv-cut")).to_have_text(
+        "… preview of 51.7 MB; loading the whole value…"
+    )
+    _shoot(nb, viewer, "large-preview")
+    nb.interrupt()
+    nb.wait_idle()
+
+    expect(detail).to_have_attribute("data-detail", "loaded", timeout=60_000)
+    output = detail.locator(".tv-json-output")
+    expect(output).not_to_have_class(re.compile(r"\btv-preview\b"))
+    expect(detail.locator(".tv-detail-label").nth(1)).to_have_text("Output · whole value, 51.7 MB")
+    rest = int(nb.kernel_value("len(big) - 4000"))
+    expect(output.locator(".tv-cut")).to_have_text(f"… {rest} more characters")
+    _shoot(nb, viewer, "large-expanded")
+    detail.locator(".tv-show-more").click()
+    expect(output.locator(".tv-cut")).to_contain_text("GET /boonb/api/traces/{id} has them all")
+    assert len(output.inner_text()) > 2_000_000
+
+
+def test_a_model_calls_detail_shows_the_request_as_sent_and_grows_with_it(
+    notebook: NotebookFactory,
+) -> None:
+    nb = notebook.open("request.ipynb")
+    nb.run_cell(
+        "%load_ext boonb\n"
+        "from boonb.runtime import get_runtime\n"
+        "from boonb.sim import Rule\n"
+        "get_runtime().simulator().add_rule(\n"
+        "    Rule('look around', tool_calls=[{'name': 'list_files', 'arguments': {}}]))"
+    )
+    nb.run_cell("%%agent --max-turns 3\nPlease look around the project.")
+    out = nb.run_cell("%traces")
+    viewer = out.locator(".boonb-traceviewer")
+    expect(viewer).to_have_attribute("data-ready", "true")
+    call = viewer.locator('.tv-trace[data-kind="model"]').first
+    call.click()
+    detail = viewer.locator(".tv-detail")
+    expect(detail).to_have_attribute("data-detail", "loaded")
+    request = detail.locator(".tv-request")
+    messages = request.locator(".tv-message")
+    expect(messages.first).to_have_attribute("data-role", "system")
+    expect(messages.first).to_contain_text("You are an assistant running inside a Jupyter")
+    expect(messages.nth(1)).to_have_attribute("data-role", "user")
+    expect(messages.nth(1)).to_contain_text("Please look around the project.")
+    tools = request.locator(".tv-tools")
+    expect(tools.locator("summary")).to_contain_text(re.compile(r"Tools \(\d+ schemas\)"))
+    _shoot(nb, viewer, "model-request")
+    nb.set_theme("light")
+    tools.locator("summary").click()
+    expect(tools.locator(".tv-json-tools")).to_contain_text('"list_files"')
+    # Local time, as the chat view shows it, not the stored UTC.
+    meta = detail.locator(".tv-detail-meta")
+    started = call.evaluate("el => el.dataset.traceId")
+    assert started
+    expect(meta).to_contain_text(re.compile(r"started \d\d:\d\d:\d\d\.\d{3}"))
+    expect(meta).not_to_contain_text("+00:00")
+
+    # The panel grows with its content, up to its cap; the rows after it move down.
+    geometry = detail.evaluate(
+        """el => {
+          const next = [...el.parentElement.children]
+            .filter(r => parseFloat(r.style.top) > parseFloat(el.style.top))
+            .sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))[0];
+          return {
+            height: el.offsetHeight, scroll: el.scrollHeight, client: el.clientHeight,
+            bottom: parseFloat(el.style.top) + el.offsetHeight,
+            next: next ? parseFloat(next.style.top) : null,
+            tree: el.closest('.tv-scroller').clientHeight,
+          };
+        }"""
+    )
+    assert geometry["height"] > 280, geometry  # the old fixed box
+    assert geometry["height"] <= 640, geometry
+    if geometry["scroll"] <= 640:
+        assert geometry["scroll"] <= geometry["client"] + 1, geometry  # no inner scroll
+    if geometry["next"] is not None:
+        assert geometry["next"] >= geometry["bottom"] - 1, geometry
+    assert geometry["tree"] >= min(geometry["height"], 640), geometry
+    _shoot(nb, viewer, "model-request-tools")
+
+
+def test_a_turns_cache_bar_opens_its_per_segment_breakdown(notebook: NotebookFactory) -> None:
+    seed = """
+def seg(name, tokens, hit, digest, prefix=None):
+    return CacheSegment(segment=name, tokens=tokens, hit_tokens=hit, miss_tokens=tokens - hit,
+                        hash=digest, prefix_hash=prefix)
+add(model(0, 0, input_tokens=3000, cache_tokens=0),
+    [seg("system", 1000, 0, "s"), seg("history", 2000, 0, "h0")])
+add(model(1, 10, input_tokens=4500, cache_tokens=1000),
+    [seg("system", 1000, 1000, "s", "s"), seg("history", 3500, 0, "h1", "changed")])
+"""
+    nb, viewer = open_viewer(notebook, "breakdown.ipynb", seed)
+    turn = viewer.locator('.tv-turn[data-turn="1"]')
+    bar = turn.locator(".tv-cache")
+    expect(bar).to_have_attribute("aria-expanded", "false")
+    bar.click()
+    expect(bar).to_have_attribute("aria-expanded", "true")
+    expect(turn).to_have_attribute("aria-expanded", "true")  # the turn did not collapse
+    panel = viewer.locator('.tv-cache-detail[data-cache-for="1"]')
+    rows = panel.locator(".tv-segment")
+    expect(rows).to_have_count(2)
+    cells = rows.evaluate_all(
+        "rows => rows.map(r => [...r.querySelectorAll('td')].map(c => c.textContent))"
+    )
+    assert cells == [["system", "1000", "1000", "0"], ["history", "3500", "0", "3500"]]
+    expect(panel.locator(".tv-cache-broken")).to_have_text(
+        "cache broken by: history changed since the last call"
+    )
+    expect(panel.locator(".tv-segment.is-broken")).to_have_attribute("data-segment", "history")
+    # Below the turn, above its calls.
+    assert viewer.evaluate(
+        "root => [...root.querySelectorAll('.tv-turn, .tv-trace, .tv-cache-detail')]"
+        ".sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))"
+        ".map(r => r.className.split(' ')[1])"
+    ) == ["tv-turn", "tv-trace", "tv-turn", "tv-cache-detail", "tv-trace"]
+    _shoot(nb, viewer, "cache-breakdown")
+    bar.click()
+    expect(panel).to_have_count(0)
+
+
+def test_a_selected_turn_keeps_its_0_percent_cache_bar_visible(notebook: NotebookFactory) -> None:
+    seed = """
+add(model(0, 0, input_tokens=2000, cache_tokens=0))
+add(trace(0, 1, name="list_files"))
+add(model(1, 10, input_tokens=3000, cache_tokens=2000))
+"""
+    nb, viewer = open_viewer(notebook, "selected.ipynb", seed)
+    tree = viewer.locator(".tv-scroller")
+    tree.focus()
+    tree.press("ArrowDown")  # turn 0, selected, not collapsed
+    turn = viewer.locator('.tv-turn[data-turn="0"]')
+    expect(turn).to_have_class(re.compile(r"\bis-selected\b"))
+    expect(turn.locator(".tv-hit-rate")).to_have_text("0%")
+    colours = """row => [getComputedStyle(row).backgroundColor,
+        getComputedStyle(row.querySelector('.tv-cache-miss')).backgroundColor,
+        getComputedStyle(row.querySelector('.tv-cache-hit')).backgroundColor]"""
+    for theme in ("light", "dark"):
+        nb.set_theme(theme)
+        row_bg, miss, hit = turn.evaluate(colours)
+        assert miss != row_bg and hit != row_bg, (theme, row_bg, miss, hit)
+        assert abs(_luminance(miss) - _luminance(row_bg)) > 30, (theme, row_bg, miss)
+    _shoot(nb, viewer, "selected-0-percent")
+
+
+def test_times_in_a_detail_are_the_users_local_time(notebook: NotebookFactory) -> None:
+    seed = "add(trace(0, 0, name='read_file'))"
+    nb, viewer = open_viewer(notebook, "localtime.ipynb", seed)
+    cdp = nb.page.context.new_cdp_session(nb.page)
+    cdp.send("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})
+    viewer.locator(".tv-trace").click()
+    meta = viewer.locator(".tv-detail .tv-detail-meta")
+    # T0 is 2026-01-01 00:00 UTC: 09:00 in Tokyo; the stored UTC time is in the tooltip.
+    expect(meta).to_contain_text("started 2026-01-01 09:00:00.000")
+    expect(meta).to_have_attribute("title", "started 2026-01-01T00:00:00Z (UTC)")
+
+
+def test_the_model_badge_does_not_wear_the_focus_colour(notebook: NotebookFactory) -> None:
+    seed = """
+add(model(0, 0))
+add(trace(0, 1))
+"""
+    _, viewer = open_viewer(notebook, "badges.ipynb", seed)
+    border = "el => getComputedStyle(el).borderTopColor"
+    model_border = viewer.locator(".tv-badge-model").first.evaluate(border)
+    tool_border = viewer.locator(".tv-badge-tool").first.evaluate(border)
+    assert model_border == tool_border  # told apart by its tint, not a focus-like border
+    tint = "el => getComputedStyle(el).backgroundColor"
+    assert viewer.locator(".tv-badge-model").first.evaluate(tint) != (
+        viewer.locator(".tv-badge-tool").first.evaluate(tint)
+    )

@@ -1,21 +1,25 @@
 // Row elements: built once, then updated in place so CSS transitions can animate changes.
-import type { TraceRecord } from "../frames";
+import type { JsonValue } from "../frames";
 import {
+  formatBytes,
   formatLatency,
   formatRate,
   formatTokens,
   hitRate,
   latencyClass,
+  localTime,
   rateClass,
 } from "./format";
-import { highlight, prettyJson } from "./json";
-import type { ChatTotals, TurnCache } from "./protocol";
-import type { TraceItem, Turn } from "./state";
+import { binaryPlaceholder, highlight, prettyJson } from "./json";
+import type { ChatTotals, CutValue, PagedTrace, SentRequest, TurnCache } from "./protocol";
+import type { DetailState, TraceItem, Turn } from "./state";
 import { turnFigures } from "./state";
 import { h } from "../shared/dom";
 
 /** Characters of a payload shown before "show more". */
 export const CUT = 4000;
+/** Characters "show more" shows at most; the REST detail endpoint has the rest. */
+export const SHOW_MORE_LIMIT = 2_000_000;
 /** Beyond this many characters a payload is shown as plain text (highlighting costs DOM). */
 const HIGHLIGHT_LIMIT = 200_000;
 
@@ -41,6 +45,9 @@ export function createTurnRow(): HTMLElement {
     h("span", "tv-turn-summary"),
   );
   const cache = h("span", "tv-cache");
+  // The bar opens the turn's per-segment breakdown (a row of its own below the turn).
+  cache.setAttribute("role", "button");
+  cache.setAttribute("aria-expanded", "false");
   const bar = h("span", "tv-cache-bar");
   bar.append(h("span", "tv-cache-hit"), h("span", "tv-cache-miss"));
   cache.append(bar, h("span", "tv-hit-rate"));
@@ -53,6 +60,7 @@ export function updateTurnRow(
   turn: Turn,
   cache: TurnCache | undefined,
   collapsed: boolean,
+  cacheOpen: boolean,
 ): void {
   const figures = turnFigures(turn);
   row.dataset["turn"] = String(turn.turn);
@@ -79,6 +87,8 @@ export function updateTurnRow(
     return;
   }
   cacheEl.hidden = false;
+  cacheEl.setAttribute("aria-expanded", String(cacheOpen));
+  setClass(cacheEl, "is-open", cacheOpen);
   const rate = hitRate(cache.cache_tokens, cache.input_tokens);
   cacheEl.dataset["hitRate"] = String(rate ?? "");
   cacheEl.dataset["cacheTokens"] = String(cache.cache_tokens);
@@ -88,7 +98,63 @@ export function updateTurnRow(
   child(row, ".tv-cache-hit").style.width = `${((rate ?? 0) * 100).toFixed(1)}%`;
   badge.className = `tv-hit-rate ${rateClass(rate)}`;
   badge.textContent = formatRate(rate);
-  cacheEl.title = cacheTooltip(cache);
+  cacheEl.title = `${cacheTooltip(cache)}\n(click for the breakdown)`;
+}
+
+/** Per segment of a turn's prompt: tokens, cached and uncached (summed over its calls). */
+export function segmentTotals(
+  cache: TurnCache,
+): Array<{ segment: string; tokens: number; hit: number; miss: number }> {
+  const bySegment = new Map<string, { segment: string; tokens: number; hit: number; miss: number }>();
+  for (const s of cache.segments) {
+    const sum = bySegment.get(s.segment) ?? { segment: s.segment, tokens: 0, hit: 0, miss: 0 };
+    sum.tokens += s.tokens;
+    sum.hit += s.hit_tokens;
+    sum.miss += s.miss_tokens;
+    bySegment.set(s.segment, sum);
+  }
+  return [...bySegment.values()];
+}
+
+/** A turn's cache breakdown, shown under the turn when its cache bar is clicked. */
+export function createCacheBreakdown(turn: number, cache: TurnCache): HTMLElement {
+  const panel = h("div", "tv-panel tv-cache-detail");
+  panel.dataset["cacheFor"] = String(turn);
+  const rate = hitRate(cache.cache_tokens, cache.input_tokens);
+  panel.append(
+    h(
+      "div",
+      "tv-detail-meta",
+      `Prompt cache of turn ${turn}: ${formatTokens(cache.cache_tokens)} of ` +
+        `${formatTokens(cache.input_tokens)} prompt tokens cached (${formatRate(rate)})`,
+    ),
+  );
+  const table = h("table", "tv-segments");
+  const head = h("tr", "");
+  for (const title of ["Segment", "Tokens", "Hit", "Miss"]) head.append(h("th", "", title));
+  table.append(head);
+  for (const sum of segmentTotals(cache)) {
+    const row = h("tr", "tv-segment");
+    row.dataset["segment"] = sum.segment;
+    row.append(
+      h("td", "tv-segment-name", sum.segment),
+      h("td", "tv-segment-tokens", String(sum.tokens)),
+      h("td", "tv-segment-hit", String(sum.hit)),
+      h("td", "tv-segment-miss", String(sum.miss)),
+    );
+    setClass(row, "is-broken", sum.segment === cache.broken_by);
+    table.append(row);
+  }
+  panel.append(table);
+  if (cache.segments.length === 0) {
+    panel.append(h("div", "tv-note", "No per-segment figures were recorded for this turn."));
+  }
+  if (cache.broken_by !== null) {
+    panel.append(
+      h("div", "tv-cache-broken", `cache broken by: ${cache.broken_by} changed since the last call`),
+    );
+  }
+  return panel;
 }
 
 export function cacheTooltip(cache: TurnCache): string {
@@ -172,13 +238,23 @@ export function updateTraceRow(
 
 // Detail (an expanded trace)
 
-export function createDetail(trace: TraceRecord, showMore: boolean): HTMLElement {
-  const detail = h("div", "tv-detail");
-  detail.dataset["detailFor"] = trace.id;
+/**
+ * An expanded trace: its input and output (whole once the kernel sent them, a preview
+ * before), and for a model call the request as it was sent.
+ */
+export function createDetail(
+  trace: PagedTrace,
+  detail: DetailState | undefined,
+  showMore: boolean,
+): HTMLElement {
+  const panel = h("div", "tv-panel tv-detail");
+  panel.dataset["detailFor"] = trace.id;
+  panel.dataset["detail"] = detail?.status ?? "none";
+  const whole = detail?.status === "loaded" ? detail.reply.trace : null;
   const meta = [
     trace.kind === "model" ? "model call" : "tool call",
     `turn ${trace.turn_number}`,
-    `started ${trace.started_at}`,
+    `started ${localTime(trace.started_at)}`,
   ];
   if (trace.call_id !== null) meta.push(`call ${trace.call_id}`);
   if (trace.kind === "model") {
@@ -187,33 +263,145 @@ export function createDetail(trace: TraceRecord, showMore: boolean): HTMLElement
       `out ${formatTokens(trace.output_tokens)}`,
     );
   }
-  detail.append(h("div", "tv-detail-meta", meta.join(" · ")));
-  if (trace.error !== null) detail.append(h("div", "tv-error-message", trace.error));
+  const metaEl = h("div", "tv-detail-meta", meta.join(" · "));
+  metaEl.title = `started ${trace.started_at} (UTC)`;
+  panel.append(metaEl);
+  if (trace.error !== null) panel.append(h("div", "tv-error-message", trace.error));
+  if (detail?.status === "failed") {
+    panel.append(h("div", "tv-error-message", `could not load the whole trace: ${detail.message}`));
+  }
+  // A model call's request as sent comes first: it is what a user checks when a prompt
+  // went wrong. Its trace input (what was new, and the recorded context) stays at hand.
+  if (trace.kind === "model") panel.append(requestSection(detail));
   let cut = false;
-  for (const [label, value, cls] of [
-    ["Input", trace.input, "tv-json-input"],
-    ["Output", trace.output, "tv-json-output"],
+  for (const [label, value, preview, cls] of [
+    ["Input", whole?.input ?? trace.input, whole === null ? trace.input_cut : null, "tv-json-input"],
+    ["Output", whole?.output ?? trace.output, whole === null ? trace.output_cut : null, "tv-json-output"],
   ] as const) {
-    const section = h("div", "tv-detail-section");
-    section.append(h("div", "tv-detail-label", label));
-    const pre = h("pre", `tv-json ${cls}`);
-    const text = prettyJson(value);
-    const shown = showMore || text.length <= CUT ? text : text.slice(0, CUT);
-    if (shown.length < text.length) cut = true;
-    if (shown.length <= HIGHLIGHT_LIMIT) highlight(shown, pre);
-    else pre.textContent = shown;
-    if (shown.length < text.length) {
-      pre.append(h("span", "tv-cut", `\n… ${text.length - shown.length} more characters`));
+    const folded = trace.kind === "model" && label === "Input";
+    const section = h(folded ? "details" : "div", "tv-detail-section");
+    const pageCut = label === "Input" ? trace.input_cut : trace.output_cut;
+    let title = folded ? "Trace input (new messages, recorded context)" : label;
+    if (pageCut) {
+      const size = formatBytes(pageCut.bytes);
+      title += whole === null ? ` · preview of ${size}` : ` · whole value, ${size}`;
     }
-    section.append(pre);
-    detail.append(section);
+    section.append(h(folded ? "summary" : "div", "tv-detail-label", title));
+    if (preview !== null && preview !== undefined) {
+      section.append(previewBlock(preview, cls, detail));
+    } else {
+      const [pre, wasCut] = jsonBlock(value, cls, showMore);
+      cut ||= wasCut;
+      section.append(pre);
+    }
+    panel.append(section);
   }
   if (cut || showMore) {
     const button = h("button", "tv-show-more", showMore ? "show less" : "show more");
     button.type = "button";
-    detail.append(button);
+    panel.append(button);
   }
-  return detail;
+  return panel;
+}
+
+/** Text a payload shows as: a plain string as itself (a file reads like the file), the rest
+ * as pretty JSON. */
+function payloadText(value: JsonValue): [string, boolean] {
+  if (typeof value === "string") {
+    const trimmed = value.trim();
+    if (!trimmed.startsWith("{") && !trimmed.startsWith("[")) {
+      return [binaryPlaceholder(value) ?? value, false];
+    }
+  }
+  return [prettyJson(value), true];
+}
+
+function jsonBlock(value: JsonValue, cls: string, showMore: boolean): [HTMLElement, boolean] {
+  const [text, isJson] = payloadText(value);
+  const pre = h("pre", `tv-json ${cls}${isJson ? "" : " tv-text"}`);
+  const limit = showMore ? SHOW_MORE_LIMIT : CUT;
+  const shown = text.length <= limit ? text : text.slice(0, limit);
+  if (isJson && shown.length <= HIGHLIGHT_LIMIT) highlight(shown, pre);
+  else pre.textContent = shown;
+  if (shown.length < text.length) {
+    const more = text.length - shown.length;
+    const rest = showMore
+      ? `\n… ${more} more characters not shown; GET /boonb/api/traces/{id} has them all`
+      : `\n… ${more} more characters`;
+    pre.append(h("span", "tv-cut", rest));
+  }
+  return [pre, text.length > CUT];
+}
+
+/** A page's preview of a large value, until the whole value arrives. */
+function previewBlock(preview: CutValue, cls: string, detail: DetailState | undefined): HTMLElement {
+  const text = preview.kind === "string" ? "tv-text " : "";
+  const pre = h("pre", `tv-json ${cls} ${text}tv-preview`);
+  pre.dataset["bytes"] = String(preview.bytes);
+  // A string's preview is its text, shown as the whole string will be; else JSON text.
+  pre.textContent = preview.preview;
+  const state =
+    detail?.status === "failed" ? "not loaded" : "loading the whole value…";
+  pre.append(
+    h("span", "tv-cut", `\n… preview of ${formatBytes(preview.bytes)}; ${state}`),
+  );
+  return pre;
+}
+
+/** A model call's request as sent: system prompt, messages and tool schemas. */
+function requestSection(detail: DetailState | undefined): HTMLElement {
+  const section = h("div", "tv-detail-section tv-request");
+  section.append(h("div", "tv-detail-label", "Request as sent"));
+  if (detail === undefined || detail.status === "loading") {
+    section.append(h("div", "tv-note", "loading…"));
+    return section;
+  }
+  if (detail.status === "failed" || detail.reply.request === null) {
+    section.append(h("div", "tv-note", "not available"));
+    return section;
+  }
+  const request: SentRequest = detail.reply.request;
+  for (const note of request.notes) section.append(h("div", "tv-note", note));
+  const messages = h("div", "tv-messages");
+  request.messages.forEach((message, i) => messages.append(messageBlock(message, i)));
+  section.append(messages);
+  const tools = h("details", "tv-tools");
+  const count = request.tools?.length ?? 0;
+  tools.append(h("summary", "", `Tools (${count} schema${count === 1 ? "" : "s"})`));
+  if (request.tools !== null) {
+    const pre = h("pre", "tv-json tv-json-tools");
+    highlight(prettyJson(request.tools), pre);
+    tools.append(pre);
+  }
+  section.append(tools);
+  return section;
+}
+
+function messageBlock(message: JsonValue, index: number): HTMLElement {
+  const block = h("div", "tv-message");
+  const fields =
+    message !== null && typeof message === "object" && !Array.isArray(message) ? message : {};
+  const role = typeof fields["role"] === "string" ? fields["role"] : "?";
+  block.dataset["role"] = role;
+  block.append(h("span", "tv-message-role", `${index + 1}. ${role}`));
+  const content = fields["content"] ?? null;
+  const rest: { [key: string]: JsonValue } = {};
+  for (const [key, value] of Object.entries(fields)) {
+    if (key !== "role" && key !== "content") rest[key] = value;
+  }
+  if (typeof content === "string") {
+    block.append(h("div", "tv-message-text", content));
+  } else if (content !== null) {
+    const pre = h("pre", "tv-json");
+    highlight(prettyJson(content), pre);
+    block.append(pre);
+  }
+  if (Object.keys(rest).length > 0) {
+    const pre = h("pre", "tv-json tv-message-extra");
+    highlight(prettyJson(rest), pre);
+    block.append(pre);
+  }
+  return block;
 }
 
 // Footer

@@ -66,3 +66,20 @@ export function formatBytes(n: number): string {
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
   return `${(n / (1024 * 1024)).toFixed(1)} MB`;
 }
+
+/**
+ * An ISO timestamp in the user's local time, as the chat view shows times: "21:04:05.123",
+ * with the local date in front when it is not today ("2026-01-01 21:04:05.123").
+ */
+export function localTime(iso: string | null, now: Date = new Date()): string {
+  if (iso === null) return "–";
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return iso;
+  const two = (n: number): string => String(n).padStart(2, "0");
+  const clock =
+    `${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}` +
+    `.${String(at.getMilliseconds()).padStart(3, "0")}`;
+  const day = `${at.getFullYear()}-${two(at.getMonth() + 1)}-${two(at.getDate())}`;
+  const today = `${now.getFullYear()}-${two(now.getMonth() + 1)}-${two(now.getDate())}`;
+  return day === today ? clock : `${day} ${clock}`;
+}

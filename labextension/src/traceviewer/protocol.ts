@@ -1,5 +1,5 @@
 // Messages between the view and the kernel; mirrors boonb/widgets/protocol.py.
-import type { CacheSegment, Frame, TraceRecord } from "../frames";
+import type { CacheSegment, Frame, JsonValue, TraceRecord } from "../frames";
 import type { ErrorReply, WidgetModel as SharedWidgetModel } from "../shared/widget";
 
 export interface PageRequest {
@@ -14,7 +14,40 @@ export interface CacheRequest {
   request_id: string;
 }
 
-export type Request = PageRequest | CacheRequest;
+/** One trace in full, asked for when the user expands it. */
+export interface DetailRequest {
+  kind: "detail";
+  request_id: string;
+  trace_id: string;
+}
+
+export type Request = PageRequest | CacheRequest | DetailRequest;
+
+/** A trace's input or output too large for a page: its size and its start. */
+export interface CutValue {
+  /** Size of the whole value as stored (its JSON text, UTF-8). */
+  bytes: number;
+  /** "string": preview is the start of the string; "json": of the value's JSON text. */
+  kind: "string" | "json";
+  preview: string;
+}
+
+/** A trace as a page carries it; a cut field's value is null, its preview in ``*_cut``.
+ * Live frames carry whole traces, without these fields. */
+export interface PagedTrace extends TraceRecord {
+  input_cut?: CutValue | null;
+  output_cut?: CutValue | null;
+}
+
+/** A model call's request as it was sent, rebuilt from the stored chat. */
+export interface SentRequest {
+  model: string | null;
+  messages: JsonValue[];
+  /** The tool schemas offered; null when none were offered or they were not recorded. */
+  tools: JsonValue[] | null;
+  /** Where the rebuilt request may differ from what was sent, and why. */
+  notes: string[];
+}
 
 export interface TurnCache {
   turn_number: number;
@@ -43,7 +76,7 @@ export interface ChatTotals {
 export interface PageReply {
   kind: "page";
   request_id: string;
-  traces: TraceRecord[];
+  traces: PagedTrace[];
   next_cursor: string | null;
 }
 
@@ -54,12 +87,20 @@ export interface CacheReply {
   totals: ChatTotals;
 }
 
+export interface DetailReply {
+  kind: "detail";
+  request_id: string;
+  trace: TraceRecord;
+  /** A model call's request as it was sent; null for a tool call. */
+  request: SentRequest | null;
+}
+
 export interface FrameMessage {
   kind: "frame";
   frame: Frame;
 }
 
-export type KernelMessage = PageReply | CacheReply | ErrorReply | FrameMessage;
+export type KernelMessage = PageReply | CacheReply | DetailReply | ErrorReply | FrameMessage;
 
 /** The part of anywidget's model the view uses. */
 export type WidgetModel = SharedWidgetModel<Request, KernelMessage>;

@@ -1,10 +1,10 @@
 // The view's data: traces grouped by turn, cache figures, and the flattened visible rows.
 import type { Frame, TraceRecord } from "../frames";
 import { timeKey } from "./format";
-import type { ChatTotals, TurnCache } from "./protocol";
+import type { ChatTotals, DetailReply, PagedTrace, TurnCache } from "./protocol";
 
 export interface TraceItem {
-  trace: TraceRecord;
+  trace: PagedTrace;
   /** A ``tool_trace:start`` without its ``complete`` yet. */
   running: boolean;
   key: number;
@@ -19,15 +19,19 @@ export interface Turn {
 
 export type Row =
   | { type: "turn"; key: string; turn: Turn }
+  | { type: "cache"; key: string; turn: Turn }
   | { type: "trace"; key: string; item: TraceItem }
   | { type: "detail"; key: string; item: TraceItem };
 
-export const ROW_HEIGHT = 28;
-export const DETAIL_HEIGHT = 280;
+/** A trace's full value and request, once asked for on expand. */
+export type DetailState =
+  | { status: "loading" }
+  | { status: "loaded"; reply: DetailReply }
+  | { status: "failed"; message: string };
 
-export function rowHeight(row: Row): number {
-  return row.type === "detail" ? DETAIL_HEIGHT : ROW_HEIGHT;
-}
+export const ROW_HEIGHT = 28;
+/** Height of a panel (a trace's detail, a turn's cache breakdown) until it is measured. */
+export const PANEL_ESTIMATE = 120;
 
 function compareItems(a: TraceItem, b: TraceItem): number {
   if (a.key !== b.key) return a.key - b.key;
@@ -42,6 +46,11 @@ export class TraceState {
   readonly collapsedTurns = new Set<number>();
   readonly expanded = new Set<string>();
   readonly showMore = new Set<string>();
+  /** Turns whose cache breakdown is open. */
+  readonly cacheOpen = new Set<number>();
+  readonly details = new Map<string, DetailState>();
+  /** Panels grow with their content: their heights as last measured, by row key. */
+  private readonly measured = new Map<string, number>();
   maxLatency = 0;
 
   private rowsCache: Row[] | null = null;
@@ -170,6 +179,20 @@ export class TraceState {
     this.rowsCache = null;
   }
 
+  heightOf(row: Row): number {
+    if (row.type === "turn" || row.type === "trace") return ROW_HEIGHT;
+    return this.measured.get(row.key) ?? PANEL_ESTIMATE;
+  }
+
+  /** Record a panel's measured height; returns whether it changed (rows must move). */
+  setMeasured(key: string, height: number): boolean {
+    const rounded = Math.ceil(height);
+    if (rounded <= 0 || this.measured.get(key) === rounded) return false;
+    this.measured.set(key, rounded);
+    this.invalidate();
+    return true;
+  }
+
   /** The rows to show, in order: each turn, then (unless collapsed) its traces and details. */
   rows(): Row[] {
     if (this.rowsCache !== null) return this.rowsCache;
@@ -179,6 +202,9 @@ export class TraceState {
       const turn = this.turns.get(number);
       if (turn === undefined) continue;
       rows.push({ type: "turn", key: `turn:${number}`, turn });
+      if (this.cacheOpen.has(number) && this.cache.has(number)) {
+        rows.push({ type: "cache", key: `cache:${number}`, turn });
+      }
       if (this.collapsedTurns.has(number)) continue;
       for (const item of turn.items) {
         rows.push({ type: "trace", key: `trace:${item.trace.id}`, item });
@@ -191,7 +217,7 @@ export class TraceState {
     let top = 0;
     rows.forEach((row, i) => {
       offsets[i] = top;
-      top += rowHeight(row);
+      top += this.heightOf(row);
     });
     offsets[rows.length] = top;
     this.rowsCache = rows;

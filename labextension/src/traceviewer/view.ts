@@ -1,5 +1,6 @@
 // The trace viewer's view: a virtualised tree fed by pages and live frames.
 import {
+  createCacheBreakdown,
   createDetail,
   createFooter,
   createTraceRow,
@@ -18,6 +19,10 @@ export const PAGE_LIMIT = 50;
 /** Pages once the user scrolls: the kernel's maximum, so a long chat takes fewer round trips. */
 export const SCROLL_PAGE_LIMIT = 200;
 const MAX_HEIGHT = 440;
+/** An open panel (a detail, a cache breakdown) is shown whole up to this height, the tree
+ * growing to fit it so the page scrolls rather than a box inside the tree; a taller one
+ * scrolls inside itself. Matches the panels' max-height in styles.css. */
+const PANEL_MAX_HEIGHT = 640;
 const MIN_HEIGHT = ROW_HEIGHT * 2;
 const OVERSCAN = 8;
 /** Before any scrolling, ask for the next page only when the end is this close (a short view). */
@@ -39,8 +44,12 @@ export class TraceView {
   private readonly empty: HTMLElement;
   private readonly footer: HTMLElement;
   private readonly rendered = new Map<string, HTMLElement>();
-  /** The trace (or show-more state) each rendered detail was built from. */
-  private readonly detailSource = new WeakMap<HTMLElement, unknown>();
+  /** What each rendered panel (detail, cache breakdown) was built from. */
+  private readonly panelSource = new WeakMap<HTMLElement, readonly unknown[]>();
+  /** Measures open panels, which grow with their content, so the rows below them move. */
+  private readonly resizes: ResizeObserver;
+  /** Detail requests in flight, by request id: the trace each asks for. */
+  private readonly detailRequests = new Map<string, string>();
   /** What each rendered turn or trace row was last drawn from; unchanged rows are not touched,
    * so a scroll frame only writes the rows it adds (no style or layout work for the rest). */
   private readonly drawnFrom = new WeakMap<HTMLElement, readonly unknown[]>();
@@ -65,6 +74,7 @@ export class TraceView {
     el: HTMLElement,
   ) {
     this.requests = new PendingRequests((message) => model.send(message));
+    this.resizes = new ResizeObserver(this.onResize);
     performance.mark(RENDER_MARK, { detail: this.markDetail() });
     this.root = h("div", "boonb-traceviewer");
     this.root.dataset["chatId"] = model.get("chat_id");
@@ -105,6 +115,7 @@ export class TraceView {
     this.scroller.removeEventListener("keydown", this.onKey);
     if (this.frameHandle !== 0) cancelAnimationFrame(this.frameHandle);
     if (this.cacheTimer !== null) clearTimeout(this.cacheTimer);
+    this.resizes.disconnect();
     this.root.remove();
   }
 
@@ -124,6 +135,21 @@ export class TraceView {
 
   private requestCache(): void {
     this.requests.send({ kind: "cache", request_id: this.requests.id("cache") });
+  }
+
+  /** Ask for a trace in full when a page gave only its preview, or for a model call's
+   * request as sent; once per trace (a failed one is asked again on the next expand). */
+  private requestDetail(traceId: string): void {
+    const item = this.state.items.get(traceId);
+    if (item === undefined || item.running) return;
+    const { trace } = item;
+    const needed = trace.kind === "model" || Boolean(trace.input_cut) || Boolean(trace.output_cut);
+    const known = this.state.details.get(traceId);
+    if (!needed || known?.status === "loading" || known?.status === "loaded") return;
+    const requestId = this.requests.id("detail");
+    this.detailRequests.set(requestId, traceId);
+    this.state.details.set(traceId, { status: "loading" });
+    this.requests.send({ kind: "detail", request_id: requestId, trace_id: traceId });
   }
 
   private readonly onMessage = (message: KernelMessage): void => {
@@ -153,9 +179,25 @@ export class TraceView {
         this.state.setCache(message.turns, message.totals);
         this.schedule();
         return;
+      case "detail": {
+        if (this.requests.take(message.request_id) === undefined) return;
+        this.detailRequests.delete(message.request_id);
+        this.state.details.set(message.trace.id, { status: "loaded", reply: message });
+        this.schedule();
+        return;
+      }
       case "error": {
         const kind = this.requests.take(message.request_id);
         if (kind === undefined) return;
+        if (kind === "detail" && message.request_id !== null) {
+          const traceId = this.detailRequests.get(message.request_id);
+          this.detailRequests.delete(message.request_id);
+          if (traceId !== undefined) {
+            this.state.details.set(traceId, { status: "failed", message: message.message });
+            this.schedule();
+          }
+          return; // shown in the detail itself
+        }
         if (kind === "page") {
           this.pageInFlight = false;
           this.pageFailed = true; // no retry loop; a re-render asks again
@@ -191,7 +233,7 @@ export class TraceView {
     const rows = state.rows();
     const offsets = state.offsets();
     const total = offsets[rows.length] ?? 0;
-    const height = Math.max(MIN_HEIGHT, Math.min(MAX_HEIGHT, total));
+    const height = Math.max(MIN_HEIGHT, Math.min(this.maxHeight(rows), total));
     // Read layout before writing anything: a read after a write forces a synchronous layout
     // of the page (all of JupyterLab), once per frame. The scroller has no border or
     // horizontal scrollbar, so its client height is the height set below.
@@ -229,6 +271,7 @@ export class TraceView {
     for (const [key, el] of this.rendered) {
       if (!keep.has(key)) {
         el.remove();
+        this.resizes.unobserve(el);
         this.rendered.delete(key);
       }
     }
@@ -242,6 +285,30 @@ export class TraceView {
     if (top + viewport >= total - ahead) this.requestPage();
     if (!this.firstRowsMarked && keep.size > 0) this.markFirstRows();
   }
+
+  /** The tree's height cap: taller while a panel is open, so the panel fits whole. */
+  private maxHeight(rows: readonly Row[]): number {
+    let tallest = 0;
+    for (const row of rows) {
+      if (row.type === "detail" || row.type === "cache") {
+        tallest = Math.max(tallest, Math.min(PANEL_MAX_HEIGHT, this.state.heightOf(row)));
+      }
+    }
+    return Math.max(MAX_HEIGHT, tallest + ROW_HEIGHT * 2);
+  }
+
+  private readonly onResize = (entries: ResizeObserverEntry[]): void => {
+    let moved = false;
+    for (const entry of entries) {
+      const el = entry.target as HTMLElement;
+      const key = el.dataset["rowKey"];
+      if (key === undefined || this.rendered.get(key) !== el) continue;
+      const size = entry.borderBoxSize[0];
+      const height = size !== undefined ? size.blockSize : el.offsetHeight;
+      moved = this.state.setMeasured(key, height) || moved;
+    }
+    if (moved) this.schedule();
+  };
 
   private markDetail(): { chatId: string; view: string } {
     return { chatId: this.model.get("chat_id"), view: this.requests.viewId };
@@ -261,17 +328,30 @@ export class TraceView {
         el ??= createTurnRow();
         const cache = state.cache.get(row.turn.turn);
         const collapsed = state.collapsedTurns.has(row.turn.turn);
+        const cacheOpen = state.cacheOpen.has(row.turn.turn);
         // A live model call grows the turn's cache figures in place, hence its fields too.
         const from = [
           row.turn.version,
           collapsed,
+          cacheOpen,
           cache,
           cache?.input_tokens,
           cache?.cache_tokens,
           cache?.segments,
           cache?.broken_by,
         ];
-        if (this.changed(el, from)) updateTurnRow(el, row.turn, cache, collapsed);
+        if (this.changed(el, from)) updateTurnRow(el, row.turn, cache, collapsed, cacheOpen);
+        break;
+      }
+      case "cache": {
+        const cache = state.cache.get(row.turn.turn);
+        const from = [cache, cache?.segments, cache?.input_tokens, cache?.broken_by];
+        if (el === undefined || !this.samePanel(el, from)) {
+          el?.remove();
+          el = cache !== undefined ? createCacheBreakdown(row.turn.turn, cache) : h("div", "tv-panel");
+          this.panelSource.set(el, from);
+          this.resizes.observe(el);
+        }
         break;
       }
       case "trace": {
@@ -282,17 +362,16 @@ export class TraceView {
         break;
       }
       case "detail": {
-        const showMore = state.showMore.has(row.item.trace.id);
-        const source = `${showMore}`;
-        if (
-          el === undefined ||
-          this.detailSource.get(el) !== row.item.trace ||
-          el.dataset["showMore"] !== source
-        ) {
+        const id = row.item.trace.id;
+        const showMore = state.showMore.has(id);
+        const detail = state.details.get(id);
+        const from = [row.item.trace, detail, showMore];
+        if (el === undefined || !this.samePanel(el, from)) {
           el?.remove();
-          el = createDetail(row.item.trace, showMore);
-          el.dataset["showMore"] = source;
-          this.detailSource.set(el, row.item.trace);
+          el = createDetail(row.item.trace, detail, showMore);
+          el.dataset["showMore"] = String(showMore);
+          this.panelSource.set(el, from);
+          this.resizes.observe(el);
         }
         break;
       }
@@ -300,6 +379,11 @@ export class TraceView {
     el.dataset["rowKey"] = row.key;
     this.rendered.set(row.key, el);
     return el;
+  }
+
+  private samePanel(el: HTMLElement, from: readonly unknown[]): boolean {
+    const built = this.panelSource.get(el);
+    return built !== undefined && built.every((value, i) => Object.is(value, from[i]));
   }
 
   /** Whether ``el`` was drawn from other values than ``from``; if so, remember ``from``. */
@@ -340,6 +424,15 @@ export class TraceView {
 
   private readonly onClick = (event: MouseEvent): void => {
     const target = event.target as HTMLElement;
+    const cacheBar = target.closest<HTMLElement>(".tv-turn .tv-cache");
+    if (cacheBar !== null) {
+      const turn = Number(cacheBar.closest<HTMLElement>(".tv-turn")?.dataset["turn"]);
+      if (!Number.isNaN(turn)) this.toggleCache(turn);
+      return;
+    }
+    if (target.closest(".tv-panel") !== null && target.closest(".tv-show-more") === null) {
+      return; // clicks inside a detail (selecting text, opening the tools) stay there
+    }
     if (target.closest(".tv-show-more") !== null) {
       const detail = target.closest<HTMLElement>(".tv-detail");
       const id = detail?.dataset["detailFor"];
@@ -392,7 +485,7 @@ export class TraceView {
   private selectableKeys(): string[] {
     return this.state
       .rows()
-      .filter((row) => row.type !== "detail")
+      .filter((row) => row.type === "turn" || row.type === "trace")
       .map((row) => row.key);
   }
 
@@ -426,10 +519,19 @@ export class TraceView {
       else this.state.collapsedTurns.add(turn);
     } else {
       const id = key.slice("trace:".length);
-      if (open) this.state.expanded.add(id);
-      else this.state.expanded.delete(id);
+      if (open) {
+        this.state.expanded.add(id);
+        this.requestDetail(id);
+      } else this.state.expanded.delete(id);
     }
     this.root.dataset["selected"] = key;
+    this.state.invalidate();
+    this.schedule();
+  }
+
+  private toggleCache(turn: number): void {
+    if (this.state.cacheOpen.has(turn)) this.state.cacheOpen.delete(turn);
+    else this.state.cacheOpen.add(turn);
     this.state.invalidate();
     this.schedule();
   }

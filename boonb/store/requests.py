@@ -1,0 +1,130 @@
+"""A model call's request as it was sent, rebuilt from what the store holds.
+
+A model call's trace records only what was new in its prompt (``new_messages``), its
+``message_count``, and, when they changed since the agent's previous call, the system
+prompt and tool schemas. The whole request is the chat's stored messages up to that
+count, behind the system prompt, with the tool schemas: what a user needs to see when a
+prompt went wrong. This module rebuilds it from rows; the SQL is in :mod:`.traces`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, JsonValue
+
+
+class SentRequest(BaseModel):
+    """What a model call sent: model, messages (system prompt first) and tool schemas."""
+
+    model: str | None
+    messages: list[JsonValue]
+    tools: list[JsonValue] | None
+    """The tool schemas offered; None when the call offered none or they were not recorded."""
+    notes: list[str]
+    """Where the rebuilt request may differ from what was sent, and why."""
+
+
+@dataclass(slots=True)
+class StoredPart:
+    """One ``message_parts`` row."""
+
+    type: str
+    text: str | None
+    url: str | None
+    mime: str | None
+    size_bytes: int | None
+    data: Any
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    """One ``messages`` row with its parts, in order."""
+
+    id: UUID
+    role: str
+    parts: list[StoredPart] = field(default_factory=list)
+
+
+def sent_request(
+    call: dict[str, Any], context: dict[str, Any] | None, stored: list[StoredMessage]
+) -> SentRequest:
+    """The request of the model call whose trace input is ``call``.
+
+    ``context`` is the trace input (this call's or an earlier one's) that recorded the
+    system prompt and tool schemas; ``stored`` the chat's first messages, as many as the
+    call sent after its system prompt.
+    """
+    notes: list[str] = []
+    messages: list[JsonValue] = []
+    tools: list[JsonValue] | None = None
+    if context is None:
+        names = call.get("tools") or []
+        offered = ", ".join(str(n) for n in names) if isinstance(names, list) and names else "none"
+        notes.append(
+            "The system prompt and tool schemas of this call were not recorded (it was made "
+            f"by an older boonb). Tools offered: {offered}."
+        )
+    else:
+        system = context.get("system")
+        if isinstance(system, str):
+            messages.append({"role": "system", "content": system})
+        schemas = context.get("tool_schemas")
+        tools = list(schemas) if isinstance(schemas, list) else None
+    messages += [_message(m) for m in stored]
+    count = call.get("message_count")
+    if isinstance(count, int) and len(stored) < count - 1:
+        notes.append(
+            f"Only {len(stored)} of the {count - 1} messages this call sent after the system "
+            "prompt are stored (the rest were never written, e.g. after a cancel or a crash)."
+        )
+    model = call.get("model")
+    return SentRequest(
+        model=model if isinstance(model, str) else None,
+        messages=messages,
+        tools=tools,
+        notes=notes,
+    )
+
+
+def _message(message: StoredMessage) -> dict[str, Any]:
+    """A stored message back in the chat-completions shape it was sent in."""
+    if message.role == "tool":
+        result = next((p for p in message.parts if p.type == "tool_result"), None)
+        data = result.data if result is not None and isinstance(result.data, dict) else {}
+        return {
+            "role": "tool",
+            "tool_call_id": data.get("tool_call_id"),
+            "content": result.text if result is not None else "",
+        }
+    content: list[dict[str, Any]] = []
+    calls: list[Any] = []
+    for part in message.parts:
+        if part.type == "tool_call":
+            calls.append(part.data)
+        elif part.type == "image":
+            content.append({"type": "image_url", "image_url": {"url": _image_url(part)}})
+        else:
+            content.append({"type": "text", "text": part.text or ""})
+    shown: Any
+    if any(part["type"] == "image_url" for part in content) or len(content) > 1:
+        shown = content
+    elif content:
+        shown = content[0]["text"]
+    else:
+        # An assistant message with only tool calls was sent with content null.
+        shown = None if calls else ""
+    rebuilt: dict[str, Any] = {"role": message.role, "content": shown}
+    if calls:
+        rebuilt["tool_calls"] = calls
+    return rebuilt
+
+
+def _image_url(part: StoredPart) -> str:
+    if part.url:
+        return part.url
+    # Image bytes are not kept in message rows (the attachment store owns them).
+    size = f", {part.size_bytes} bytes" if part.size_bytes else ""
+    return f"data:{part.mime or 'image'};base64,<image not stored with the message{size}>"
