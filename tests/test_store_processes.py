@@ -68,3 +68,22 @@ def test_sigkill_mid_write_leaves_every_flushed_row_intact(db_path: Path) -> Non
     assert {uuid.uuid5(chat, str(i)) for i in range(flushed)} <= set(stored)
     # ...and boonb can keep writing to it.
     Database(db_path).close()
+
+
+def test_opening_while_another_process_grows_the_file_works_every_time(db_path: Path) -> None:
+    """Each open runs the damage check, which must not take a file in use for a cut one."""
+    Database(db_path).close()
+    chat = uuid.uuid4()
+    child = _spawn(db_path, chat, 0, 1_000_000, 2_000)
+    assert child.stdout is not None
+    try:
+        opened = 0
+        for line in child.stdout:  # each line: the child committed another batch
+            Database(db_path, lock_timeout=60).close()  # raises DatabaseDamaged if fooled
+            opened += 1
+            if int(line.split()[1]) >= 60_000:
+                break
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    assert opened >= 30

@@ -86,21 +86,31 @@ def _check_whole(path: Path, header: bytes) -> None:
 
     DuckDB's file is its headers followed by whole blocks, and DuckDB itself only ever
     cuts it at a block boundary (dropping free blocks at the end). So a file that ends
-    inside a block, or whose blocks in use do not fit in it, is damaged.
+    inside a block, or whose blocks in use do not fit in it, is damaged. The size is read
+    while holding DuckDB's shared lock, so another process's write in progress (which
+    grows the file a page at a time) is never mistaken for damage.
     """
     layout = _layout(header)
-    size = path.stat().st_size
-    if layout is None or size < _HEADERS_END:
+    if layout is None:
         _refuse_damaged(path, "its header is cut off")
         return
     block_count, block_size = layout
-    blocks, remainder = divmod(size - _HEADERS_END, block_size)
-    if remainder:
-        _refuse_damaged(path, f"it ends inside a block: {size:,} bytes")
-    if blocks < block_count:  # trailing blocks gone: fine only if none of them was in use
-        used = _blocks_in_use(path)
-        if used is not None and used > blocks:
-            _refuse_damaged(path, f"{used} blocks are in use but only {blocks} are there")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return  # held by another process (so in use), or unreadable: opening will say which
+    try:
+        size = path.stat().st_size
+        blocks, remainder = divmod(size - _HEADERS_END, block_size)
+        if remainder:
+            _refuse_damaged(path, f"it ends inside a block: {size:,} bytes")
+        if blocks < block_count:  # trailing blocks gone: fine if none of them was in use
+            row = con.execute("SELECT used_blocks FROM pragma_database_size()").fetchone()
+            used = int(row[0]) if row is not None else 0
+            if used > blocks:
+                _refuse_damaged(path, f"{used} blocks are in use but only {blocks} are there")
+    finally:
+        con.close()
 
 
 def _refuse_damaged(path: Path, found: str) -> None:
@@ -123,19 +133,6 @@ def _layout(header: bytes) -> tuple[int, int] | None:
     assert newest is not None
     _, block_count, block_size = newest
     return (block_count, block_size) if block_size else None
-
-
-def _blocks_in_use(path: Path) -> int | None:
-    """How many blocks DuckDB uses, read without changing the file; None if it is held."""
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
-        return None  # another process holds it (or DuckDB cannot tell): no verdict here
-    try:
-        row = con.execute("SELECT used_blocks FROM pragma_database_size()").fetchone()
-    finally:
-        con.close()
-    return int(row[0]) if row is not None else None
 
 
 def _read_only_mount(path: Path) -> bool:
@@ -223,13 +220,12 @@ class Database:
                 return duckdb.connect(str(self.path))
             except duckdb.IOException as exc:
                 # An IO error is most often another process's lock (or a passing fault):
-                # both deserve a retry. A file damaged since it was checked does not.
-                check_path(self.path)
+                # both deserve a retry.
                 if time.monotonic() + delay > deadline:
                     raise DatabaseLocked(
-                        f"{self.path} stayed locked by another process for "
-                        f"{self.lock_timeout:g} s ({exc}). Close the other program "
-                        "or raise BOONB_LOCK_TIMEOUT_S."
+                        f"{self.path} could not be opened for {self.lock_timeout:g} s "
+                        f"({exc}). If another program holds it, close that program or "
+                        "raise BOONB_LOCK_TIMEOUT_S; if the file is damaged, move it aside."
                     ) from None
                 # Jitter keeps two waiting processes from retrying in lockstep.
                 time.sleep(delay * random.uniform(0.5, 1.5))
