@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
@@ -23,6 +23,9 @@ from boonb.magics.lines import parse_options, split_line
 from boonb.runtime import get_runtime
 from boonb.store import StoreError
 from boonb.store.agent_sessions import SavedChat
+
+if TYPE_CHECKING:
+    from boonb.widgets.chat import ChatDisplay
 
 
 def parse_tools(value: str | None) -> list[str] | None:
@@ -56,14 +59,14 @@ class AgentMagics(Magics):
             if words[:1] == ["resume"] and len(words) <= 2:
                 agent = api.restore(words[1] if len(words) == 2 else None)
                 run = api.carry_on(agent)
-                show_chat(self.shell, agent)
+                shown = show_chat(self.shell, agent)
                 if run is None:
                     print(
                         f"boonb: restored chat {agent.chat_id}; it awaits input: "
                         f"%%agent --chat {agent.chat_id}"
                     )
                     return None
-                return _run_streaming(agent, api.stored(run))
+                return _run_streaming(agent, api.stored(run), shown)
         except StoreError as exc:
             print(f"boonb: {exc}", file=sys.stderr)
             return None
@@ -98,23 +101,23 @@ class AgentMagics(Magics):
         except (StoreError, ToolError, ValueError) as exc:
             print(f"boonb: {exc}", file=sys.stderr)
             return None
-        show_chat(self.shell, agent)
+        shown = show_chat(self.shell, agent)
         if args.no_wait:
             return api.start(agent, prompt, wait=False)
-        return _run_streaming(agent, api.stored(agent.run(prompt)))
+        return _run_streaming(agent, api.stored(agent.run(prompt)), shown)
 
 
-def show_chat(shell: Any, agent: api.Agent) -> None:
+def show_chat(shell: Any, agent: api.Agent) -> ChatDisplay | None:
     """Display the agent's chat view, in a kernel only (terminal IPython has no widgets).
 
     The view is then the run's output: ``_run_streaming`` prints no streamed text for it
     and brings its saved fallback up to date when the run ends.
     """
     if getattr(shell, "kernel", None) is None:
-        return
+        return None
     from boonb.widgets.chat import display_chat
 
-    display_chat(agent)
+    return display_chat(agent)
 
 
 def sessions_text(found: list[SavedChat]) -> str:
@@ -139,16 +142,16 @@ def sessions_text(found: list[SavedChat]) -> str:
     return "\n".join(lines)
 
 
-def _run_streaming(agent: api.Agent, run: Coroutine[Any, Any, AgentResult]) -> Any:
+def _run_streaming(
+    agent: api.Agent, run: Coroutine[Any, Any, AgentResult], shown: ChatDisplay | None
+) -> Any:
     """Wait for the run on this (the cell's) thread; the result is the cell's value.
 
-    Where ``show_chat`` displayed the chat view (a kernel with a frontend), the view is
+    Where ``show_chat`` displayed the chat view (``shown``: a kernel), the view is
     the output: nothing is streamed, and once the run ends the view is published again
     so the notebook's saved fallback shows the finished chat. Elsewhere (terminal
     IPython) the answer is printed as it streams in.
     """
-    from boonb.widgets.chat import take_display
-
     def mine(frame: Frame) -> bool:
         return (
             isinstance(frame, MessageDelta)
@@ -159,7 +162,6 @@ def _run_streaming(agent: api.Agent, run: Coroutine[Any, Any, AgentResult]) -> A
     def text(frame: Frame) -> str | None:
         return frame.text if isinstance(frame, MessageDelta) else None
 
-    shown = take_display(agent.chat_id)
     engine = get_runtime().engine
     future = engine.submit(run)
     try:

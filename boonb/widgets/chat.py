@@ -96,7 +96,6 @@ __all__ = [
     "SessionNotAvailable",
     "display_chat",
     "resume_command",
-    "take_display",
 ]
 
 
@@ -316,27 +315,13 @@ class ChatDisplay:
         self.handle.update(self.view)
 
 
-#: The view last displayed for each chat by ``display_chat``, until a run takes it.
-_displayed: dict[uuid.UUID, ChatDisplay] = {}
-
-
 def display_chat(agent: Agent) -> ChatDisplay:
     """Display the agent's chat view in the running cell's output, with a display id."""
     from IPython.display import display
 
     view = ChatView(agent=agent)
     handle = display(view, display_id=True)
-    shown = ChatDisplay(view=view, handle=handle)
-    _displayed[agent.chat_id] = shown
-    return shown
-
-
-def take_display(chat: uuid.UUID) -> ChatDisplay | None:
-    """The view ``display_chat`` last displayed for this chat, once: the run it shows takes it.
-
-    Called on the kernel's main thread only, as ``display_chat`` is.
-    """
-    return _displayed.pop(chat, None)
+    return ChatDisplay(view=view, handle=handle)
 
 
 def _chat_of(frame: Frame) -> uuid.UUID | None:
