@@ -85,6 +85,26 @@ def test_a_cell_that_returned_is_on_disk_when_the_kernel_is_killed_at_once(
     assert sessions == [(chat_id, "awaiting_input")]
 
 
+def test_a_workflow_cell_that_returned_is_on_disk_when_the_kernel_is_killed_at_once(
+    project: Path,
+) -> None:
+    kernel = Kernel(project)
+    try:
+        kernel.execute("%load_ext boonb")
+        out = kernel.execute(
+            "%%workflow --args '{\"topic\": \"ducks\"}'\n"
+            'scout = agent("scout", prompt="You find facts.", tools=[])\n'
+            'result = scout.run(args["topic"])'
+        )
+        kernel.kill()  # 0 ms after the cell reported idle
+    finally:
+        kernel.stop()
+    assert not out["error"], out
+    ((state, result),) = _rows(project, "SELECT state, result FROM workflow_runs")
+    assert state == "completed" and result
+    assert ("model", "success") in _rows(project, "SELECT kind, outcome FROM tool_traces")
+
+
 TWO_TURN_TOOLS = """
 import pathlib, time, boonb
 
