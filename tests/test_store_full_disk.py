@@ -77,6 +77,16 @@ def _fill(directory: Path) -> Path:
     return filler
 
 
+def _stall(store: Store, directory: Path) -> None:
+    """Fill the disk, then queue traces until the writer finds it full."""
+    _fill(directory)
+    chat = uuid.uuid4()
+    while store.writer.stalled is None:
+        for _ in range(500):
+            store.writer.enqueue(trace_frame(chat_id=chat, output="x" * 500))
+        store.writer.flush(timeout=30)
+
+
 def _stored_ids(path: Path) -> list[str]:
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -127,12 +137,8 @@ def test_past_the_memory_bound_the_oldest_traces_are_dropped_and_counted_not_ses
     told = Told()
     path = small_disk / "boonb.duckdb"
     store = Store(path, flush_interval=0.02, notify=told, max_pending=1_000)
-    _fill(small_disk)
+    _stall(store, small_disk)
     chat = uuid.uuid4()
-    while store.writer.stalled is None:
-        for _ in range(500):
-            store.writer.enqueue(trace_frame(chat_id=chat, output="x" * 500))
-        store.writer.flush(timeout=30)
     session = make_row(
         "agent_sessions",
         {"id": uuid.uuid4(), "chat_id": chat, "state": "in_progress"},
@@ -172,12 +178,8 @@ def test_an_agent_with_tools_finishes_while_the_disk_is_full(
 
     told = Told()
     store = Store(small_disk / "boonb.duckdb", flush_interval=0.02, notify=told)
-    _fill(small_disk)
+    _stall(store, small_disk)
     chat = uuid.uuid4()
-    while store.writer.stalled is None:
-        for _ in range(500):
-            store.writer.enqueue(trace_frame(chat_id=chat, output="x" * 500))
-        store.writer.flush(timeout=30)
     engine, bus = Engine(), Bus()
     calls = [{"name": "in_a_thread", "arguments": {"n": i}} for i in range(8)]
     with SimServer() as sim:

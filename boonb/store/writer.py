@@ -187,13 +187,17 @@ class Writer:
                 log.exception("store: the writer failed unexpectedly; it will try again")
                 self._stalled("unexpected error")
 
-    def _drain(self) -> None:
+    def _take_all(self) -> list[Any]:
+        """Everything queued, oldest first; callers enqueue meanwhile without a lock."""
         items: list[Any] = []
         while True:
             try:
                 items.append(self._queue.popleft())
             except IndexError:
-                break
+                return items
+
+    def _drain(self) -> None:
+        items = self._take_all()
         if not items:
             return
         rows: list[Row] = []
@@ -264,12 +268,7 @@ class Writer:
         excess = len(self._queue) - self.max_pending
         if excess <= 0:
             return
-        items: list[Any] = []
-        while True:
-            try:
-                items.append(self._queue.popleft())
-            except IndexError:
-                break
+        items = self._take_all()
         kept: list[Any] = []
         dropped = 0
         for item in items:
