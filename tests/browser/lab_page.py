@@ -399,6 +399,11 @@ class Notebook:
             timeout=15_000,
             polling=100,
         )
+        # Lab covers the page with its splash while a theme loads; a screenshot taken
+        # then shows the view dimmed behind it.
+        self.page.wait_for_function(
+            "() => !document.getElementById('jupyterlab-splash')", timeout=15_000, polling=100
+        )
 
     def save(self) -> None:
         self.page.evaluate("p => window.__boonb.save(p)", self.path)
