@@ -27,6 +27,7 @@ demo: setup
 lint: $(STAMP)
 	$(BIN)/ruff check boonb tests benchmarks scripts workflows hatch_build.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layers of DESIGN.md section 1 (contracts in pyproject.toml)
 	cd labextension && npm run --silent typecheck
 
 test: setup

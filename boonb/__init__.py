@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from boonb.errors import BoonbError
+
 __version__ = "0.1.0"
 
 # The public functions load on first use, so importing boonb stays cheap.
@@ -18,8 +20,9 @@ _API = (
 )  # fmt: skip
 
 __all__ = [
-    "AgentHandle", "__version__", "cache_breaks", "find_chat", "load_ipython_extension",
-    "new_agent", "restore", "resume", "sessions", "start", "tool", "traces",
+    "AgentHandle", "BoonbError", "__version__", "cache_breaks", "find_chat",
+    "load_ipython_extension", "new_agent", "restore", "resume", "sessions", "start", "tool",
+    "traces",
 ]  # fmt: skip
 
 

@@ -13,12 +13,10 @@ from typing import Any, TypeVar
 import duckdb
 
 from boonb.agent.loop import DEFAULT_SYSTEM_PROMPT, Agent, AgentResult, tool_outcome
-from boonb.agent.recorder import Recorder
-from boonb.agent.sessions import RESTART_NOTE, SessionSaver, list_sessions
-from boonb.agent.tools.context import ToolContext
-from boonb.agent.tools.registry import Tool
-from boonb.agent.tools.registry import tool as make_tool
-from boonb.frames import SessionRestored
+from boonb.agent.recorder import TraceParent
+from boonb.agent.sessions import RESTART_NOTE, list_sessions
+from boonb.agent.tools.definition import Tool
+from boonb.agent.tools.definition import tool as make_tool
 from boonb.runtime import Runtime, get_runtime
 from boonb.store import InvalidChatId, InvalidQuery, Writer
 from boonb.store.agent_sessions import SavedChat, finished_tool_calls, resolve_chat
@@ -72,51 +70,26 @@ def new_agent(
     user_ns: Mapping[str, Any] | None = None,
     agent_id: str | None = None,
     workflow_run_id: uuid.UUID | None = None,
+    parent: TraceParent | None = None,
     runtime: Runtime | None = None,
 ) -> Agent:
     """An agent on the configured provider, recording into the project database.
 
     ``tools`` names registered tools (or passes Tool objects); None means all
-    registered tools, an empty list none.
+    registered tools, an empty list none. Started from a tool, the chat hangs under
+    that tool call in the trace tree (or under ``parent``, when given).
     """
-    runtime = runtime or get_runtime()
-    store = runtime.store
-    choice = runtime.provider()
-    selected = (
-        list(runtime.tools)
-        if tools is None
-        else [t if isinstance(t, Tool) else runtime.tools.get(t) for t in tools]
-    )
-    recorder = Recorder(
-        runtime.bus,
-        store.writer.enqueue,
-        session_id=runtime.session_id,
-        chat_id=uuid.uuid4(),
+    return (runtime or get_runtime()).agent_factory.new_agent(
+        model=model,
+        tools=tools,
+        budget=budget,
+        max_turns=max_turns,
+        system_prompt=system_prompt,
+        user_ns=user_ns,
         agent_id=agent_id,
         workflow_run_id=workflow_run_id,
+        parent=parent,
     )
-    agent = Agent(
-        runtime.client(choice),
-        recorder=recorder,
-        tools=selected,
-        context=ToolContext(project_root=runtime.settings.project, user_ns=user_ns),
-        model=model or choice.model,
-        system_prompt=system_prompt,
-        max_turns=max_turns,
-        budget=budget,
-        provider_name=choice.name,
-        max_tool_output=runtime.settings.tool_output_max_chars,
-    )
-    _keep(runtime, agent, SessionSaver(store, runtime.bus.publish))
-    return agent
-
-
-def _keep(runtime: Runtime, agent: Agent, saver: SessionSaver) -> None:
-    """Register a chat with the kernel and save its session at every turn boundary."""
-    agent.on_boundary = saver
-    runtime.chats[agent.chat_id] = agent
-    runtime.last_chat_id = agent.chat_id
-    runtime.savers[agent.chat_id] = saver
 
 
 def sessions(*, include_children: bool = False) -> list[SavedChat]:
@@ -151,37 +124,9 @@ def restore(chat_id: uuid.UUID | str | None = None) -> Agent:
     if saved is None:
         raise SessionNotFound(f"no saved chat {chat}; see %agent sessions")
     session_id, snap = saved
-    choice = runtime.provider()
-    provider = snap["provider"]
-    model = provider["model"] if provider["name"] == choice.name else choice.model
-    known = [name for name in snap["tools"] if name in runtime.tools]
-    recorder = Recorder(
-        runtime.bus,
-        store.writer.enqueue,
-        session_id=runtime.session_id,
-        chat_id=chat,
-        agent_id=snap.get("agent_id"),
+    return runtime.agent_factory.restore(
+        chat, snap, agent_session_id=session_id, user_ns=_user_ns()
     )
-    agent = Agent(
-        runtime.client(choice),
-        recorder=recorder,
-        tools=runtime.tools.resolve(known),
-        context=ToolContext(project_root=runtime.settings.project, user_ns=_user_ns()),
-        model=model,
-        max_turns=snap["max_turns"],
-        budget=snap["budget"],
-        provider_name=choice.name,
-        max_tool_output=runtime.settings.tool_output_max_chars,
-    )
-    agent.restore_history(snap["messages"], turn_number=snap["turn_number"], title=snap["title"])
-    agent.state = snap["state"]
-    _keep(runtime, agent, SessionSaver(store, runtime.bus.publish, agent_session_id=session_id))
-    runtime.bus.publish(
-        SessionRestored(
-            agent_session_id=session_id, chat_id=agent.chat_id, state=agent.state, snapshot=snap
-        )
-    )
-    return agent
 
 
 def resume(chat_id: uuid.UUID | str | None = None, *, wait: bool = True) -> Any:

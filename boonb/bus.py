@@ -19,6 +19,12 @@ Handler = Callable[[Frame], None]
 
 
 class Bus:
+    """Publish/subscribe of frames in the kernel: agents publish; store, widgets, exporters listen.
+
+    ``subscribe(handler, types=...)`` returns the function that unsubscribes; ``publish``
+    calls each matching handler on the publisher's thread, so handlers must be quick.
+    """
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subscriptions: list[tuple[Handler, frozenset[str] | None]] = []

@@ -14,11 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from boonb.errors import ConfigError
+
 ProviderName = Literal["auto", "sim", "deepseek", "openai", "local"]
-
-
-class ConfigError(ValueError):
-    """A setting name or value that boonb cannot use."""
 
 
 class Settings(BaseModel):

@@ -68,6 +68,13 @@ class EngineFuture(concurrent.futures.Future[T]):
 
 
 class Engine:
+    """The background thread with boonb's asyncio event loop, where all runs live.
+
+    ``submit`` hands it a coroutine from any thread and returns an ``EngineFuture``;
+    ``wait`` blocks a cell on one until it ends (the kernel's interrupt cancels it), and
+    ``shutdown`` cancels what is left and stops the thread.
+    """
+
     def __init__(self, name: str = "boonb-engine") -> None:
         self._name = name
         self._lock = threading.Lock()

@@ -2,7 +2,7 @@
 
 One union discriminated on ``type``. Widgets receive nothing else; the TypeScript types
 in ``labextension/src/frames.ts`` are generated from :func:`json_schema` by
-``scripts/generate_frame_types.py``.
+``scripts/generate_typescript.py``.
 
 Frames and trace records are plain slotted dataclasses. Our own code builds them on
 the agent's path, where a pydantic model's validation would cost several times the
@@ -27,8 +27,11 @@ from uuid import UUID
 
 from pydantic import ConfigDict, Field, JsonValue, TypeAdapter
 
-Outcome = Literal["success", "error", "cancelled"]
-TraceKind = Literal["model", "tool"]
+Outcome = Literal["success", "error", "cancelled", "cached"]
+"""How a call ended; ``cached`` is a workflow agent answered from the result cache (not run)."""
+TraceKind = Literal["workflow", "phase", "agent", "model", "tool"]
+"""What a ``tool_traces`` row stands for: a workflow run, one of its phases or agents, a model
+call or a tool call. Together they form one tree per root (see :class:`TraceRecord`)."""
 Segment = Literal["system", "tools", "history", "attachments"]
 SessionState = Literal[
     "in_progress", "awaiting_input", "completed", "failed", "interrupted", "cancelled"
@@ -87,10 +90,17 @@ class _Record:
 
 @dataclass(slots=True, kw_only=True)
 class TraceRecord(_Record):
-    """One row of ``tool_traces``: a model call (``kind='model'``) or a tool call.
+    """One row of ``tool_traces``: a model call, a tool call, or a workflow run, phase or agent.
 
     A tool call's row carries its own latency; the model call that asked for it
     carries the token usage.
+
+    Rows form one tree per ``root_id``: a tool call's parent is the model call that asked
+    for it; a chat's model calls hang under the tool call or workflow agent that started
+    the chat (``parent_id``), or, for a chat the user started, under nothing, its root
+    being the chat itself (``root_id = chat_id``). A workflow run's rows hang under its
+    ``workflow`` row, whose id is the run id; its ``workflow``, ``phase`` and ``agent`` rows
+    carry the run id as ``chat_id`` and turn 0 (they belong to no conversation).
     """
 
     id: UUID
@@ -103,6 +113,10 @@ class TraceRecord(_Record):
     agent_id: str | None = None
     workflow_run_id: UUID | None = None
     parent_id: UUID | None = None
+    """The row this one hangs under; None at the top of its tree."""
+    root_id: UUID | None = None
+    """The tree this row belongs to: its chat's id for a chat the user started, the run id
+    for anything of a workflow run. None is stored as ``chat_id``."""
     input: JsonValue = None
     output: JsonValue = None
     started_at: datetime
@@ -146,6 +160,8 @@ class CacheSegment(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class ToolTraceStart(_Record):
+    """A tool call began (its trace row comes with ``tool_trace:complete``)."""
+
     type: Literal["tool_trace:start"] = "tool_trace:start"
     trace_id: UUID
     session_id: UUID
@@ -156,16 +172,24 @@ class ToolTraceStart(_Record):
     agent_id: str | None = None
     input: JsonValue = None
     started_at: datetime
+    parent_id: UUID | None = None
+    """The model call that asked for this tool call."""
+    root_id: UUID | None = None
+    """The tree the call belongs to (see :class:`TraceRecord`)."""
 
 
 @dataclass(slots=True, kw_only=True)
 class ToolTraceComplete(_Record):
+    """A tool call ended; ``trace`` is its finished ``tool_traces`` row."""
+
     type: Literal["tool_trace:complete"] = "tool_trace:complete"
     trace: TraceRecord
 
 
 @dataclass(slots=True, kw_only=True)
 class ModelCallComplete(_Record):
+    """A model call ended: its trace row and the cache hits of each prompt segment."""
+
     type: Literal["model_call:complete"] = "model_call:complete"
     trace: TraceRecord
     cache: list[CacheSegment] = field(default_factory=list)
@@ -173,6 +197,8 @@ class ModelCallComplete(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class MessageDelta(_Record):
+    """A piece of a streamed answer (or of its reasoning), as the model sends it."""
+
     type: Literal["message:delta"] = "message:delta"
     chat_id: UUID
     turn_number: int
@@ -182,6 +208,8 @@ class MessageDelta(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class MessageComplete(_Record):
+    """A whole message of a chat (user, assistant, tool or system), as stored."""
+
     type: Literal["message:complete"] = "message:complete"
     chat_id: UUID
     turn_number: int
@@ -192,6 +220,8 @@ class MessageComplete(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class TurnStart(_Record):
+    """A chat's turn began: one model call and the tool calls it asks for."""
+
     type: Literal["turn:start"] = "turn:start"
     chat_id: UUID
     turn_number: int
@@ -200,6 +230,8 @@ class TurnStart(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class TurnComplete(_Record):
+    """A chat's turn ended, with its tool-call count and token totals."""
+
     type: Literal["turn:complete"] = "turn:complete"
     chat_id: UUID
     turn_number: int
@@ -212,6 +244,8 @@ class TurnComplete(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class SessionSaved(_Record):
+    """An agent's session was saved at a turn boundary, so it can be resumed."""
+
     type: Literal["session_saved"] = "session_saved"
     agent_session_id: UUID
     chat_id: UUID
@@ -222,6 +256,8 @@ class SessionSaved(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class SessionRestored(_Record):
+    """A saved session was brought back into this kernel (``%agent resume``)."""
+
     type: Literal["session_restored"] = "session_restored"
     agent_session_id: UUID
     chat_id: UUID
@@ -231,6 +267,8 @@ class SessionRestored(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class WorkflowStatus(_Record):
+    """Where a workflow run is: its state, phase, agents done and tokens used."""
+
     type: Literal["workflow:status"] = "workflow:status"
     run_id: UUID
     workflow: str
@@ -244,6 +282,8 @@ class WorkflowStatus(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class WorkflowStep(_Record):
+    """One agent of a workflow run started, completed, failed or was answered from the cache."""
+
     type: Literal["workflow:step"] = "workflow:step"
     run_id: UUID
     agent_id: str
@@ -255,6 +295,8 @@ class WorkflowStep(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class WorkflowLog(_Record):
+    """A line a workflow script logged (``log(...)``) or the runner wrote about a run."""
+
     type: Literal["workflow:log"] = "workflow:log"
     run_id: UUID
     phase: str | None = None
@@ -265,6 +307,8 @@ class WorkflowLog(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class TaskUpdate(_Record):
+    """Progress of a background task: its state, and how far along it is."""
+
     type: Literal["task:update"] = "task:update"
     task_id: UUID
     task_type: str

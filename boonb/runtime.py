@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boonb import config
+from boonb.agent.factory import AgentFactory
 from boonb.agent.provider import ProviderChoice, choose_provider
 from boonb.agent.sessions import mark_interrupted
 from boonb.agent.tools.registry import ToolRegistry, default_registry
@@ -35,6 +36,13 @@ if TYPE_CHECKING:
 
 
 class Runtime:
+    """One kernel's boonb: its settings, bus, engine, store, tools, live chats and workflows.
+
+    It wires the parts together and holds no logic of its own: agents are built by
+    :attr:`agent_factory`, workflow runs by :attr:`workflows`, both given the parts they
+    use rather than the runtime, so they can be built and tested without one.
+    """
+
     def __init__(self, settings: config.Settings | None = None) -> None:
         self._settings_override = settings
         self.session_id = uuid.uuid4()
@@ -52,6 +60,16 @@ class Runtime:
         self._sim: SimServer | None = None
         self._clients: dict[tuple[str, str, str, str | None], ChatClient] = {}
         self._workflows: WorkflowManager | None = None
+        self.agent_factory = AgentFactory(
+            bus=self.bus,
+            store=lambda: self.store,
+            settings=lambda: self.settings,
+            provider=self.provider,
+            client=self.client,
+            tools=self.tools,
+            session_id=self.session_id,
+            register=self.keep,
+        )
 
     @property
     def settings(self) -> config.Settings:
@@ -107,13 +125,28 @@ class Runtime:
         }
         return make_row("sessions", values, action="upsert")
 
+    def keep(self, agent: Agent, saver: SessionSaver) -> None:
+        """Make a chat live in this kernel: found by its id, and the one a bare call means."""
+        self.chats[agent.chat_id] = agent
+        self.last_chat_id = agent.chat_id
+        self.savers[agent.chat_id] = saver
+
     @property
     def workflows(self) -> WorkflowManager:
         """The workflow manager, created on first use (discovery runs then, once)."""
         if self._workflows is None:
+            # Imported here: the sandbox and the catalog are only loaded by kernels that
+            # run workflows.
             from boonb.workflow.manager import WorkflowManager
 
-            manager = WorkflowManager(self)  # outside the lock: it opens the store
+            manager = WorkflowManager(  # outside the lock: it opens the store
+                engine=self.engine,
+                bus=self.bus,
+                store=lambda: self.store,
+                settings=lambda: self.settings,
+                agents=self.agent_factory,
+                session_id=self.session_id,
+            )
             with self._lock:
                 if self._workflows is None:
                     self._workflows = manager

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -18,10 +17,7 @@ from boonb.frames import (
     keyword_builder,
     parse_frame,
 )
-from boonb.frames_typescript import to_typescript
 from tests.conftest import make_trace
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_frames_round_trip_through_json_by_their_type() -> None:
@@ -97,15 +93,3 @@ def test_schema_names_every_frame_type() -> None:
         "task:update",
         "error",
     }
-
-
-def test_committed_typescript_types_match_the_models() -> None:
-    committed = (ROOT / "labextension" / "src" / "frames.ts").read_text()
-    assert committed == to_typescript(), "run: python scripts/generate_frame_types.py"
-
-
-def test_typescript_declares_each_frame_with_its_literal_type() -> None:
-    ts = to_typescript()
-    assert 'export interface ToolTraceStart {\n  type: "tool_trace:start";' in ts
-    assert "  | ToolTraceComplete\n" in ts
-    assert "input_tokens: number;" in ts

@@ -20,10 +20,14 @@ import httpx
 import pytest
 from pydantic import TypeAdapter
 
+from boonb import config
 from boonb.frames import ModelCallComplete, ToolTraceComplete, TraceRecord
+from boonb.runtime import Runtime
 from boonb.server import BoonbServer, ChatNotFound, ProjectTraces
+from boonb.server.handlers import tree_json
 from boonb.store import Database, Store, make_row
 from tests.conftest import make_trace, trace_frame
+from tests.test_workflow_tree import run_two_phases, workflow_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "boonb-test-token"
@@ -121,8 +125,11 @@ def _fill(
         key=lambda t: (t.turn_number, t.started_at, t.id),
     )
     expected = [TypeAdapter(TraceRecord).dump_python(t, mode="json") for t in ours]
-    # Small values come whole in a page: nothing is cut.
-    expected = [{**t, "input_cut": None, "output_cut": None} for t in expected]
+    # Small values come whole in a page: nothing is cut. A trace recorded without a root
+    # is stored in its chat's tree.
+    expected = [
+        {**t, "root_id": str(chat), "input_cut": None, "output_cut": None} for t in expected
+    ]
     return chat, other, empty, expected, big
 
 
@@ -524,3 +531,82 @@ def test_lock_timeout_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOONB_LOCK_TIMEOUT_S", "4")
     assert BoonbServer().database_lock_timeout() == 4.0
     assert BoonbServer(lock_timeout=0.5).database_lock_timeout() == 0.5
+
+
+# -- trees ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served_runtime(server: Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    monkeypatch.setenv("BOONB_DB_PATH", str(server.db_path))
+    config.reset()
+    yield from workflow_runtime()
+
+
+def _tree(server: Server, root: uuid.UUID, **params: object) -> dict[str, Any]:
+    with server.client() as client:
+        response = client.get(f"/boonb/api/traces/{root}/tree", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _shifted(nodes: list[dict[str, Any]], by: int) -> list[dict[str, Any]]:
+    return [{**n, "depth": n["depth"] + by, "children": _shifted(n["children"], by)} for n in nodes]
+
+
+def _ids(nodes: list[dict[str, Any]]) -> list[str]:
+    found: list[str] = []
+    for node in nodes:
+        found.append(node["trace"]["id"])
+        found += _ids(node["children"])
+    return found
+
+
+@pytest.mark.slow
+def test_the_rest_tree_is_the_python_tree_and_a_subtree_is_only_its_branch(
+    server: Server, served_runtime: Runtime
+) -> None:
+    run_id = run_two_phases(served_runtime)
+    served_runtime.store.writer.flush()
+    python = served_runtime.store.traces.tree(run_id)
+    assert python is not None and python.total == python.shown
+    whole = _tree(server, run_id)
+    assert whole == json.loads(tree_json(python))
+    (workflow,) = whole["nodes"]
+    assert workflow["trace"]["kind"] == "workflow" and workflow["trace"]["id"] == str(run_id)
+    draft = next(n for n in workflow["children"] if n["trace"]["tool_name"] == "draft")
+    branch = _tree(server, run_id, subtree=draft["trace"]["id"])
+    # The same branch, its depths counted from its own top.
+    assert _shifted(branch["nodes"], 1) == [draft]
+    assert _ids(branch["nodes"]) == _ids([draft]) and branch["total"] == len(_ids([draft]))
+    assert not set(_ids(branch["nodes"])) & {str(run_id)}
+    top = _tree(server, run_id, max_depth=1)
+    assert [n["trace"]["kind"] for n in top["nodes"][0]["children"]] == ["phase", "phase"]
+    phases = top["nodes"][0]["children"]
+    assert all(n["children"] == [] and n["hidden_children"] > 0 for n in phases)
+    assert top["shown"] == 3 and top["total"] == whole["total"]
+
+
+@pytest.mark.slow
+def test_tree_endpoint_refuses_bad_parameters_and_unknown_trees(server: Server) -> None:
+    with server.client() as client:
+        base = f"/boonb/api/traces/{server.chat}/tree"
+        for params, status, kind in [
+            ({"max_nodes": "0"}, 400, "InvalidQuery"),
+            ({"max_depth": "-1"}, 400, "InvalidQuery"),
+            ({"subtree": "not-a-uuid"}, 400, "InvalidTraceId"),
+            ({"deep": "1"}, 400, "InvalidQuery"),
+            ({"subtree": str(uuid.uuid4())}, 404, "TraceNotFound"),
+        ]:
+            response = client.get(base, params=params)
+            assert response.status_code == status, (params, response.text)
+            assert response.json()["error"]["type"] == kind, params
+        unknown = client.get(f"/boonb/api/traces/{uuid.uuid4()}/tree")
+        assert unknown.status_code == 404 and "no trace tree" in unknown.json()["error"]["message"]
+        bad_root = client.get("/boonb/api/traces/nope/tree")
+        assert bad_root.status_code == 400
+        chat = client.get(base, params={"max_nodes": "5"}).json()
+        assert chat["total"] == 120 and chat["shown"] == 5
+    with server.client(token=None) as anonymous:
+        assert anonymous.get(base).status_code in (401, 403)

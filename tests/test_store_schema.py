@@ -33,7 +33,8 @@ def test_schema_applied_twice_is_a_no_op(db_path: Path) -> None:
     assert _shape(db_path) == first
     columns, indexes, versions = first
     assert {t for t, *_ in columns} >= set(TABLES) | {"schema_version"}
-    assert versions == [(SCHEMA_VERSION,)]
+    # One row per applied version: schema.sql is version 1, each migration the next.
+    assert sorted(versions) == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
     assert {name for _, name, _ in indexes} >= {"tool_traces_chat_order", "tool_traces_session"}
 
 

@@ -94,6 +94,7 @@ def test_a_page_returns_the_values_that_were_stored(store: Store) -> None:
         call_id="call_1",
         agent_id="reviewer",
         parent_id=parent,
+        root_id=run,
         workflow_run_id=run,
         input_tokens=100,
         output_tokens=20,
@@ -106,13 +107,21 @@ def test_a_page_returns_the_values_that_were_stored(store: Store) -> None:
         outcome="error",
         finished_at=datetime(2026, 1, 1, 0, 0, 1, 123457, tzinfo=UTC),
     )
-    empty = make_trace(chat_id=chat, turn=2, input=None, output=None)
+    empty = make_trace(chat_id=chat, turn=2, input=None, output=None, root_id=chat)
     for trace in (stored, empty):
         store.writer.enqueue(ToolTraceComplete(trace=trace))
     store.writer.flush()
     assert store.traces.page(chat).traces == [_paged(stored), _paged(empty)]
     detail = store.traces.detail(stored.id)
     assert detail is not None and detail.trace == stored
+
+
+def test_a_trace_without_a_root_is_stored_in_its_chats_tree(store: Store) -> None:
+    chat = uuid.uuid4()
+    store.writer.enqueue(ToolTraceComplete(trace=make_trace(chat_id=chat)))
+    store.writer.flush()
+    (trace,) = store.traces.page(chat).traces
+    assert trace.root_id == chat
 
 
 def _paged(trace: TraceRecord, **cuts: CutValue) -> PagedTrace:
@@ -221,8 +230,14 @@ def test_session_summary_aggregates_counts_latency_tokens_and_cache_rate(store: 
     for i, fields in enumerate(rows):
         store.writer.enqueue(trace_frame(chat_id=chat, session_id=session, seconds=i, **fields))
     store.writer.enqueue(trace_frame(chat_id=chat, input_tokens=999))  # another session
+    run = uuid.uuid4()  # a workflow run's own rows (run, agent) are not calls of the session
+    for kind in ("workflow", "agent"):
+        store.writer.enqueue(
+            trace_frame(chat_id=run, session_id=session, kind=kind, latency_ms=5000.0)
+        )
     store.writer.flush()
     summary = store.traces.session_summary(session)
+    assert summary.chats == 1
     assert (summary.traces, summary.model_calls, summary.tool_calls, summary.errors) == (4, 2, 2, 1)
     assert summary.total_latency_ms == pytest.approx(1040.0)
     assert summary.mean_tool_latency_ms == pytest.approx(20.0)

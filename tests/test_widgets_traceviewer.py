@@ -311,6 +311,42 @@ def test_static_fallback_shows_the_chats_numbers(
     assert "turns 2" in text and "errors 1" in text and "slowest: slow_tool 6.2 s" in text
 
 
+def test_static_fallback_nests_calls_and_the_chats_they_started(
+    viewer: Viewer, runtime: Runtime, chat_id: uuid.UUID
+) -> None:
+    writer = runtime.store.writer
+    child = uuid.uuid4()
+    model = make_trace(chat_id=chat_id, kind="model", tool_name="sim-model", tokens_used=1500)
+    helper = make_trace(chat_id=chat_id, seconds=1, tool_name="ask_helper", parent_id=model.id)
+    inner = make_trace(
+        chat_id=child, seconds=2, kind="model", tool_name="<inner>", parent_id=helper.id,
+        root_id=chat_id, outcome="error", error="boom",
+    )  # fmt: skip
+    after = make_trace(chat_id=chat_id, turn=1, seconds=3, kind="model", tool_name="final")
+    for trace in (model, helper, inner, after):
+        writer.enqueue(ToolTraceComplete(trace=trace))
+    data, _metadata = viewer.widget._repr_mimebundle_()
+    html = data["text/html"]
+    calls = html[html.index("boonb-traces-tree") :]
+    # The tool call's item opens inside the model call's, the child chat's inside the tool's.
+    model_at, helper_at, inner_at = (
+        calls.index(n) for n in ("sim-model", "ask_helper", "&lt;inner&gt;")
+    )
+    assert model_at < helper_at < inner_at < calls.index("final")
+    assert calls[model_at:helper_at].count("<ul") == 1 and "</li>" not in calls[model_at:helper_at]
+    assert calls[helper_at:inner_at].count("<ul") == 1 and "</li>" not in calls[helper_at:inner_at]
+    assert "<strong>error</strong>" in calls and "<inner>" not in html
+    assert "1.5K tokens" in calls
+    text = data["text/plain"].splitlines()
+    start = text.index("  calls:")
+    assert [line.split(" · ")[:2] for line in text[start + 1 :]] == [
+        ["    model", "sim-model"],
+        ["      tool", "ask_helper"],
+        ["        model", "<inner>"],
+        ["    model", "final"],
+    ]
+
+
 def test_chat_defaults_to_the_last_chat_and_a_missing_one_is_a_clear_error(
     runtime: Runtime,
 ) -> None:

@@ -61,7 +61,9 @@ def test_a_script_runs_end_to_end_with_logs_in_order_and_tagged_traces(runtime: 
     runtime.store.writer.flush()
     with runtime.store.db.connection() as con:
         rows = con.execute(
-            "SELECT DISTINCT agent_id FROM tool_traces WHERE workflow_run_id = ? ORDER BY 1",
+            # The calls of the run's agents (its run and phase rows belong to no agent).
+            "SELECT DISTINCT agent_id FROM tool_traces WHERE workflow_run_id = ? "
+            "AND kind IN ('model', 'tool') ORDER BY 1",
             [run_id],
         ).fetchall()
         stored = con.execute("SELECT state FROM workflow_runs WHERE id = ?", [run_id]).fetchone()

@@ -51,8 +51,11 @@ def test_agents_run_through_the_runtime_tagged_with_run_and_agent_ids(runtime: R
     assert result.startswith("[simulator]") and "haiku about ducks" in result
     runtime.store.writer.flush()
     with runtime.store.db.connection() as con:
-        rows = con.execute("SELECT agent_id, workflow_run_id FROM tool_traces").fetchall()
-    assert rows == [("writer", run.run_id)]
+        rows = con.execute(
+            "SELECT kind, agent_id, workflow_run_id FROM tool_traces ORDER BY kind"
+        ).fetchall()
+    # The agent's row in the run's trace tree, and its chat's model call.
+    assert rows == [("agent", "writer", run.run_id), ("model", "writer", run.run_id)]
 
 
 def test_parallel_returns_none_for_a_failed_agent_and_the_others_results(

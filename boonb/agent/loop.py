@@ -24,6 +24,7 @@ from boonb.agent.recorder import Recorder, json_or_text
 from boonb.agent.tools.context import ToolContext
 from boonb.agent.tools.errors import ToolError
 from boonb.agent.tools.registry import Tool
+from boonb.errors import AgentError
 from boonb.frames import (
     MessageComplete,
     MessageDelta,
@@ -51,10 +52,6 @@ DEFAULT_SYSTEM_PROMPT = (
     "You are an assistant running inside a Jupyter notebook through boonb. Use the tools "
     "you are given when they help; paths are relative to the project root. Answer concisely."
 )
-
-
-class AgentError(Exception):
-    """The agent could not go on (the model call failed after its retries)."""
 
 
 @dataclass
@@ -163,6 +160,8 @@ class Agent:
         self._sent = 1  # messages already shown to the model (for the trace's input delta)
         # The system prompt and tool schemas the last recorded request carried.
         self._recorded_context: tuple[Any, Any] | None = None
+        # The last model call's trace: the parent of the tool calls it asked for.
+        self._asked_by: uuid.UUID | None = None
         self._started = False
         self.title = ""
         self.state: SessionState = "awaiting_input"
@@ -307,6 +306,7 @@ class Agent:
             request["tool_schemas"] = _jsonable(tools)
         self._sent = len(messages)
         trace = self.recorder.open(self.turn_number)
+        self._asked_by = trace.id
 
         def forward(event: StreamEvent) -> None:
             if isinstance(event, TextDelta | ReasoningDelta):
@@ -375,11 +375,12 @@ class Agent:
     async def _call_tool(self, call: ToolCall) -> ToolOutcome:
         """Run one tool call; returns the text the model reads and whether it failed."""
         arguments: JsonValue = json_or_text(call.arguments)
-        trace = self.recorder.open(self.turn_number)
+        trace = self.recorder.open(self.turn_number, parent_id=self._asked_by)
         self.recorder.tool_started(trace, name=call.name, call_id=call.id, arguments=arguments)
         outcome: Outcome = "success"
         error: str | None = None
         output: JsonValue = None
+        done_calling = self.recorder.calling(trace)  # a chat the tool starts hangs under it
         try:
             tool = self.tools.get(call.name)
             if tool is None:
@@ -400,6 +401,8 @@ class Agent:
             raise
         except Exception as exc:  # a tool's failure is the model's to read, not the run's end
             outcome, error = "error", _describe(exc)
+        finally:
+            done_calling()
         self.recorder.tool_finished(
             trace,
             name=call.name,

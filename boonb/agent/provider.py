@@ -14,6 +14,8 @@ from boonb.providers import Profile, get_profile
 
 @dataclass(frozen=True)
 class ProviderChoice:
+    """The provider the settings select: its profile, the model to ask and the key to send."""
+
     name: str
     profile: Profile
     model: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter
@@ -41,6 +42,26 @@ _tool_complete = keyword_builder(ToolTraceComplete)
 _now = datetime.now  # bound once, like perf_counter: each call reads both clocks twice
 
 
+@dataclass(frozen=True, slots=True)
+class TraceParent:
+    """Where a chat hangs in the trace tree: the row it hangs under, and that row's tree.
+
+    A chat started by a tool call takes :func:`calling_trace` (the call's row); a workflow
+    agent's chat takes its ``agent`` row. Without one, a chat is the root of its own tree.
+    """
+
+    trace_id: uuid.UUID
+    root_id: uuid.UUID
+
+
+_calling: ContextVar[TraceParent | None] = ContextVar("boonb_calling_trace", default=None)
+
+
+def calling_trace() -> TraceParent | None:
+    """The tool call running in this task, for a tool that starts a chat under it; else None."""
+    return _calling.get()
+
+
 @dataclass(slots=True)
 class OpenTrace:
     """A call under way: when it started, by the wall clock and by the monotonic one.
@@ -53,6 +74,8 @@ class OpenTrace:
     turn_number: int
     started_at: datetime
     started: float
+    parent_id: uuid.UUID | None = None
+    """The row this call hangs under (for a tool call, the model call that asked for it)."""
 
     def finish(self) -> tuple[datetime, float]:
         """The wall-clock end, and the latency as the monotonic clock measured it."""
@@ -60,6 +83,13 @@ class OpenTrace:
 
 
 class Recorder:
+    """Records one chat: its calls as trace rows and frames, its messages as rows.
+
+    ``parent`` is where the chat hangs in the trace tree (see :class:`TraceParent`); its
+    model calls are recorded under ``parent.trace_id`` in ``parent.root_id``'s tree. A
+    chat without one is the root of its own tree (``root_id = chat_id``).
+    """
+
     def __init__(
         self,
         bus: Bus,
@@ -69,6 +99,7 @@ class Recorder:
         chat_id: uuid.UUID,
         agent_id: str | None = None,
         workflow_run_id: uuid.UUID | None = None,
+        parent: TraceParent | None = None,
     ) -> None:
         self.bus = bus
         self.write = write
@@ -76,12 +107,30 @@ class Recorder:
         self.chat_id = chat_id
         self.agent_id = agent_id
         self.workflow_run_id = workflow_run_id
+        self.parent_id = parent.trace_id if parent is not None else None
+        self.root_id = parent.root_id if parent is not None else chat_id
 
     def publish(self, frame: Frame) -> None:
         self.bus.publish(frame)
 
-    def open(self, turn_number: int) -> OpenTrace:
-        return OpenTrace(new_id(), turn_number, _now(UTC), perf_counter())
+    def open(self, turn_number: int, *, parent_id: uuid.UUID | None = None) -> OpenTrace:
+        """Start timing a call; ``parent_id`` is the row it hangs under (default: the chat's)."""
+        return OpenTrace(
+            new_id(),
+            turn_number,
+            _now(UTC),
+            perf_counter(),
+            self.parent_id if parent_id is None else parent_id,
+        )
+
+    def calling(self, trace: OpenTrace) -> Callable[[], None]:
+        """Mark ``trace`` as the tool call this task runs (see :func:`calling_trace`).
+
+        Returns what undoes it. Each tool call runs in a task of its own, so concurrent
+        calls each see their own.
+        """
+        token = _calling.set(TraceParent(trace.id, self.root_id))
+        return lambda: _calling.reset(token)
 
     def tool_started(
         self, trace: OpenTrace, *, name: str, call_id: str, arguments: JsonValue
@@ -101,6 +150,8 @@ class Recorder:
                 agent_id=self.agent_id,
                 input=arguments,
                 started_at=trace.started_at,
+                parent_id=trace.parent_id,
+                root_id=self.root_id,
             )
         )
 
@@ -135,9 +186,11 @@ class Recorder:
             latency_ms=latency_ms,
             outcome=outcome,
         )
+        # Set apart, before anyone sees the record: a 16th keyword above would make CPython
+        # pack all of them into a dict (two attribute stores cost a tenth of that).
+        record.parent_id = trace.parent_id
+        record.root_id = self.root_id
         if error is not None:
-            # Set apart, before anyone sees the record: a 16th keyword above would make
-            # CPython pack all of them into a dict.
             record.error = error
         self.publish(_tool_complete(trace=record))
         if error is not None:
@@ -173,6 +226,8 @@ class Recorder:
             tool_name=model,
             agent_id=self.agent_id,
             workflow_run_id=self.workflow_run_id,
+            parent_id=trace.parent_id,
+            root_id=self.root_id,
             input=request,
             output=_model_output(result),
             started_at=trace.started_at,
@@ -209,6 +264,8 @@ class Recorder:
                     "model": model,
                     "agent_id": self.agent_id,
                     "workflow_run_id": self.workflow_run_id,
+                    "parent_id": self.parent_id,
+                    "root_id": self.root_id,
                     "created_at": datetime.now(UTC),
                 },
                 action="upsert",

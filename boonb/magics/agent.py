@@ -9,55 +9,110 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
+from pydantic import Field, field_validator
 
 from boonb import api
-from boonb.agent.loop import AgentError, AgentResult
-from boonb.agent.tools.errors import ToolError
+from boonb.agent.loop import AgentResult
+from boonb.errors import BoonbError
 from boonb.frames import Frame, MessageDelta
 from boonb.magics.follow import follow
-from boonb.magics.lines import parse_options, split_line
+from boonb.magics.lines import (
+    MagicLine,
+    Option,
+    Positional,
+    help_text,
+    parse_subcommand,
+)
+from boonb.magics.report import print_error, reports_errors
 from boonb.runtime import get_runtime
-from boonb.store import StoreError
 from boonb.store.agent_sessions import SavedChat
 
 if TYPE_CHECKING:
     from boonb.widgets.chat import ChatDisplay
 
 
-def parse_tools(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    if value.strip().lower() == "none":
-        return []
-    return [name.strip() for name in value.split(",") if name.strip()]
+class AgentPrompt(MagicLine):
+    """``%%agent [options]``: the options of a prompt cell."""
+
+    command: ClassVar[str] = "%%agent"
+
+    model: Annotated[
+        str | None, Option("model name (default: the provider's default)", "NAME")
+    ] = None
+    tools: Annotated[
+        list[str] | None,
+        Option("comma-separated tool names, or 'none' (default: all registered)", "A,B|none"),
+    ] = None
+    budget: Annotated[
+        int | None, Field(gt=0), Option("token budget for this run (input + output tokens)", "N")
+    ] = None
+    max_turns: Annotated[int, Field(ge=1), Option("most model calls in this run", "N")] = 10
+    chat: Annotated[
+        str | None, Option("continue this chat of the kernel instead of starting a new one", "CHAT")
+    ] = None
+    no_wait: Annotated[bool, Option("return a handle at once")] = False
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_names(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() == "none":
+            return []
+        return [name.strip() for name in value.split(",") if name.strip()]
 
 
-LINE_USAGE = (
-    "usage: %agent sessions [--all]  |  %agent resume [CHAT_ID]  (and %%agent for a prompt)"
+class AgentSessions(MagicLine):
+    """``%agent sessions [--all]``: the saved chats of the project."""
+
+    command: ClassVar[str] = "%agent sessions"
+
+    all: Annotated[bool, Option("also list the agents that workflows ran")] = False
+
+
+class AgentResume(MagicLine):
+    """``%agent resume [CHAT]``: bring a saved chat back into this kernel."""
+
+    command: ClassVar[str] = "%agent resume"
+
+    chat: Annotated[
+        str | None, Positional("CHAT", "the chat to resume (default: the newest saved one)")
+    ] = None
+
+
+AGENT_COMMANDS: dict[str, type[MagicLine]] = {"sessions": AgentSessions, "resume": AgentResume}
+AGENT_HELP = help_text(
+    "Run the cell as a prompt to an agent with tools (every call is traced), or list and "
+    "resume saved chats.",
+    AgentPrompt,
+    AgentSessions,
+    AgentResume,
 )
 
 
 @magics_class
 class AgentMagics(Magics):
+    """The ``%%agent`` and ``%agent`` magics: prompts, and the project's saved chats."""
+
     @line_cell_magic
+    @reports_errors
     def agent(self, line: str, cell: str | None = None) -> Any:
-        """``%%agent [options]`` runs the cell as a prompt; ``%agent sessions|resume [ID]``."""
         if cell is None:
             return self._sessions_command(line)
-        return self._prompt(line, cell)
+        return self._prompt(AgentPrompt.parse(line), cell)
+
+    agent.__doc__ = AGENT_HELP
 
     def _sessions_command(self, line: str) -> Any:
-        words = split_line(line)
-        try:
-            if words[:1] == ["sessions"] and words[1:] in ([], ["--all"]):
-                print(sessions_text(api.sessions(include_children=words[1:] == ["--all"])))
+        match parse_subcommand(line, AGENT_COMMANDS, others=[AgentPrompt]):
+            case AgentSessions(all=everything):
+                print(sessions_text(api.sessions(include_children=everything)))
                 return None
-            if words[:1] == ["resume"] and len(words) <= 2:
-                agent = api.restore(words[1] if len(words) == 2 else None)
+            case AgentResume(chat=chat):
+                agent = api.restore(chat)
                 run = api.carry_on(agent)
                 shown = show_chat(self.shell, agent)
                 if run is None:
@@ -67,42 +122,27 @@ class AgentMagics(Magics):
                     )
                     return None
                 return _run_streaming(agent, api.stored(run), shown)
-        except StoreError as exc:
-            print(f"boonb: {exc}", file=sys.stderr)
-            return None
-        print(LINE_USAGE, file=sys.stderr)
-        return None
+            case other:  # a command in the table without a case here: a bug
+                raise AssertionError(f"no case for {other!r}")
 
-    @magic_arguments()
-    @argument("--model", help="model name (default: the provider's default)")
-    @argument("--tools", help="comma-separated tool names, or 'none' (default: all registered)")
-    @argument("--budget", type=int, help="token budget for this run (input + output tokens)")
-    @argument("--max-turns", type=int, default=10, help="most model calls in this run")
-    @argument("--chat", help="continue this chat of the kernel instead of starting a new one")
-    @argument("--no-wait", action="store_true", help="return a handle at once")
-    def _prompt(self, line: str, cell: str) -> Any:
+    def _prompt(self, options: AgentPrompt, cell: str) -> Any:
         """Run the cell body as a prompt to an agent with tools; every call is traced."""
-        args = parse_options(self._prompt, line)
         prompt = cell.strip()
         if not prompt:
             print("boonb: the cell is empty; write the prompt in the cell body", file=sys.stderr)
             return None
-        try:
-            if args.chat:
-                agent = api.find_chat(args.chat)
-            else:
-                agent = api.new_agent(
-                    model=args.model,
-                    tools=parse_tools(args.tools),
-                    budget=args.budget,
-                    max_turns=args.max_turns,
-                    user_ns=self.shell.user_ns if self.shell else None,
-                )
-        except (StoreError, ToolError, ValueError) as exc:
-            print(f"boonb: {exc}", file=sys.stderr)
-            return None
+        if options.chat:
+            agent = api.find_chat(options.chat)
+        else:
+            agent = api.new_agent(
+                model=options.model,
+                tools=options.tools,
+                budget=options.budget,
+                max_turns=options.max_turns,
+                user_ns=self.shell.user_ns if self.shell else None,
+            )
         shown = show_chat(self.shell, agent)
-        if args.no_wait:
+        if options.no_wait:
             return api.start(agent, prompt, wait=False)
         return _run_streaming(agent, api.stored(agent.run(prompt)), shown)
 
@@ -172,8 +212,8 @@ def _run_streaming(
     except KeyboardInterrupt:
         print("\nboonb: cancelled; open traces were closed as cancelled", file=sys.stderr)
         return None
-    except AgentError as exc:
-        print(f"\nboonb: {exc}", file=sys.stderr)
+    except BoonbError as exc:
+        print_error(exc, newline=shown is None)  # after the streamed text, on a line of its own
         return None
     finally:
         if shown is not None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
+from typing import Annotated, ClassVar
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
+from pydantic import BeforeValidator
 
 from boonb import __version__, config
+from boonb.magics.lines import (
+    MagicLine,
+    Positional,
+    help_text,
+    split_line,
+    usage_of,
+)
+from boonb.magics.report import reports_errors
 from boonb.runtime import get_runtime
 from boonb.store import StoreError
-
-USAGE = "usage: %boonb  |  %boonb config [KEY=VALUE ...]"
 
 
 def _setting_name(key: str) -> str:
@@ -23,14 +30,44 @@ def _setting_name(key: str) -> str:
     return key
 
 
-def parse_assignments(words: list[str]) -> dict[str, str]:
+def parse_assignments(value: object) -> object:
+    """``KEY=VALUE`` words as the settings to change, by field name."""
+    if not isinstance(value, list):
+        return value
     changes: dict[str, str] = {}
-    for word in words:
-        key, sep, value = word.partition("=")
+    for word in value:
+        key, sep, setting = str(word).partition("=")
         if not sep or not key:
-            raise config.ConfigError(f"expected KEY=VALUE, got {word!r}")
-        changes[_setting_name(key)] = value
+            raise ValueError(f"expected KEY=VALUE, got {word!r}")
+        changes[_setting_name(key)] = setting
     return changes
+
+
+class BoonbStatus(MagicLine):
+    """``%boonb``: the version, database, session and provider of this kernel."""
+
+    command: ClassVar[str] = "%boonb"
+
+
+class BoonbConfig(MagicLine):
+    """``%boonb config [KEY=VALUE ...]``: show the settings, after changing the ones given."""
+
+    command: ClassVar[str] = "%boonb config"
+
+    changes: Annotated[
+        dict[str, str],
+        BeforeValidator(parse_assignments),
+        Positional(
+            "KEY=VALUE",
+            "a setting by name (db_path) or variable (BOONB_DB_PATH), and its new value",
+            many=True,
+        ),
+    ] = {}
+
+
+BOONB_HELP = help_text(
+    "Show boonb's status, or its settings after changing some.", BoonbStatus, BoonbConfig
+)
 
 
 def status_text() -> str:
@@ -61,20 +98,21 @@ def settings_text() -> str:
 
 @magics_class
 class BoonbMagics(Magics):
+    """The ``%boonb`` magic: status and settings."""
+
     @line_magic
+    @reports_errors
     def boonb(self, line: str) -> None:
-        """Show boonb's status; ``%boonb config KEY=VALUE`` changes a setting."""
-        words = shlex.split(line)
+        words = split_line(line)
         if not words:
             print(status_text())
-            return
-        if words[0] != "config":
-            print(USAGE, file=sys.stderr)
-            return
-        try:
-            if len(words) > 1:
-                config.update(**parse_assignments(words[1:]))
-        except config.ConfigError as exc:
-            print(f"boonb: {exc}", file=sys.stderr)
-            return
-        print(settings_text())
+        elif words[0] == "config":
+            options = BoonbConfig.parse(words[1:])
+            if options.changes:
+                config.update(**options.changes)
+            print(settings_text())
+        else:
+            usage = usage_of([BoonbStatus, BoonbConfig])
+            raise UsageError(f"unknown subcommand {words[0]!r}\n{usage}")
+
+    boonb.__doc__ = BOONB_HELP

@@ -6,23 +6,25 @@ import json
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
+from pydantic import BeforeValidator, Field, JsonValue
 
 from boonb import api
 from boonb.frames import Frame, WorkflowLog, WorkflowStatus, WorkflowStep
 from boonb.magics.follow import follow
-from boonb.magics.lines import parse_options, split_line
-from boonb.runtime import get_runtime
-from boonb.workflow.discovery import WorkflowArgsError
-from boonb.workflow.manager import RunStatus, UnknownRun, UnknownWorkflow
-
-LINE_USAGE = (
-    "usage: %workflow list [--refresh] | %workflow run NAME [--args JSON] [--budget N] "
-    "[--timeout S] [--no-wait] | %workflow status RUN | %workflow cancel RUN"
+from boonb.magics.lines import (
+    MagicLine,
+    Option,
+    Positional,
+    help_text,
+    parse_subcommand,
 )
+from boonb.magics.report import reports_errors
+from boonb.runtime import get_runtime
+from boonb.workflow.manager import RunStatus, WorkflowInfo
+
 FRAME_TYPES = {"workflow:log", "workflow:step", "workflow:status"}
 
 
@@ -85,75 +87,129 @@ def _follow_run(run_id: uuid.UUID) -> Any:
     return status.result
 
 
-def _args(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
+def _json_object(value: object) -> object:
+    """``--args`` as typed (a JSON text) read into the object it must be."""
+    if not isinstance(value, str):
+        return value
     try:
-        value = json.loads(text)
+        parsed = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise WorkflowArgsError(f"--args is not valid JSON ({exc.msg}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise WorkflowArgsError('--args must be a JSON object, e.g. \'{"topic": "duckdb"}\'')
-    return value
+        raise ValueError(
+            f"--args is not valid JSON ({exc.msg}): {value!r}; "
+            'write a JSON object, e.g. --args {"topic": "duckdb"}'
+        ) from None
+    if not isinstance(parsed, dict):
+        raise ValueError('--args must be a JSON object, e.g. --args {"topic": "duckdb"}')
+    return parsed
+
+
+RUN_ARGS_HELP = 'the run\'s arguments (the script\'s `args`), a JSON object: {"topic": "duckdb"}'
+RunArgs = Annotated[
+    dict[str, JsonValue], BeforeValidator(_json_object), Option(RUN_ARGS_HELP, "JSON")
+]
+Budget = Annotated[int | None, Field(gt=0), Option("token budget of the run", "N")]
+Timeout = Annotated[float | None, Field(gt=0), Option("seconds the run may take", "S")]
+NoWait = Annotated[bool, Option("return the run id at once")]
+
+
+class WorkflowCell(MagicLine):
+    """``%%workflow [options]``: the options of a cell run as a workflow script."""
+
+    command: ClassVar[str] = "%%workflow"
+
+    args: RunArgs = {}
+    budget: Budget = None
+    timeout: Timeout = None
+    no_wait: NoWait = False
+
+
+class WorkflowList(MagicLine):
+    """``%workflow list [--refresh]``: the workflows found in the catalog and the project."""
+
+    command: ClassVar[str] = "%workflow list"
+
+    refresh: Annotated[bool, Option("look for workflow files again first")] = False
+
+
+class WorkflowRunLine(MagicLine):
+    """``%workflow run NAME [options]``: run a discovered workflow."""
+
+    command: ClassVar[str] = "%workflow run"
+
+    name: Annotated[str, Positional("NAME", "the workflow (see %workflow list)")]
+    args: RunArgs = {}
+    budget: Budget = None
+    timeout: Timeout = None
+    no_wait: NoWait = False
+
+
+class WorkflowStatusLine(MagicLine):
+    """``%workflow status RUN``: where a run is."""
+
+    command: ClassVar[str] = "%workflow status"
+
+    run: Annotated[str, Positional("RUN", "the run id (printed by --no-wait)")]
+
+
+class WorkflowCancel(MagicLine):
+    """``%workflow cancel RUN``: stop a run."""
+
+    command: ClassVar[str] = "%workflow cancel"
+
+    run: Annotated[str, Positional("RUN")]
+
+
+WORKFLOW_COMMANDS: dict[str, type[MagicLine]] = {
+    "list": WorkflowList,
+    "run": WorkflowRunLine,
+    "status": WorkflowStatusLine,
+    "cancel": WorkflowCancel,
+}
+WORKFLOW_HELP = help_text(
+    "Run the cell as a workflow script, or list, run, watch and cancel discovered workflows.",
+    WorkflowCell,
+    *WORKFLOW_COMMANDS.values(),
+)
 
 
 @magics_class
 class WorkflowMagics(Magics):
+    """The ``%%workflow`` and ``%workflow`` magics: scripts, and the workflow catalog."""
+
     @line_cell_magic
+    @reports_errors
     def workflow(self, line: str, cell: str | None = None) -> Any:
-        """``%%workflow`` runs the cell as a script; ``%workflow list|run|status|cancel``."""
-        try:
-            if cell is not None:
-                return self._cell(line, cell)
-            return self._line(line)
-        except (UnknownWorkflow, UnknownRun, WorkflowArgsError) as exc:
-            print(f"boonb: {exc}", file=sys.stderr)
-            return None
-
-    @magic_arguments()
-    @argument("--args", help="the run's arguments, a JSON object (the script's `args`)")
-    @argument("--budget", type=int, help="token budget of the run")
-    @argument("--timeout", type=float, help="seconds the run may take")
-    @argument("--no-wait", action="store_true", help="return the run id at once")
-    def _cell(self, line: str, cell: str) -> Any:
-        args = parse_options(self._cell, line)
-        run_id = get_runtime().workflows.run_script(
-            cell, _args(args.args), budget=args.budget, timeout=args.timeout
-        )
-        return run_id if args.no_wait else _follow_run(run_id)
-
-    @magic_arguments()
-    @argument("name")
-    @argument("--args", help="the run's arguments, a JSON object")
-    @argument("--budget", type=int, help="token budget of the run")
-    @argument("--timeout", type=float, help="seconds the run may take")
-    @argument("--no-wait", action="store_true", help="return the run id at once")
-    def _run(self, line: str) -> Any:
-        args = parse_options(self._run, line)
-        run_id = get_runtime().workflows.run(
-            args.name, _args(args.args), budget=args.budget, timeout=args.timeout
-        )
-        return run_id if args.no_wait else _follow_run(run_id)
-
-    def _line(self, line: str) -> Any:
-        words = split_line(line)
         manager = get_runtime().workflows
-        command, rest = (words[0], words[1:]) if words else ("", [])
-        if command == "list" and rest in ([], ["--refresh"]):
-            found = manager.list(refresh=bool(rest))
-            width = max((len(w.name) for w in found), default=4)
-            for info in found:
-                print(f"{info.name:<{width}}  {info.source:8}  {info.description}")
-            if not found:
-                print("no workflows found")
-            return None
-        if command == "run" and rest:
-            return self._run(line.split(None, 1)[1])
-        if command == "status" and len(rest) == 1:
-            return manager.status(rest[0])
-        if command == "cancel" and len(rest) == 1:
-            stopped = manager.cancel(rest[0])
-            print(f"cancelling run {rest[0]}" if stopped else f"run {rest[0]} is not running")
-            return None
-        print(LINE_USAGE, file=sys.stderr)
-        return None
+        if cell is not None:
+            options = WorkflowCell.parse(line)
+            run_id = manager.run_script(
+                cell, options.args, budget=options.budget, timeout=options.timeout
+            )
+            return run_id if options.no_wait else _follow_run(run_id)
+        match parse_subcommand(line, WORKFLOW_COMMANDS, others=[WorkflowCell]):
+            case WorkflowList(refresh=refresh):
+                print(list_text(manager.list(refresh=refresh)))
+                return None
+            case WorkflowRunLine() as given:
+                run_id = manager.run(
+                    given.name, given.args, budget=given.budget, timeout=given.timeout
+                )
+                return run_id if given.no_wait else _follow_run(run_id)
+            case WorkflowStatusLine(run=run):
+                return manager.status(run)
+            case WorkflowCancel(run=run):
+                stopped = manager.cancel(run)
+                print(f"cancelling run {run}" if stopped else f"run {run} is not running")
+                return None
+            case other:  # a command in the table without a case here: a bug
+                raise AssertionError(f"no case for {other!r}")
+
+    workflow.__doc__ = WORKFLOW_HELP
+
+
+def list_text(found: list[WorkflowInfo]) -> str:
+    """The table of ``%workflow list``: name, where it was found, what it does."""
+    if not found:
+        return "no workflows found"
+    width = max(len(w.name) for w in found)
+    return "\n".join(f"{i.name:<{width}}  {i.source:8}  {i.description}" for i in found)

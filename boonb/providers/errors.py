@@ -6,9 +6,7 @@ line ever contains an API key or an ``Authorization`` header.
 
 from __future__ import annotations
 
-
-class ProviderError(Exception):
-    """Base class for every error raised by a provider client."""
+from boonb.errors import ProviderError
 
 
 class ProviderHTTPError(ProviderError):

@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import ProviderError
 from .usage import Usage
 
 _PER_MTOK = 1_000_000
@@ -52,6 +53,8 @@ class Prices(_Frozen):
 
 
 class ModelSpec(_Frozen):
+    """What one model of a profile can do and what it costs."""
+
     capabilities: Capabilities
     prices: Prices | None = None
     """``None`` when the price is unknown (local servers); cost figures are then ``None``."""
@@ -117,7 +120,7 @@ def _usd(input_miss: float, input_hit: float, output: float) -> Prices:
     )
 
 
-class UnknownProfileError(KeyError):
+class UnknownProfileError(ProviderError, KeyError):
     """No built-in profile has the requested name."""
 
     def __str__(self) -> str:

@@ -64,16 +64,22 @@ class ChatResult:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """A piece of the answer's text, as streamed."""
+
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
+    """A piece of the model's reasoning (reasoning models only), as streamed."""
+
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class ToolCallStarted:
+    """The model began a tool call; its arguments follow in later chunks."""
+
     index: int
     id: str
     name: str
@@ -81,6 +87,8 @@ class ToolCallStarted:
 
 @dataclass(frozen=True, slots=True)
 class Completed:
+    """The last event of a stream: the whole assembled result."""
+
     result: ChatResult
 
 

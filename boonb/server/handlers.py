@@ -11,10 +11,16 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from tornado import web
 
-from boonb.server.traces import ChatNotFound, ProjectTraces, TraceNotFound
+from boonb.server.traces import (
+    DEFAULT_TREE_NODES,
+    MAX_TREE_NODES,
+    ChatNotFound,
+    ProjectTraces,
+    TraceNotFound,
+)
 from boonb.store import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -24,6 +30,7 @@ from boonb.store import (
     InvalidLimit,
     InvalidQuery,
 )
+from boonb.store.projections import TraceTree
 
 # Seconds a client is told to wait after a 503 for a database another process held.
 RETRY_AFTER_S = 2
@@ -32,10 +39,29 @@ RETRY_AFTER_S = 2
 _JUPYTER_ARGUMENTS = frozenset({"token", "_xsrf"})
 
 
-class TraceQuery(BaseModel):
-    """Query parameters of ``GET .../chats/{id}/traces``."""
+class _Query(BaseModel):
+    """Query parameters, validated from the raw arguments into the store's errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def from_arguments(cls, arguments: dict[str, list[bytes]]) -> Any:
+        """Validate raw query arguments, raising the store's :class:`InvalidQuery` errors."""
+        values: dict[str, str] = {}
+        for name, given in arguments.items():
+            if name in _JUPYTER_ARGUMENTS:
+                continue
+            if len(given) != 1:
+                raise InvalidQuery(f"{name} was given {len(given)} times; give it once")
+            values[name] = given[0].decode("utf-8", errors="replace")
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise _invalid(exc, values, cls) from None
+
+
+class TraceQuery(_Query):
+    """Query parameters of ``GET .../chats/{id}/traces``."""
 
     limit: int = Field(
         default=DEFAULT_LIMIT,
@@ -50,28 +76,30 @@ class TraceQuery(BaseModel):
         description="the next_cursor of a previous page",
     )
 
-    @classmethod
-    def from_arguments(cls, arguments: dict[str, list[bytes]]) -> TraceQuery:
-        """Validate raw query arguments, raising the store's :class:`InvalidQuery` errors."""
-        values: dict[str, str] = {}
-        for name, given in arguments.items():
-            if name in _JUPYTER_ARGUMENTS:
-                continue
-            if len(given) != 1:
-                raise InvalidQuery(f"{name} was given {len(given)} times; give it once")
-            values[name] = given[0].decode("utf-8", errors="replace")
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise _invalid(exc, values) from None
+
+class TreeQuery(_Query):
+    """Query parameters of ``GET .../traces/{root_id}/tree``."""
+
+    max_depth: int | None = Field(
+        default=None, ge=0, le=1000, description="an integer from 0 (the top rows) to 1000"
+    )
+    max_nodes: int = Field(
+        default=DEFAULT_TREE_NODES,
+        ge=1,
+        le=MAX_TREE_NODES,
+        description=f"an integer from 1 to {MAX_TREE_NODES}",
+    )
+    subtree: str | None = Field(
+        default=None, min_length=1, description="the id of a row of this tree"
+    )
 
 
-def _invalid(exc: ValidationError, values: dict[str, str]) -> InvalidQuery:
+def _invalid(exc: ValidationError, values: dict[str, str], query: type[_Query]) -> InvalidQuery:
     error = exc.errors()[0]
     name = str(error["loc"][0]) if error["loc"] else "?"
-    field = TraceQuery.model_fields.get(name)
+    field = query.model_fields.get(name)
     if field is None:
-        known = ", ".join(TraceQuery.model_fields)
+        known = ", ".join(query.model_fields)
         return InvalidQuery(f"unknown query parameter {name!r}; known: {known}")
     message = f"{name} must be {field.description}, got {values.get(name)!r}"
     if name == "limit":
@@ -91,7 +119,7 @@ class _BoonbHandler(APIHandler):
         traces: ProjectTraces = self.settings["boonb_traces"]
         return traces
 
-    async def _answer(self, read: Callable[[], BaseModel]) -> None:
+    async def _answer(self, read: Callable[[], BaseModel | bytes]) -> None:
         """Finish with ``read()``'s JSON, or with the error it raised as its status."""
         try:
             # DuckDB calls block (and may wait out another process's lock): keep
@@ -107,7 +135,7 @@ class _BoonbHandler(APIHandler):
         except DatabaseUnusable as exc:
             self._error(500, exc)
         else:
-            self.finish(answer.model_dump_json())
+            self.finish(answer if isinstance(answer, bytes) else answer.model_dump_json())
 
     def _error(self, status: int, exc: Exception) -> None:
         self.log.info("boonb: %s %s: %s", status, type(exc).__name__, exc)
@@ -167,10 +195,53 @@ class TraceDetailHandler(_BoonbHandler):
         await self._answer(partial(self.traces.detail, trace_id))
 
 
+_TREE_JSON: TypeAdapter[TraceTree] = TypeAdapter(TraceTree)
+
+
+def tree_json(tree: TraceTree) -> bytes:
+    """A tree as the endpoint answers it (rows as in a page: large values cut)."""
+    return _TREE_JSON.dump_json(tree, serialize_as_any=True)
+
+
+class TreeHandler(_BoonbHandler):
+    """``GET /boonb/api/traces/{root_id}/tree``: the rows of one trace tree, nested.
+
+    ``root_id`` is a chat's id (a chat the user started is its own tree) or a workflow
+    run's id. Answers ``{"root_id", "subtree", "nodes": [{"trace", "depth", "children",
+    "hidden_children"}], "total", "shown"}``; traces are as in a page (inputs and outputs
+    over 4 KB cut to a preview). ``max_depth`` (0 = the top rows only) and ``max_nodes``
+    (default 2,000) cap the answer, taking the tree level by level; a node whose
+    children were cut has ``hidden_children`` > 0, and ``subtree=<its id>`` fetches its
+    branch alone. Errors as for a page: 400 (bad parameter or id), 404 (no such tree,
+    or no such row in it), 503 with ``Retry-After``, 500.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, root_id: str) -> None:
+        try:
+            query = TreeQuery.from_arguments(self.request.query_arguments)
+        except InvalidQuery as exc:
+            self._error(400, exc)
+            return
+
+        def read() -> bytes:
+            tree = self.traces.tree(
+                root_id,
+                max_depth=query.max_depth,
+                max_nodes=query.max_nodes,
+                subtree=query.subtree,
+            )
+            return tree_json(tree)
+
+        await self._answer(read)
+
+
 def handlers(base_url: str) -> list[tuple[str, type[APIHandler]]]:
     """URL patterns (under the server's base URL) and their handlers."""
     api = url_path_join(base_url, "boonb", "api")
     return [
+        (url_path_join(api, "traces", r"(?P<root_id>[^/]+)", "tree"), TreeHandler),
         (url_path_join(api, "chats", r"(?P<chat_id>[^/]+)", "traces"), TracesHandler),
         (url_path_join(api, "traces", r"(?P<trace_id>[^/]+)"), TraceDetailHandler),
     ]

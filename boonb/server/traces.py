@@ -5,9 +5,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from boonb.store import Database, InvalidChatId, TracePage, TraceStore
+from boonb.store import Database, InvalidChatId, StoreError, TracePage, TraceStore
 from boonb.store.errors import InvalidTraceId
+from boonb.store.projections import TraceTree
 from boonb.store.traces import TraceDetail, parse_uuid
+
+DEFAULT_TREE_NODES = 2_000
+"""Rows a tree answer holds unless asked for fewer or more."""
+MAX_TREE_NODES = 20_000
 
 # Why a chat a kernel is running may not be found yet, for the 404's message.
 _NOT_STORED_YET = (
@@ -18,11 +23,11 @@ _NOT_STORED_YET = (
 )
 
 
-class ChatNotFound(LookupError):
+class ChatNotFound(StoreError, LookupError):
     """No chat with this id: no row in ``chats`` and no traces (or no database yet)."""
 
 
-class TraceNotFound(LookupError):
+class TraceNotFound(StoreError, LookupError):
     """No trace with this id in the project (or no database yet)."""
 
 
@@ -72,6 +77,33 @@ class ProjectTraces:
                 "after the call ends; take trace ids from a page of the chat's traces."
             )
         return found
+
+    def tree(
+        self,
+        root_id: str,
+        *,
+        max_depth: int | None,
+        max_nodes: int,
+        subtree: str | None,
+    ) -> TraceTree:
+        """The tree of a root, capped; :class:`TraceNotFound` for a tree (or row) it lacks."""
+        root = parse_uuid(root_id, InvalidTraceId, "root id")
+        branch = None if subtree is None else parse_uuid(subtree, InvalidTraceId, "subtree")
+        db = self._database()
+        tree = None
+        if db is not None:
+            tree = TraceStore(db).tree(
+                root, max_depth=max_depth, max_nodes=max_nodes, subtree=branch
+            )
+        if tree is None:
+            where = self.path if db is not None else f"{self.path} (it does not exist yet)"
+            what = f"no trace tree {root}" if branch is None else f"no row {branch} in tree {root}"
+            raise TraceNotFound(
+                f"{what} is stored in {where}. A tree's root is a chat's id or a workflow "
+                "run's id; its rows are stored moments after each call ends. Take row ids "
+                "from the tree itself."
+            )
+        return tree
 
     def _database(self) -> Database | None:
         with self._lock:

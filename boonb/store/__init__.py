@@ -10,6 +10,7 @@ from boonb.store.database import SCHEMA_VERSION, Database, check_path
 from boonb.store.errors import (
     DatabaseDamaged,
     DatabaseLocked,
+    DatabaseTooNew,
     DatabaseUnusable,
     InvalidChatId,
     InvalidCursor,
@@ -88,6 +89,7 @@ __all__ = [
     "Database",
     "DatabaseDamaged",
     "DatabaseLocked",
+    "DatabaseTooNew",
     "DatabaseUnusable",
     "FailedCall",
     "InvalidChatId",

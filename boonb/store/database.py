@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from boonb.store.errors import DatabaseDamaged, DatabaseLocked, DatabaseUnusable
+from boonb.store.migrations import SCHEMA_VERSION, migrate
 
 # Every DuckDB file carries this magic at byte 8 of its main header; two database
 # headers follow (checksum, iteration, meta block, free list, block count, block size, ...),
@@ -36,7 +37,7 @@ _MAGIC_OFFSET = 8
 _DATABASE_HEADER_OFFSETS = (4096, 8192)
 _HEADERS_END = 12288
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "Database", "check_path", "schema_sql"]
 
 
 def schema_sql() -> str:
@@ -176,9 +177,13 @@ class Database:
         _open_databases.add(self)
         check_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connection() as con:
-            con.execute(schema_sql())
-            self._cursor_key = _cursor_key(con)
+        try:
+            with self.connection() as con:
+                migrate(con, schema_sql())
+                self._cursor_key = _cursor_key(con)
+        except BaseException:
+            self.close()  # refused (e.g. from a newer boonb) or failed: let go of it at once
+            raise
 
     @property
     def cursor_key(self) -> bytes:

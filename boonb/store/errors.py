@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
-class StoreError(Exception):
-    """Base class of every error the store raises."""
+from boonb.errors import StoreError
 
 
 class DatabaseUnusable(StoreError):
@@ -13,6 +11,10 @@ class DatabaseUnusable(StoreError):
 
 class DatabaseDamaged(DatabaseUnusable):
     """The database file is damaged (e.g. truncated); boonb neither reads nor writes it."""
+
+
+class DatabaseTooNew(DatabaseUnusable):
+    """A newer boonb wrote the database (a schema version unknown here); it is left untouched."""
 
 
 class DatabaseLocked(StoreError):

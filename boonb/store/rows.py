@@ -14,7 +14,7 @@ TRACE_COLUMNS = (
     "id", "session_id", "chat_id", "turn_number", "kind", "tool_name", "call_id", "agent_id",
     "workflow_run_id", "parent_id", "input", "output", "started_at", "finished_at", "latency_ms",
     "input_tokens", "output_tokens", "cache_tokens", "cache_miss_tokens", "reasoning_tokens",
-    "tokens_used", "cost_usd", "error", "outcome",
+    "tokens_used", "cost_usd", "error", "outcome", "root_id",
 )  # fmt: skip
 
 CACHE_COLUMNS = (

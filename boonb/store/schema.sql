@@ -1,4 +1,6 @@
--- boonb's DuckDB schema. Applied on every open; every statement is idempotent.
+-- boonb's DuckDB schema, version 1. Applied on every open; every statement is idempotent.
+-- Never edit it: a change is a new step in migrations.py (which also lists what
+-- later versions added, e.g. tool_traces.root_id and kinds workflow | phase | agent).
 -- Token convention (all tables): input_tokens includes cache-read tokens; cache_tokens is
 -- the cache-read (hit) part; cache_miss_tokens = input_tokens - cache_tokens;
 -- reasoning_tokens is inside output_tokens; tokens_used = input_tokens + output_tokens.

@@ -53,6 +53,7 @@ _CONVERT: dict[str, Callable[[list[Any]], pa.Array]] = {
     "chat_id": _repeated_ids,
     "workflow_run_id": _repeated_ids,
     "parent_id": _repeated_ids,
+    "root_id": _repeated_ids,
     "input": _json,
     "output": _json,
     "started_at": _of(pa.timestamp("us", tz="UTC")),
@@ -71,10 +72,15 @@ assert set(_CONVERT) <= set(TRACE_COLUMNS)
 
 
 def trace_table(traces: Sequence[TraceRecord]) -> pa.Table:
-    """The ``tool_traces`` rows of ``traces``, one Arrow column per table column."""
-    return pa.table(
-        {
-            name: _CONVERT.get(name, _STRINGS)(list(map(attrgetter(name), traces)))
-            for name in TRACE_COLUMNS
-        }
-    )
+    """The ``tool_traces`` rows of ``traces``, one Arrow column per table column.
+
+    A record without a ``root_id`` is stored in its chat's tree (``root_id = chat_id``).
+    """
+    columns = {
+        name: _CONVERT.get(name, _STRINGS)(list(map(attrgetter(name), traces)))
+        for name in TRACE_COLUMNS
+        if name != "root_id"
+    }
+    roots = [t.root_id or t.chat_id for t in traces]
+    columns["root_id"] = _repeated_ids(roots)  # type: ignore[arg-type]
+    return pa.table({name: columns[name] for name in TRACE_COLUMNS})

@@ -7,7 +7,7 @@ preview; :meth:`TraceStore.detail` returns the whole trace.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -25,6 +25,7 @@ from boonb.store.errors import (
     InvalidSessionId,
     InvalidTraceId,
 )
+from boonb.store.projections import TraceTree, build_tree, chat_branch, turns
 from boonb.store.requests import SentRequest, StoredMessage, StoredPart, sent_request
 from boonb.store.rows import TRACE_COLUMNS
 
@@ -60,6 +61,17 @@ def _selected(column: str) -> str:
 
 
 _SELECT = ", ".join(_selected(c) for c in _COLUMNS)
+# A tree spans chats, so its rows carry theirs. A tree is read by column (through Arrow,
+# twice as fast as row tuples for 10,000 rows), and its ids come as text: DuckDB makes a
+# UUID object per cell (six a row), where most of a tree's ids repeat (its root, session,
+# chats, and each parent, already read as an earlier row's id) and are made once from text.
+_UUIDS = frozenset({"id", "session_id", "chat_id", "workflow_run_id", "parent_id", "root_id"})
+_SELECT_TREE = ", ".join(f"{c}::VARCHAR" if c in _UUIDS else _selected(c) for c in TRACE_COLUMNS)
+# For projections that need no payloads (turn totals): the rest of every column.
+_SELECT_CALLS = ", ".join(
+    "NULL" if c in _PAYLOADS else f"epoch_us({c})" if c.endswith("_at") else c
+    for c in TRACE_COLUMNS
+)
 _SELECT_WHOLE = ", ".join(
     f"epoch_us({c})" if c in ("started_at", "finished_at") else c for c in TRACE_COLUMNS
 )
@@ -185,6 +197,8 @@ class ChatTotals(BaseModel):
 
 
 class SlowCall(BaseModel):
+    """The slowest model or tool call of a chat, for its highlights."""
+
     tool_name: str
     kind: TraceKind
     turn_number: int
@@ -192,6 +206,8 @@ class SlowCall(BaseModel):
 
 
 class FailedCall(BaseModel):
+    """A model or tool call of a chat that ended in an error, for its highlights."""
+
     tool_name: str
     turn_number: int
     error: str
@@ -206,6 +222,13 @@ class ChatHighlights(BaseModel):
 
 
 class TraceStore:
+    """Read-only queries over the project's traces: pages, details, cache and totals.
+
+    ``page(chat_id, cursor, limit)`` pages a chat's traces; ``detail`` gives one whole
+    trace; ``turn_cache``, ``chat_totals`` and ``cache_breaks`` feed the views. Every
+    query validates its ids and raises an ``InvalidQuery`` for bad ones.
+    """
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -296,12 +319,8 @@ class TraceStore:
     def turn_cache(self, chat_id: UUID | str) -> list[TurnCache]:
         """Per turn of a chat: cached against uncached prompt tokens, and by segment."""
         chat = parse_uuid(chat_id, InvalidChatId, "chat id")
+        calls = self.chat_calls(chat)
         with self.db.connection() as con:
-            turns = con.execute(
-                "SELECT turn_number, sum(input_tokens), sum(cache_tokens) FROM tool_traces "
-                "WHERE chat_id = ? AND kind = 'model' GROUP BY turn_number ORDER BY turn_number",
-                [chat],
-            ).fetchall()
             segment_rows = con.execute(
                 "SELECT turn_number, segment, sum(tokens), sum(hit_tokens), sum(miss_tokens), "
                 "last(hash ORDER BY trace_id), last(prefix_hash ORDER BY trace_id) "
@@ -326,13 +345,14 @@ class TraceStore:
         broken = {turn: segment for turn, segment, *_ in breaks}
         return [
             TurnCache(
-                turn_number=turn,
-                input_tokens=int(inp or 0),
-                cache_tokens=int(hit or 0),
-                segments=segments.get(turn, []),
-                broken_by=broken.get(turn),
+                turn_number=turn.turn_number,
+                input_tokens=turn.input_tokens,
+                cache_tokens=turn.cache_tokens,
+                segments=segments.get(turn.turn_number, []),
+                broken_by=broken.get(turn.turn_number),
             )
-            for turn, inp, hit in turns
+            for turn in turns(calls)
+            if turn.model_calls  # a turn's cache figures are its model calls'
         ]
 
     def chat_totals(self, chat_id: UUID | str) -> ChatTotals:
@@ -373,6 +393,74 @@ class TraceStore:
                 FailedCall(tool_name=n, turn_number=t, error=e or "") for n, t, e in error_rows
             ],
         )
+
+    def chat_calls(self, chat_id: UUID | str) -> list[TraceRecord]:
+        """Every row of a chat in page order, without inputs and outputs (for projections)."""
+        chat = parse_uuid(chat_id, InvalidChatId, "chat id")
+        with self.db.connection() as con:
+            rows = con.execute(
+                f"SELECT {_SELECT_CALLS} FROM tool_traces WHERE chat_id = ? ORDER BY {_ORDER}",
+                [chat],
+            ).fetchall()
+        return [_record(dict(zip(TRACE_COLUMNS, row, strict=True))) for row in rows]
+
+    def root_rows(self, root_id: UUID | str) -> list[PagedTrace]:
+        """Every row of one tree in start order, large inputs and outputs cut as in a page."""
+        root = parse_uuid(root_id, InvalidTraceId, "root id")
+        with self.db.connection() as con:
+            # A cursor of its own: a relation refuses to run on a connection whose last
+            # result was not read to its end (an earlier fetchone of another query).
+            with con.cursor() as cursor:
+                table = cursor.sql(
+                    f"SELECT {_SELECT_TREE} FROM tool_traces WHERE root_id = $root "
+                    "ORDER BY started_at, id",
+                    params={"root": root},
+                ).to_arrow_table()
+        return _paged_by_column([column.to_pylist() for column in table.columns])
+
+    def tree(
+        self,
+        root_id: UUID | str,
+        *,
+        max_depth: int | None = None,
+        max_nodes: int | None = None,
+        subtree: UUID | str | None = None,
+    ) -> TraceTree | None:
+        """The tree of ``root_id`` (a chat's id, or a workflow run's), or its ``subtree`` branch.
+
+        None when the tree has no rows or ``subtree`` is not one of them. See
+        :func:`boonb.store.projections.build_tree` for the caps.
+        """
+        root = parse_uuid(root_id, InvalidTraceId, "root id")
+        branch = None if subtree is None else parse_uuid(subtree, InvalidTraceId, "subtree")
+        rows = self.root_rows(root)
+        if not rows:
+            return None
+        try:
+            return build_tree(
+                rows, root_id=root, max_depth=max_depth, max_nodes=max_nodes, subtree=branch
+            )
+        except KeyError:
+            return None
+
+    def chat_tree(self, chat_id: UUID | str, *, max_nodes: int | None = None) -> TraceTree | None:
+        """A chat's calls nested, tool calls under the model call that asked for them.
+
+        The chats its tool calls started hang under those calls. None for a chat without
+        traces.
+        """
+        chat = parse_uuid(chat_id, InvalidChatId, "chat id")
+        with self.db.connection() as con:
+            found = con.execute(
+                "SELECT root_id FROM tool_traces WHERE chat_id = ? LIMIT 1", [chat]
+            ).fetchone()
+        if found is None:
+            return None
+        root: UUID = found[0]
+        if root == chat:  # the chat is its own tree
+            return self.tree(chat, max_nodes=max_nodes)
+        rows = chat_branch(self.root_rows(root), chat)
+        return build_tree(rows, root_id=root, max_nodes=max_nodes)
 
     def chat_exists(self, chat_id: UUID | str) -> bool:
         """Whether the chat has a row in ``chats`` or any trace."""
@@ -421,7 +509,7 @@ SELECT
     coalesce(sum(tokens_used), 0),
     sum(cost_usd)
 FROM tool_traces
-WHERE session_id = ?
+WHERE session_id = ? AND kind IN ('model', 'tool')  -- a run's own rows are not calls
 """
 
 
@@ -514,17 +602,78 @@ def _page_rows(
     return rows + query("turn_number >= ?", [low], count - len(rows))
 
 
-def _paged(row: tuple[Any, ...], chat: UUID) -> PagedTrace:
-    """A page's row as a trace; a large input or output comes as its size and start."""
-    values: dict[str, Any] = {"chat_id": chat}
+def _paged(row: tuple[Any, ...], chat: UUID | None) -> PagedTrace:
+    """A page's row as a trace; a large input or output comes as its size and start.
+
+    A page of one chat reads every column but the chat's id (``chat``); without ``chat``,
+    the row carries every column.
+    """
+    values: dict[str, Any] = {} if chat is None else {"chat_id": chat}
     cells = iter(row)
-    for column in _COLUMNS:
+    for column in _COLUMNS if chat is not None else TRACE_COLUMNS:
         values[column] = next(cells)
         if column in _PAYLOADS:
             size, head = next(cells), next(cells)
             if size is not None:
                 values[f"{column}_cut"] = _cut(size, head)
     return PagedTrace(**_decoded(values))
+
+
+class _Ids(dict[str | None, UUID | None]):
+    """UUIDs by their text, each made once, on first lookup (None stays None)."""
+
+    def __missing__(self, text: str | None) -> UUID | None:
+        found = self[text] = None if text is None else UUID(text)
+        return found
+
+
+def _paged_by_column(cells: list[list[Any]]) -> list[PagedTrace]:
+    """Traces from the columns of ``_SELECT_TREE``, converted a column at a time."""
+    ids = _Ids()
+
+    converted: list[list[Any]] = []
+    columns = iter(cells)
+    for column in TRACE_COLUMNS:
+        values = next(columns)
+        if column in _UUIDS:
+            converted.append([ids[v] for v in values])
+        elif column in ("started_at", "finished_at"):
+            converted.append(
+                [None if v is None else _EPOCH + timedelta(microseconds=v) for v in values]
+            )
+        elif column in _PAYLOADS:
+            sizes, heads = next(columns), next(columns)
+            converted.append([None if v is None else from_json(v) for v in values])
+            converted.append(
+                [None if n is None else _cut(n, h) for n, h in zip(sizes, heads, strict=True)]
+            )
+        else:
+            converted.append(values)
+    return list(map(_build_paged, *converted))
+
+
+def _positional_builder(cls: type[PagedTrace], names: list[str]) -> Any:
+    """A function building ``cls`` from its fields given in ``names`` order, by position.
+
+    Building 10,000 traces of 27 fields is a tree's main cost: a call by position binds
+    its arguments directly, where keywords (or ``**values``) pass through a dict first.
+    """
+    assert set(names) == {f.name for f in fields(cls)}, "every field, once"
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    body = [f"self.{name} = {name}" for name in names]
+    lines = [f"def build({', '.join(names)}):", "self = _new(_cls)", *body, "return self"]
+    exec("\n    ".join(lines), namespace)  # as dataclasses builds __init__
+    return namespace["build"]
+
+
+_build_paged = _positional_builder(
+    PagedTrace,
+    [
+        name
+        for column in TRACE_COLUMNS
+        for name in ((column, f"{column}_cut") if column in _PAYLOADS else (column,))
+    ],
+)
 
 
 def _record(values: dict[str, Any]) -> TraceRecord:

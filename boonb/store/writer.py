@@ -67,6 +67,13 @@ class _FlushMarker:
 
 
 class Writer:
+    """The project's one batching writer: ``enqueue`` rows and frames, a thread writes them.
+
+    ``flush`` waits until what was enqueued is committed (False when the disk refuses);
+    ``close`` flushes and stops the thread. See the module docstring for batching,
+    retries and a full disk.
+    """
+
     def __init__(
         self,
         db: Database,

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from boonb.agent.sessions import RESTART_NOTE
 from boonb.store import Store
+from boonb.store.projections import turns as turns_of
 from boonb.widgets.chat_protocol import (
     ChatMessage,
     PendingToolCall,
@@ -24,19 +25,6 @@ from boonb.widgets.chat_protocol import (
 )
 from boonb.widgets.summary import format_tokens
 
-# Read-only aggregates over the chat's traces, one query on a short-lived connection.
-_TURNS_SQL = """
-SELECT turn_number, min(started_at), max(finished_at),
-       count(*) FILTER (WHERE kind = 'tool'),
-       coalesce(sum(output_tokens) FILTER (WHERE kind = 'model'), 0),
-       coalesce(sum(tokens_used), 0),
-       count(*) FILTER (WHERE outcome = 'error')
-FROM tool_traces WHERE chat_id = ? GROUP BY turn_number ORDER BY turn_number
-"""
-_ANSWERED_TURNS_SQL = (
-    "SELECT turn_number FROM tool_traces WHERE chat_id = ? AND kind = 'model' "
-    "AND outcome = 'success' ORDER BY turn_number, started_at, id"
-)
 _SESSION_OF_CHAT_SQL = (
     "SELECT id FROM agent_sessions WHERE chat_id = ? ORDER BY last_update DESC LIMIT 1"
 )
@@ -55,27 +43,24 @@ def session_of_chat(store: Store, chat_id: UUID) -> UUID | None:
 def read_turns(store: Store, chat_id: UUID) -> tuple[list[TurnSummary], list[int]]:
     """The chat's turns from its traces, and the turn of each answered model call, in order."""
     store.writer.flush(timeout=5)
-    cache = {t.turn_number: t for t in store.traces.turn_cache(chat_id)}
-    with store.db.connection() as con:
-        rows = con.execute(_TURNS_SQL, [chat_id]).fetchall()
-        answered = [row[0] for row in con.execute(_ANSWERED_TURNS_SQL, [chat_id]).fetchall()]
-    turns = []
-    for turn, started, finished, tools, output, used, errors in rows:
-        turn_cache = cache.get(turn)
-        turns.append(
-            TurnSummary(
-                turn_number=turn,
-                started_at=started,
-                finished_at=finished,
-                tool_calls=tools,
-                input_tokens=turn_cache.input_tokens if turn_cache else 0,
-                cache_tokens=turn_cache.cache_tokens if turn_cache else 0,
-                output_tokens=output,
-                tokens_used=used,
-                errors=errors,
-                cache_broken_by=turn_cache.broken_by if turn_cache else None,
-            )
+    broken = {t.turn_number: t.broken_by for t in store.traces.turn_cache(chat_id)}
+    rows = store.traces.chat_calls(chat_id)
+    answered = [r.turn_number for r in rows if r.kind == "model" and r.outcome == "success"]
+    turns = [
+        TurnSummary(
+            turn_number=turn.turn_number,
+            started_at=turn.started_at,
+            finished_at=turn.finished_at,
+            tool_calls=turn.tool_calls,
+            input_tokens=turn.input_tokens,
+            cache_tokens=turn.cache_tokens,
+            output_tokens=turn.output_tokens,
+            tokens_used=turn.tokens_used,
+            errors=turn.errors,
+            cache_broken_by=broken.get(turn.turn_number),
         )
+        for turn in turns_of(rows)
+    ]
     return turns, answered
 
 

@@ -44,6 +44,8 @@ chat_request_adapter: TypeAdapter[ChatRequest] = TypeAdapter(ChatRequest)
 
 
 class ToolCallView(_Message):
+    """A tool call of an assistant message, as the chat view shows it."""
+
     id: str
     name: str
     arguments: str
@@ -67,6 +69,8 @@ class ChatMessage(_Message):
 
 
 class PendingToolCall(_Message):
+    """A tool call the model asked for whose result is not in yet."""
+
     id: str
     name: str
     arguments: str
@@ -102,6 +106,8 @@ class StreamingText(_Message):
 
 
 class SnapshotReply(_Message):
+    """The chat as it is now, for a view that opens or reconnects; live frames follow."""
+
     kind: Literal["snapshot"] = "snapshot"
     request_id: str
     seq: int
@@ -127,6 +133,8 @@ class SnapshotReply(_Message):
 
 
 class SendReply(_Message):
+    """A follow-up from the chat view was accepted and its turn started."""
+
     kind: Literal["send"] = "send"
     request_id: str
     turn_number: int
@@ -134,6 +142,8 @@ class SendReply(_Message):
 
 
 class ChatFrameMessage(_Message):
+    """A live frame of the chat, numbered so the view can drop what a snapshot covered."""
+
     kind: Literal["frame"] = "frame"
     seq: int
     frame: Frame

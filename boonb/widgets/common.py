@@ -13,7 +13,7 @@ import traitlets
 from pydantic import BaseModel
 
 from boonb.frames import Frame
-from boonb.store import StoreError
+from boonb.store import InvalidQuery, StoreError
 
 if TYPE_CHECKING:
     from boonb.runtime import Runtime
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
-class ChatIdError(ValueError):
+class ChatIdError(InvalidQuery):
     """No chat id was given and no agent has run in this kernel yet, or the id is no UUID."""
 
 

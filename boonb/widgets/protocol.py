@@ -56,6 +56,8 @@ request_adapter: TypeAdapter[Request] = TypeAdapter(Request)
 
 
 class PageReply(_Message):
+    """One page of a chat's traces, in answer to a ``PageRequest``."""
+
     kind: Literal["page"] = "page"
     request_id: str
     traces: list[PagedTrace]
@@ -65,6 +67,8 @@ class PageReply(_Message):
 
 
 class CacheReply(_Message):
+    """The per-turn cache figures and totals of a chat, for the cache bars."""
+
     kind: Literal["cache"] = "cache"
     request_id: str
     turns: list[TurnCache]
@@ -73,6 +77,8 @@ class CacheReply(_Message):
 
 
 class DetailReply(_Message):
+    """One whole trace, and for a model call the request that was sent."""
+
     kind: Literal["detail"] = "detail"
     request_id: str
     trace: TraceRecord
@@ -81,6 +87,8 @@ class DetailReply(_Message):
 
 
 class ErrorReply(_Message):
+    """A request the kernel could not answer; ``message`` says why."""
+
     kind: Literal["error"] = "error"
     request_id: str | None
     """The failed request's id; None when the request was too malformed to have one."""
@@ -88,6 +96,8 @@ class ErrorReply(_Message):
 
 
 class FrameMessage(_Message):
+    """A live frame of the chat the viewer shows, pushed as it happens."""
+
     kind: Literal["frame"] = "frame"
     frame: Frame
 

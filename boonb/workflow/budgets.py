@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from boonb.errors import WorkflowError
 
-class BudgetExceeded(Exception):
+
+class BudgetExceeded(WorkflowError):
     """A budget ran out; its agents were cancelled."""
 
 
 @dataclass(eq=False)
 class Budget:
+    """A token ceiling over the agents in its scope; spending it cancels them all."""
+
     limit: int
     phase: str | None = None
     used: int = 0

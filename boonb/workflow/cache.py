@@ -53,10 +53,18 @@ def cache_key(
 
 @dataclass(frozen=True)
 class Hit:
+    """A cached agent result, wrapped so that a cached ``None`` is not a miss (``get`` -> None)."""
+
     result: JsonValue
 
 
 class ResultCache:
+    """Workflow agent results by cache key, in memory and in the ``workflow_cache`` table.
+
+    ``get(key)`` answers a ``Hit`` or None; ``put`` stores a result. Both block on the
+    database, so call them from a thread, not the event loop.
+    """
+
     def __init__(self, store: Store, *, size: int = 100) -> None:
         self.store = store
         self.size = size

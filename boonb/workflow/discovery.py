@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from boonb.errors import WorkflowError
+
 log = logging.getLogger("boonb.workflow")
 
 Source = Literal["project", "user", "builtin"]
@@ -50,6 +52,8 @@ class ArgSpec(BaseModel):
 
 
 class Declaration(BaseModel):
+    """A workflow file's literal ``workflow = {...}``: its name, description, args and timeout."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -59,7 +63,7 @@ class Declaration(BaseModel):
     """Seconds the run may take; the engine's default applies when unset."""
 
 
-class WorkflowArgsError(ValueError):
+class WorkflowArgsError(WorkflowError, ValueError):
     """The arguments given to a workflow do not match what it declares."""
 
 
@@ -106,7 +110,7 @@ class Discovery:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-class InvalidWorkflowFile(ValueError):
+class InvalidWorkflowFile(WorkflowError, ValueError):
     """A workflow file that cannot be used; the message says why."""
 
 

@@ -13,17 +13,21 @@ import concurrent.futures
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, JsonValue
 
+from boonb.agent.factory import AgentFactory
 from boonb.agent.sessions import process_alive
-from boonb.engine import EngineFuture
+from boonb.bus import Bus
+from boonb.config import Settings
+from boonb.engine import Engine, EngineFuture
+from boonb.errors import WorkflowError
 from boonb.frames import WorkflowState
-from boonb.runtime import Runtime
-from boonb.store import make_row
+from boonb.store import Store, make_row
 from boonb.workflow.cache import ResultCache
 from boonb.workflow.calls import serve_call
 from boonb.workflow.discovery import Discovery, WorkflowSpec, default_sources, discover
@@ -34,15 +38,17 @@ CELL = "<cell>"
 Entry = Literal["script", "run"]
 
 
-class UnknownWorkflow(LookupError):
+class UnknownWorkflow(WorkflowError, LookupError):
     """No discovered workflow has that name."""
 
 
-class UnknownRun(LookupError):
+class UnknownRun(WorkflowError, LookupError):
     """No workflow run has that id."""
 
 
 class WorkflowInfo(BaseModel):
+    """One discovered workflow as ``%workflow list`` and the views show it."""
+
     name: str
     description: str
     args_schema: dict[str, Any]
@@ -80,20 +86,54 @@ class _Run:
 
 
 class WorkflowManager:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    """Discovers workflows, starts runs in the sandbox, and tracks, cancels and records them.
+
+    ``run(name, args)`` and ``run_script(source, args)`` start a run on the engine and
+    return its id at once; ``status``, ``wait``, ``future`` and ``cancel`` follow it.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        bus: Bus,
+        store: Callable[[], Store],
+        settings: Callable[[], Settings],
+        agents: AgentFactory,
+        session_id: uuid.UUID,
+    ) -> None:
+        """Built from the parts a run uses, so a test can build one without a runtime.
+
+        ``store`` and ``settings`` are read at each use: the user can point the kernel at
+        another database or change limits at run time (``%boonb config``). ``agents``
+        builds every agent a run starts; ``session_id`` tags the runs of this kernel.
+        """
+        self.engine = engine
+        self.bus = bus
+        self._store = store
+        self._settings = settings
+        self.agents = agents
+        self.session_id = session_id
         self._discovery: Discovery | None = None
         self._runs: dict[uuid.UUID, _Run] = {}
         self._pool: SandboxPool | None = None
         self._slots: asyncio.Semaphore | None = None
         self._cache: ResultCache | None = None
-        mark_interrupted_runs(runtime)
+        mark_interrupted_runs(store())
+
+    @property
+    def store(self) -> Store:
+        return self._store()
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings()
 
     # Discovery.
 
     def discovery(self, *, refresh: bool = False) -> Discovery:
         if self._discovery is None or refresh:
-            self._discovery = discover(default_sources(self.runtime.settings.project))
+            self._discovery = discover(default_sources(self.settings.project))
         return self._discovery
 
     def list(self, *, refresh: bool = False) -> list[WorkflowInfo]:
@@ -132,7 +172,7 @@ class WorkflowManager:
         """Start a discovered workflow; returns its run id at once (it may wait as pending)."""
         spec = self.get(workflow) if isinstance(workflow, str) else workflow
         values = spec.validate_args(args)
-        limit = timeout or spec.timeout or self.runtime.settings.workflow_timeout_s
+        limit = timeout or spec.timeout or self.settings.workflow_timeout_s
         return self._submit(spec.name, spec.code, values, budget=budget, timeout=limit, entry="run")
 
     def run_script(
@@ -144,7 +184,7 @@ class WorkflowManager:
         timeout: float | None = None,
     ) -> uuid.UUID:
         """Start a script written in a cell (it runs top to bottom; ``result`` is its result)."""
-        limit = timeout or self.runtime.settings.workflow_timeout_s
+        limit = timeout or self.settings.workflow_timeout_s
         return self._submit(
             CELL, source, dict(args or {}), budget=budget, timeout=limit, entry="script"
         )
@@ -204,7 +244,7 @@ class WorkflowManager:
         entry: Entry,
     ) -> uuid.UUID:
         run_id = uuid.uuid4()
-        limit = budget or self.runtime.settings.workflow_default_budget
+        limit = budget or self.settings.workflow_default_budget
         run = _Run(
             RunStatus(run_id=run_id, workflow=name, state="pending", budget=limit),
             source,
@@ -214,33 +254,34 @@ class WorkflowManager:
         )
         self._runs[run_id] = run
         self._record(run)
-        run.future = self.runtime.engine.submit(self._execute(run))
+        run.future = self.engine.submit(self._execute(run))
         return run_id
 
     async def _execute(self, run: _Run) -> RunStatus:
         if self._slots is None:
-            self._slots = asyncio.Semaphore(self.runtime.settings.workflow_max_concurrent)
-            self._pool = SandboxPool(size=min(2, self.runtime.settings.workflow_max_concurrent))
+            self._slots = asyncio.Semaphore(self.settings.workflow_max_concurrent)
+            self._pool = SandboxPool(size=min(2, self.settings.workflow_max_concurrent))
             self._cache = ResultCache(
-                self.runtime.store, size=self.runtime.settings.workflow_cache_size
+                self.store, size=self.settings.workflow_cache_size
             )
         assert self._pool is not None
         host: WorkflowRun | None = None
         try:
             async with self._slots:  # FIFO: pending runs start in the order they came
-                choice = self.runtime.provider()
+                choice = self.agents.provider()
                 host = WorkflowRun(
                     run.status.run_id,
                     run.status.workflow,
-                    bus=self.runtime.bus,
-                    new_agent=self._new_agent,
+                    bus=self.bus,
+                    new_agent=self.agents.new_agent,
                     budget=run.status.budget or 0,
                     cache=self._cache,
                     default_model=choice.model,
+                    session_id=self.session_id,
                 )
                 run.host = host
                 self._update(run, state="running")
-                self.runtime.bus.publish(host.status_frame("running"))
+                self.bus.publish(host.status_frame("running"))
                 result = await self._pool.run(
                     run.source,
                     args=run.args,
@@ -252,7 +293,8 @@ class WorkflowManager:
         except asyncio.CancelledError:
             self._update(run, state="cancelled", error="cancelled", host=host)
             if host is not None:
-                self.runtime.bus.publish(host.status_frame("cancelled", "cancelled"))
+                self.bus.publish(host.status_frame("cancelled", "cancelled"))
+                host.record_end("cancelled", "cancelled")
                 host.close()
             raise
         return run.status
@@ -270,13 +312,9 @@ class WorkflowManager:
             violation=result.violation,
             host=host,
         )
-        self.runtime.bus.publish(host.status_frame(state, error))
+        self.bus.publish(host.status_frame(state, error))
+        host.record_end(state, error)
         host.close()
-
-    def _new_agent(self, **kwargs: Any) -> Any:
-        from boonb import api
-
-        return api.new_agent(runtime=self.runtime, **kwargs)
 
     def _update(self, run: _Run, *, host: WorkflowRun | None = None, **changes: Any) -> None:
         if host is not None:
@@ -293,7 +331,7 @@ class WorkflowManager:
     def _record(self, run: _Run) -> None:
         status = run.status
         now = datetime.now(UTC)
-        self.runtime.store.writer.enqueue(
+        self.store.writer.enqueue(
             make_row(
                 "workflow_runs",
                 {
@@ -306,7 +344,7 @@ class WorkflowManager:
                     "error": status.error,
                     "tokens_used": status.tokens_used,
                     "budget": status.budget,
-                    "session_id": self.runtime.session_id,
+                    "session_id": self.session_id,
                     "kernel_pid": os.getpid(),
                     "created_at": run.created_at,
                     "started_at": now if status.state == "running" else None,
@@ -324,7 +362,7 @@ class WorkflowManager:
         return run
 
     def _stored_status(self, run_id: uuid.UUID) -> RunStatus:
-        store = self.runtime.store
+        store = self.store
         store.writer.flush()
         with store.db.connection() as con:
             row = con.execute(
@@ -346,9 +384,8 @@ class WorkflowManager:
         )
 
 
-def mark_interrupted_runs(runtime: Runtime) -> int:
+def mark_interrupted_runs(store: Store) -> int:
     """Runs a dead kernel of this host left pending or running read as ``interrupted``."""
-    store = runtime.store
     with store.db.connection() as con:
         rows = con.execute(
             "SELECT id, kernel_pid FROM workflow_runs WHERE state IN ('pending', 'running')"

@@ -20,6 +20,8 @@ _ARG_LINE = re.compile(r"^\*{0,2}(?P<name>\w+)\s*(\([^)]*\))?\s*:\s*(?P<text>.*)
 
 @dataclass(frozen=True)
 class ParsedDocstring:
+    """A tool function's docstring split into its summary and its per-argument descriptions."""
+
     summary: str = ""
     """The text before the first section (``Args:`` ...): paragraphs kept, lines joined."""
     arguments: dict[str, str] = field(default_factory=dict)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-
-class ToolError(Exception):
-    """A tool could not do what it was asked; the message says why and what to try instead."""
+from boonb.errors import ToolError
 
 
 class ToolArgumentError(ToolError):

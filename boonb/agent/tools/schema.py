@@ -33,6 +33,8 @@ class _NoFieldTitles(GenerateJsonSchema):
 
 @dataclass(frozen=True)
 class Parameter:
+    """One parameter of a tool function and the field of the arguments model it maps to."""
+
     name: str
     field_name: str
     """The ``p<i>`` field in the arguments model."""

@@ -27,6 +27,8 @@ class WorkflowError(Exception):
 
 
 class Transport(Protocol):
+    """How the script's API reaches the host: ``call`` waits for a reply, ``notify`` does not."""
+
     def call(self, op: str, params: dict[str, Any]) -> Any: ...
 
     def notify(self, op: str, params: dict[str, Any]) -> None: ...

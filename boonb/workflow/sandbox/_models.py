@@ -44,27 +44,37 @@ class AgentInput(_Strict):
 
 
 class AgentRegisterParams(_Strict):
+    """Params of ``agent(...)``: declare an agent without running it."""
+
     agent: AgentSpec
 
 
 class AgentRunParams(_Strict):
+    """Params of ``agent.run(input)``: run one agent on one input."""
+
     agent: AgentSpec
     input: JsonValue = None
     budget: BudgetSpec | None = None
 
 
 class ParallelParams(_Strict):
+    """Params of ``parallel([...])``: run agents side by side."""
+
     items: list[AgentInput]
     budget: BudgetSpec | None = None
 
 
 class PhaseParams(_Strict):
+    """Params of ``phase(name, agents=[...])``: a named group of agents run side by side."""
+
     name: Annotated[str, Field(min_length=1, max_length=200)]
     items: list[AgentInput]
     budget: BudgetSpec | None = None
 
 
 class LogParams(_Strict):
+    """Params of ``log(message)``: a line for the run's log."""
+
     message: str
 
 
@@ -138,6 +148,8 @@ class SandboxResult(BaseModel):
 
 
 class ReadyMessage(_Strict):
+    """The worker's first message: it booted, and whether seccomp is on."""
+
     type: Literal["ready"]
     pid: int
     seccomp: bool
@@ -145,6 +157,8 @@ class ReadyMessage(_Strict):
 
 
 class CallMessage(_Strict):
+    """The script calls the host's API (``op`` with ``params``); ``wait`` asks for a reply."""
+
     type: Literal["call"]
     id: int
     wait: bool
@@ -153,6 +167,8 @@ class CallMessage(_Strict):
 
 
 class DoneMessage(_Strict):
+    """The worker's last message: how the script ended, its result or error, and its steps."""
+
     type: Literal["done"]
     status: Literal["completed", "failed", "violation"]
     result: JsonValue = None

@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 from pydantic import JsonValue, ValidationError
 
+from boonb.errors import SandboxError
+
 from . import _protocol
 from ._limits import Limits
 from ._models import (
@@ -71,8 +73,15 @@ _EXIT_SIGNALS = {
 }
 
 
-class WorkerGone(Exception):
+class WorkerGone(SandboxError):
     """The worker closed its pipe or sent something outside the protocol."""
+
+
+class WorkerClosedPipe(WorkerGone):
+    """The worker's end of the pipe closed: it exited, so its exit status tells why."""
+
+    def __init__(self) -> None:
+        super().__init__("the worker closed its pipe")
 
 
 class _Worker:
@@ -128,7 +137,7 @@ class _Worker:
                 await self._wait_fd(self._read_fd, write=False)
                 continue
             if not chunk:
-                raise WorkerGone("the worker closed its pipe")
+                raise WorkerClosedPipe()
             self._buffer += chunk
 
     async def receive(self) -> dict[str, Any]:
@@ -159,7 +168,7 @@ class _Worker:
             except BlockingIOError:
                 await self._wait_fd(self._write_fd, write=True)
             except BrokenPipeError:
-                raise WorkerGone("the worker closed its pipe") from None
+                raise WorkerClosedPipe() from None
 
     async def wait_ready(self) -> ReadyMessage:
         if self.ready is None:
@@ -329,7 +338,7 @@ class SandboxPool:
                     worker.kill()
                     if isinstance(exc, ValidationError):
                         why = f"the worker broke the protocol: {exc.errors()[0]['msg']}"
-                    elif str(exc) == "the worker closed its pipe":
+                    elif isinstance(exc, WorkerClosedPipe):
                         why = await worker.exit_description()
                     else:
                         why = str(exc)

@@ -1,8 +1,8 @@
 // DOM builders for the chat view: timeline chips, turn groups, bubbles and tool calls.
-import { formatRate, formatTokens, hitRate, rateClass } from "../traceviewer/format";
-import { highlight, prettyJson } from "../traceviewer/json";
-import type { ChatMessage, SessionState, ToolCallView } from "./protocol";
-import type { CallStatus, ChatState } from "./state";
+import { formatRate, formatTokens, hitRate, rateClass } from "../shared/format";
+import { highlight, payloadBlock, prettyJson } from "../shared/json";
+import type { ChatMessage, ToolCallView } from "./protocol";
+import type { CallStatus, ChatState, SessionState } from "./state";
 import { h } from "../shared/dom";
 
 /** Characters of a tool payload shown (the rest is cut with a note). */
@@ -203,7 +203,7 @@ function toolCall(state: ChatState, call: ToolCallView, expanded: boolean): HTML
 }
 
 function payload(className: string, value: Parameters<typeof prettyJson>[0]): HTMLElement {
-  const pre = h("pre", `chat-json ${className}`);
+  const pre = payloadBlock(`chat-json ${className}`);
   // Plain text (a tool's prose answer) reads better without JSON quotes and escapes.
   const raw = typeof value === "string" && !/^\s*[[{]/.test(value);
   const text = raw ? value : prettyJson(value);

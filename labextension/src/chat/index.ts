@@ -1,11 +1,7 @@
 // The chat widget (an agent's pane): anywidget's entry point.
+import "../shared/styles.css";
 import "./styles.css";
-import type { WidgetModel } from "./protocol";
+import { widget } from "../shared/widget";
 import { ChatView } from "./view";
 
-export default {
-  render({ model, el }: { model: WidgetModel; el: HTMLElement }): () => void {
-    const view = new ChatView(model, el);
-    return () => view.destroy();
-  },
-};
+export default widget(ChatView);

@@ -1,19 +1,20 @@
 // The chat's state in the browser: a snapshot from the kernel plus the live frames after it.
-import type { JsonValue } from "../frames";
+import type { JsonValue, TraceRecord } from "../frames";
 import type {
+  ChatFrameMessage,
   ChatMessage,
-  FrameMessage,
-  SessionState,
   SnapshotReply,
   ToolCallView,
   TurnSummary,
 } from "./protocol";
 
+export type SessionState = SnapshotReply["state"];
+
 export type CallStatus = "pending" | "running" | "done" | "error" | "cancelled";
 
 export interface ToolRun {
   running: boolean;
-  outcome: "success" | "error" | "cancelled" | null;
+  outcome: TraceRecord["outcome"] | null;
   output: JsonValue;
   error: string | null;
 }
@@ -98,7 +99,7 @@ export class ChatState {
   }
 
   /** Apply one live frame; frames the snapshot already reflects are skipped. */
-  applyFrame(message: FrameMessage): FrameEffect {
+  applyFrame(message: ChatFrameMessage): FrameEffect {
     if (message.seq <= this.seq) return "none";
     this.seq = message.seq;
     const frame = message.frame;

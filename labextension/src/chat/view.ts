@@ -8,16 +8,16 @@ import {
   updateTurnHeader,
 } from "./dom";
 import { h } from "../shared/dom";
-import { PendingRequests } from "../shared/requests";
-import type { FrameMessage, KernelMessage, Request, WidgetModel } from "./protocol";
+import { KernelView } from "../shared/view";
+import type { WidgetModel } from "../shared/widget";
+import type { ChatFrameMessage, ChatKernelMessage, ChatRequest } from "./protocol";
 import { ChatState, resumeCommand } from "./state";
 
 /** Within this many pixels of the bottom, new content keeps the log scrolled to the end. */
 const STICK_PX = 48;
 
-export class ChatView {
+export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
   private readonly state = new ChatState();
-  private readonly root: HTMLElement;
   private readonly title: HTMLElement;
   private readonly status: HTMLElement;
   private readonly timeline: HTMLElement;
@@ -26,7 +26,7 @@ export class ChatView {
   private readonly log: HTMLElement;
   private readonly empty: HTMLElement;
   private readonly error: HTMLElement;
-  private readonly kernelGone: HTMLElement;
+  private readonly kernelGoneNote: HTMLElement;
   private readonly input: HTMLTextAreaElement;
   private readonly sendButton: HTMLButtonElement;
   private readonly groups = new Map<number, { el: HTMLElement; version: number; key: string }>();
@@ -35,23 +35,15 @@ export class ChatView {
    * keeps the kernel from answering the snapshot until the run ends, and the run should
    * still show live), and those newer than a snapshot are applied again on top of it.
    */
-  private sinceSnapshot: FrameMessage[] = [];
-  private readonly requests: PendingRequests<Request>;
+  private sinceSnapshot: ChatFrameMessage[] = [];
   private readonly collapsed = new Set<number>();
   private readonly expandedCalls = new Set<string>();
   private selected: number | null = null;
   private timelineVersion = -1;
-  private frameHandle = 0;
-  private closed = false;
 
-  constructor(
-    private readonly model: WidgetModel,
-    el: HTMLElement,
-  ) {
-    this.requests = new PendingRequests((message) => this.sendToKernel(message));
+  constructor(model: WidgetModel, el: HTMLElement) {
+    super(model, "boonb-chat");
     this.state.chatId = model.get("chat_id");
-    this.root = h("div", "boonb-chat");
-    this.root.dataset["chatId"] = model.get("chat_id");
     this.root.dataset["kernel"] = "live";
     this.root.dataset["ready"] = "false";
     const header = h("div", "chat-header");
@@ -76,9 +68,9 @@ export class ChatView {
     this.log.append(this.empty);
     this.error = h("div", "chat-error");
     this.error.hidden = true;
-    this.kernelGone = h("div", "chat-kernel-gone");
-    this.kernelGone.setAttribute("role", "status");
-    this.kernelGone.hidden = true;
+    this.kernelGoneNote = h("div", "chat-kernel-gone");
+    this.kernelGoneNote.setAttribute("role", "status");
+    this.kernelGoneNote.hidden = true;
 
     const compose = h("div", "chat-compose");
     this.input = h("textarea", "chat-input");
@@ -88,53 +80,23 @@ export class ChatView {
     this.sendButton.type = "button";
     compose.append(this.input, this.sendButton);
 
-    this.root.append(header, this.timeline, this.log, this.error, this.kernelGone, compose);
+    this.root.append(header, this.timeline, this.log, this.error, this.kernelGoneNote, compose);
     el.append(this.root);
 
-    this.chips.addEventListener("click", this.onChipClick);
-    this.expandAll.addEventListener("click", this.onExpandAll);
-    this.log.addEventListener("click", this.onLogClick);
-    this.input.addEventListener("keydown", this.onKey);
-    this.sendButton.addEventListener("click", this.onSendClick);
-    model.on("msg:custom", this.onMessage);
-    model.on("comm_live_update", this.onKernelGone);
+    this.listen(this.chips, "click", this.onChipClick);
+    this.listen(this.expandAll, "click", this.onExpandAll);
+    this.listen(this.log, "click", this.onLogClick);
+    this.listen(this.input, "keydown", this.onKey);
+    this.listen(this.sendButton, "click", this.onSendClick);
     this.paint();
     // A (re)rendered view holds nothing yet: ask the kernel for the current state.
     this.requestSnapshot();
   }
 
-  destroy(): void {
-    this.closed = true;
-    this.model.off("msg:custom", this.onMessage);
-    this.model.off("comm_live_update", this.onKernelGone);
-    this.chips.removeEventListener("click", this.onChipClick);
-    this.expandAll.removeEventListener("click", this.onExpandAll);
-    this.log.removeEventListener("click", this.onLogClick);
-    this.input.removeEventListener("keydown", this.onKey);
-    this.sendButton.removeEventListener("click", this.onSendClick);
-    if (this.frameHandle !== 0) cancelAnimationFrame(this.frameHandle);
-    this.root.remove();
-  }
-
   // Kernel messages
 
-  /**
-   * Send a request, or notice that the kernel is gone: a view rendered after its kernel
-   * restarted or shut down never saw `comm_live_update`, and the comm then throws.
-   */
-  private sendToKernel(message: Request): void {
-    if (this.state.kernelGone) return;
-    try {
-      this.model.send(message);
-    } catch (error) {
-      console.info("boonb chat: the kernel is gone, so the request was not sent", error);
-      this.onKernelGone();
-    }
-  }
-
   /** The widget's kernel restarted (or stopped): say so, and how to carry on. */
-  private readonly onKernelGone = (): void => {
-    if (this.closed || this.state.kernelGone) return;
+  protected override onKernelGone(): void {
     this.state.kernelGone = true;
     this.state.sending = false;
     this.state.timelineVersion++; // the running chip stops pulsing
@@ -143,23 +105,22 @@ export class ChatView {
     const command = resumeCommand(this.state.chatId);
     const code = h("code", "chat-resume-command", command);
     code.title = "Run this in a notebook cell to carry on with this chat";
-    this.kernelGone.replaceChildren(
+    this.kernelGoneNote.replaceChildren(
       h("strong", "", "Kernel restarted or stopped"),
       h("span", "", ": this view is no longer live. To carry on with this chat, run "),
       code,
       h("span", "", " in a cell."),
     );
-    this.kernelGone.hidden = false;
-    this.schedule(false);
-  };
+    this.kernelGoneNote.hidden = false;
+    this.update(false);
+  }
 
   private requestSnapshot(): void {
     if (this.requests.awaiting("snapshot")) return;
     this.requests.send({ kind: "snapshot", request_id: this.requests.id("snapshot") });
   }
 
-  private readonly onMessage = (message: KernelMessage): void => {
-    if (this.closed) return;
+  protected onMessage(message: ChatKernelMessage): void {
     switch (message.kind) {
       case "frame":
         this.sinceSnapshot.push(message);
@@ -173,7 +134,7 @@ export class ChatView {
           ? this.sinceSnapshot.filter((frame) => frame.seq > message.seq)
           : [];
         this.showError(null);
-        this.schedule(true);
+        this.update(true);
         return;
       }
       case "send":
@@ -182,23 +143,23 @@ export class ChatView {
         this.state.state = "in_progress";
         this.input.value = "";
         this.showError(null);
-        this.schedule(true);
+        this.update(true);
         return;
       case "error": {
         const kind = this.requests.take(message.request_id);
         if (kind === undefined) return;
         if (kind === "send") this.state.sending = false;
         this.showError(message.message);
-        this.schedule(false);
+        this.update(false);
         return;
       }
     }
-  };
+  }
 
-  private applyFrame(message: FrameMessage): void {
+  private applyFrame(message: ChatFrameMessage): void {
     const effect = this.state.applyFrame(message);
     if (effect === "resync") this.requestSnapshot();
-    this.schedule(true);
+    this.update(true);
   }
 
   private showError(text: string | null): void {
@@ -210,13 +171,10 @@ export class ChatView {
 
   private stickToEnd = false;
 
-  private schedule(follow: boolean): void {
+  /** Repaint on the next frame; ``follow``: keep the log at its end if it was near it. */
+  private update(follow: boolean): void {
     if (follow && this.nearEnd()) this.stickToEnd = true;
-    if (this.frameHandle !== 0 || this.closed) return;
-    this.frameHandle = requestAnimationFrame(() => {
-      this.frameHandle = 0;
-      this.paint();
-    });
+    this.schedule();
   }
 
   private nearEnd(): boolean {
@@ -224,7 +182,7 @@ export class ChatView {
     return log.scrollHeight - log.scrollTop - log.clientHeight <= STICK_PX;
   }
 
-  private paint(): void {
+  protected paint(): void {
     const state = this.state;
     const turns = state.turnNumbers();
     const active = state.activeTurn();
@@ -351,14 +309,10 @@ export class ChatView {
     data["pending"] = String(this.state.unanswered().length);
   }
 
-  /** Repaint now (not on the next frame), for interactions that then measure the layout. */
-  private paintNow(): void {
-    if (this.frameHandle !== 0) {
-      cancelAnimationFrame(this.frameHandle);
-      this.frameHandle = 0;
-    }
+  /** Repaint now, the timeline too, for interactions that then measure the layout. */
+  protected override paintNow(): void {
     this.timelineVersion = -1;
-    this.paint();
+    super.paintNow();
   }
 
   // Interaction
@@ -398,7 +352,7 @@ export class ChatView {
       if (this.expandedCalls.has(id)) this.expandedCalls.delete(id);
       else this.expandedCalls.add(id);
       if (!Number.isNaN(turn)) this.state.bump(turn);
-      this.schedule(false);
+      this.update(false);
       return;
     }
     const header = target.closest<HTMLElement>(".chat-turn-header");
@@ -430,6 +384,6 @@ export class ChatView {
     this.collapsed.clear();
     this.requests.send({ kind: "send", request_id: this.requests.id("send"), text });
     this.stickToEnd = true; // follow the new turn, wherever the log was scrolled
-    this.schedule(true);
+    this.update(true);
   }
 }

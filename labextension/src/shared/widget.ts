@@ -1,16 +1,30 @@
-// What both views share of the kernel side: anywidget's model and the error reply.
+// anywidget's side of every view: the model's traits, and the entry point a view exports.
+import type { AnyModel, Render } from "@anywidget/types";
 
-/** The part of anywidget's model a view uses, typed by its requests and replies. */
-export interface WidgetModel<Request, KernelMessage> {
-  get(name: "chat_id"): string;
-  send(content: Request): void;
-  on(event: "msg:custom", callback: (message: KernelMessage) => void): void;
-  off(event: "msg:custom", callback: (message: KernelMessage) => void): void;
+/** The traits every boonb widget syncs (boonb/widgets/common.py). */
+export interface WidgetTraits {
+  chat_id: string;
 }
 
-/** A request the kernel could not answer (request_id null: not tied to a request). */
-export interface ErrorReply {
-  kind: "error";
-  request_id: string | null;
-  message: string;
+/** anywidget's model of a boonb widget. */
+export type WidgetModel = AnyModel<WidgetTraits>;
+
+/** A view as its entry point builds it: from the model and the element to render into. */
+export interface Destroyable {
+  destroy(): void;
+}
+
+/**
+ * anywidget's module for a view: `export default widget(ChatView)`. The cleanup render
+ * returns is how anywidget tears a view down (cell re-run, output cleared, widget closed).
+ */
+export function widget(View: new (model: WidgetModel, el: HTMLElement) => Destroyable): {
+  render: Render<WidgetTraits>;
+} {
+  return {
+    render({ model, el }) {
+      const view = new View(model, el);
+      return () => view.destroy();
+    },
+  };
 }

@@ -9,10 +9,10 @@ import {
   latencyClass,
   localTime,
   rateClass,
-} from "./format";
-import { binaryPlaceholder, highlight, prettyJson } from "./json";
-import type { ChatTotals, CutValue, PagedTrace, SentRequest, TurnCache } from "./protocol";
-import type { DetailState, TraceItem, Turn } from "./state";
+} from "../shared/format";
+import { binaryPlaceholder, highlight, payloadBlock, prettyJson } from "../shared/json";
+import type { ChatTotals, CutValue, SentRequest, TurnCache } from "./protocol";
+import type { DetailState, ShownTrace, TraceItem, Turn } from "./state";
 import { turnFigures } from "./state";
 import { h } from "../shared/dom";
 
@@ -243,7 +243,7 @@ export function updateTraceRow(
  * before), and for a model call the request as it was sent.
  */
 export function createDetail(
-  trace: PagedTrace,
+  trace: ShownTrace,
   detail: DetailState | undefined,
   showMore: boolean,
 ): HTMLElement {
@@ -318,7 +318,7 @@ function payloadText(value: JsonValue): [string, boolean] {
 
 function jsonBlock(value: JsonValue, cls: string, showMore: boolean): [HTMLElement, boolean] {
   const [text, isJson] = payloadText(value);
-  const pre = h("pre", `tv-json ${cls}${isJson ? "" : " tv-text"}`);
+  const pre = payloadBlock(`tv-json ${cls}${isJson ? "" : " tv-text"}`);
   const limit = showMore ? SHOW_MORE_LIMIT : CUT;
   const shown = text.length <= limit ? text : text.slice(0, limit);
   if (isJson && shown.length <= HIGHLIGHT_LIMIT) highlight(shown, pre);
@@ -336,7 +336,7 @@ function jsonBlock(value: JsonValue, cls: string, showMore: boolean): [HTMLEleme
 /** A page's preview of a large value, until the whole value arrives. */
 function previewBlock(preview: CutValue, cls: string, detail: DetailState | undefined): HTMLElement {
   const text = preview.kind === "string" ? "tv-text " : "";
-  const pre = h("pre", `tv-json ${cls} ${text}tv-preview`);
+  const pre = payloadBlock(`tv-json ${cls} ${text}tv-preview`);
   pre.dataset["bytes"] = String(preview.bytes);
   // A string's preview is its text, shown as the whole string will be; else JSON text.
   pre.textContent = preview.preview;
@@ -369,7 +369,7 @@ function requestSection(detail: DetailState | undefined): HTMLElement {
   const count = request.tools?.length ?? 0;
   tools.append(h("summary", "", `Tools (${count} schema${count === 1 ? "" : "s"})`));
   if (request.tools !== null) {
-    const pre = h("pre", "tv-json tv-json-tools");
+    const pre = payloadBlock("tv-json tv-json-tools");
     highlight(prettyJson(request.tools), pre);
     tools.append(pre);
   }
@@ -392,12 +392,12 @@ function messageBlock(message: JsonValue, index: number): HTMLElement {
   if (typeof content === "string") {
     block.append(h("div", "tv-message-text", content));
   } else if (content !== null) {
-    const pre = h("pre", "tv-json");
+    const pre = payloadBlock("tv-json");
     highlight(prettyJson(content), pre);
     block.append(pre);
   }
   if (Object.keys(rest).length > 0) {
-    const pre = h("pre", "tv-json tv-message-extra");
+    const pre = payloadBlock("tv-json tv-message-extra");
     highlight(prettyJson(rest), pre);
     block.append(pre);
   }

@@ -1,11 +1,7 @@
 // The trace viewer widget: anywidget's entry point.
+import "../shared/styles.css";
 import "./styles.css";
-import type { WidgetModel } from "./protocol";
+import { widget } from "../shared/widget";
 import { TraceView } from "./view";
 
-export default {
-  render({ model, el }: { model: WidgetModel; el: HTMLElement }): () => void {
-    const view = new TraceView(model, el);
-    return () => view.destroy();
-  },
-};
+export default widget(TraceView);

@@ -1,10 +1,14 @@
 // The view's data: traces grouped by turn, cache figures, and the flattened visible rows.
 import type { Frame, TraceRecord } from "../frames";
-import { timeKey } from "./format";
+import { timeKey } from "../shared/format";
 import type { ChatTotals, DetailReply, PagedTrace, TurnCache } from "./protocol";
 
+/** A trace as the view holds it: from a page (maybe cut to a preview), or whole from a
+ * live frame, which has no ``*_cut`` fields. */
+export type ShownTrace = TraceRecord & Partial<Pick<PagedTrace, "input_cut" | "output_cut">>;
+
 export interface TraceItem {
-  trace: PagedTrace;
+  trace: ShownTrace;
   /** A ``tool_trace:start`` without its ``complete`` yet. */
   running: boolean;
   key: number;
@@ -57,7 +61,7 @@ export class TraceState {
   private offsetsCache: number[] = [];
 
   /** Add or replace a trace; returns whether it was new (not known as complete before). */
-  upsert(trace: TraceRecord, running: boolean): boolean {
+  upsert(trace: ShownTrace, running: boolean): boolean {
     const known = this.items.get(trace.id);
     if (known !== undefined) {
       if (running && !known.running) return false; // a late start never undoes a complete
@@ -99,7 +103,8 @@ export class TraceState {
             call_id: frame.call_id,
             agent_id: frame.agent_id,
             workflow_run_id: null,
-            parent_id: null,
+            parent_id: frame.parent_id,
+            root_id: frame.root_id,
             input: frame.input,
             output: null,
             started_at: frame.started_at,

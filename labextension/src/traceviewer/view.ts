@@ -10,8 +10,9 @@ import {
   updateTurnRow,
 } from "./dom";
 import { h } from "../shared/dom";
-import { PendingRequests } from "../shared/requests";
-import type { KernelMessage, Request, WidgetModel } from "./protocol";
+import { KernelView } from "../shared/view";
+import type { WidgetModel } from "../shared/widget";
+import type { KernelMessage, Request } from "./protocol";
 import { ROW_HEIGHT, type Row, TraceState } from "./state";
 
 /** The first page: enough to fill the view, and small so it arrives quickly. */
@@ -35,9 +36,8 @@ const CACHE_REFRESH_MS = 400;
 export const RENDER_MARK = "boonb-traceviewer-render";
 export const FIRST_ROWS_MARK = "boonb-traceviewer-first-rows";
 
-export class TraceView {
+export class TraceView extends KernelView<Request, KernelMessage> {
   private readonly state = new TraceState();
-  private readonly root: HTMLElement;
   private readonly scroller: HTMLElement;
   private readonly spacer: HTMLElement;
   private readonly status: HTMLElement;
@@ -53,31 +53,23 @@ export class TraceView {
   /** What each rendered turn or trace row was last drawn from; unchanged rows are not touched,
    * so a scroll frame only writes the rows it adds (no style or layout work for the rest). */
   private readonly drawnFrom = new WeakMap<HTMLElement, readonly unknown[]>();
-  private readonly requests: PendingRequests<Request>;
   private cursor: string | null = null;
   private hasMore = true;
   private pageInFlight = false;
   private pageFailed = false;
   private firstPageDone = false;
   private selected: string | null = null;
-  private frameHandle = 0;
   private cacheTimer: ReturnType<typeof setTimeout> | null = null;
-  private closed = false;
   private firstRowsMarked = false;
   private scrolled = false;
   private spacerHeight = -1;
   private scrollerHeight = -1;
   private footerDrawnFrom = "";
 
-  constructor(
-    private readonly model: WidgetModel,
-    el: HTMLElement,
-  ) {
-    this.requests = new PendingRequests((message) => model.send(message));
+  constructor(model: WidgetModel, el: HTMLElement) {
+    super(model, "boonb-traceviewer");
     this.resizes = new ResizeObserver(this.onResize);
     performance.mark(RENDER_MARK, { detail: this.markDetail() });
-    this.root = h("div", "boonb-traceviewer");
-    this.root.dataset["chatId"] = model.get("chat_id");
     const header = h("div", "tv-header");
     header.append(
       h("span", "tv-title", "Traces"),
@@ -97,26 +89,17 @@ export class TraceView {
     this.root.append(header, this.scroller, this.empty, this.footer);
     el.append(this.root);
 
-    this.scroller.addEventListener("scroll", this.onScroll);
-    this.scroller.addEventListener("click", this.onClick);
-    this.scroller.addEventListener("keydown", this.onKey);
-    model.on("msg:custom", this.onMessage);
+    this.listen(this.scroller, "scroll", this.onScroll);
+    this.listen(this.scroller, "click", this.onClick);
+    this.listen(this.scroller, "keydown", this.onKey);
+    this.onDestroy(() => {
+      if (this.cacheTimer !== null) clearTimeout(this.cacheTimer);
+      this.resizes.disconnect();
+    });
     this.updateRootData();
     // A (re)rendered view holds nothing yet: ask the kernel for the current state.
     this.requestPage();
     this.requestCache();
-  }
-
-  destroy(): void {
-    this.closed = true;
-    this.model.off("msg:custom", this.onMessage);
-    this.scroller.removeEventListener("scroll", this.onScroll);
-    this.scroller.removeEventListener("click", this.onClick);
-    this.scroller.removeEventListener("keydown", this.onKey);
-    if (this.frameHandle !== 0) cancelAnimationFrame(this.frameHandle);
-    if (this.cacheTimer !== null) clearTimeout(this.cacheTimer);
-    this.resizes.disconnect();
-    this.root.remove();
   }
 
   // Kernel messages
@@ -152,8 +135,7 @@ export class TraceView {
     this.requests.send({ kind: "detail", request_id: requestId, trace_id: traceId });
   }
 
-  private readonly onMessage = (message: KernelMessage): void => {
-    if (this.closed) return;
+  protected onMessage(message: KernelMessage): void {
     switch (message.kind) {
       case "frame": {
         const completed = this.state.applyFrame(message.frame);
@@ -208,7 +190,7 @@ export class TraceView {
         return;
       }
     }
-  };
+  }
 
   private refreshCacheSoon(): void {
     if (this.cacheTimer !== null) clearTimeout(this.cacheTimer);
@@ -220,15 +202,7 @@ export class TraceView {
 
   // Painting
 
-  private schedule(): void {
-    if (this.frameHandle !== 0 || this.closed) return;
-    this.frameHandle = requestAnimationFrame(() => {
-      this.frameHandle = 0;
-      this.paint();
-    });
-  }
-
-  private paint(): void {
+  protected paint(): void {
     const state = this.state;
     const rows = state.rows();
     const offsets = state.offsets();

@@ -1,6 +1,6 @@
 """The tools boonb ships: project files, ``fetch_url`` and ``notebook_vars``."""
 
-from ..registry import Tool
+from ..definition import Tool
 from .files import FILE_TOOLS, grep, list_files, read_file, write_file
 from .notebook import notebook_vars
 from .web import fetch_url

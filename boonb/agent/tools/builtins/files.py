@@ -16,8 +16,8 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ..context import ToolContext
+from ..definition import tool
 from ..errors import ToolArgumentError, ToolError
-from ..registry import tool
 from .paths import PRIVATE_DIRS, is_private, looks_binary, relative, resolve_inside
 
 MAX_ENTRIES = 500

@@ -14,8 +14,8 @@ from collections.abc import Sized
 from typing import Any
 
 from ..context import ToolContext
+from ..definition import tool
 from ..errors import ToolError
-from ..registry import tool
 
 MAX_VARIABLES = 200
 MAX_REPR_CHARS = 200

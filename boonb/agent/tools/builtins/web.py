@@ -10,8 +10,8 @@ import httpx
 from pydantic import Field
 
 from ..context import ToolContext
+from ..definition import tool
 from ..errors import ToolArgumentError, ToolError
-from ..registry import tool
 
 MAX_REDIRECTS = 5
 _TEXT_TYPES = (

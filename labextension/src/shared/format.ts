@@ -1,4 +1,4 @@
-// Number and time formatting shared by the rows, turns and footer.
+// Number and time formatting every view uses (rows, turns, footers, chips).
 
 export const FAST_MS = 1000;
 export const SLOW_MS = 5000;

@@ -1,5 +1,7 @@
-// Payload display: images replaced by placeholders, pretty JSON, a tiny highlighter.
+// Payload display for every view: images replaced by placeholders, pretty JSON, a tiny
+// highlighter whose token classes are coloured by shared/styles.css.
 import type { JsonValue } from "../frames";
+import { h } from "./dom";
 import { formatBytes } from "./format";
 
 const DATA_URI = /^data:([\w.+-]+\/[\w.+-]+)?[^,]*?(;base64)?,/i;
@@ -83,6 +85,11 @@ export function tokenize(text: string): Array<[TokenClass | null, string]> {
   }
   if (last < text.length) out.push([null, text.slice(last)]);
   return out;
+}
+
+/** A block for a payload, styled by shared/styles.css; ``className`` adds the view's own. */
+export function payloadBlock(className: string): HTMLPreElement {
+  return h("pre", `boonb-json ${className}`);
 }
 
 /** Highlighted JSON as DOM nodes (text nodes only: payloads are never parsed as HTML). */

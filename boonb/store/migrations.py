@@ -1,0 +1,129 @@
+"""Schema migrations: small ordered steps that bring any older database to the current one.
+
+``schema.sql`` is version 1 as boonb first shipped it and never changes; every later
+change is a :class:`Migration` here, appended with the next version number. A new
+database goes through the same steps as an old one, so the two cannot drift apart.
+``schema_version`` holds one row per applied version; :func:`migrate` applies the missing
+ones in one transaction, so a database is never left half-migrated.
+
+Version 2, one trace tree (DESIGN section 3): ``tool_traces.root_id`` names the tree a row
+belongs to, and ``parent_id`` the row it hangs under. The roots:
+
+- a top-level chat's tree is rooted at the chat itself: its rows have ``root_id = chat_id``
+  and its model calls have no parent (no row stands for the chat; the ``chats`` row does);
+- a workflow run's tree is rooted at its ``workflow`` row, whose id is the run id, so
+  every row of the run (phases, agents, their chats' calls) has ``root_id = run id``;
+- a chat started by a tool call or a workflow agent takes its parent's root
+  (``chats.parent_id`` / ``chats.root_id`` say where it hangs).
+
+Rows written by version 1 get the same roots (``workflow_run_id`` if set, else the chat
+id), and a tool call's ``parent_id`` becomes its turn's model call, which is what asked
+for it in version 1's loop (one model call per turn, then that call's tools). Nothing
+else of theirs changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from boonb.store.errors import DatabaseTooNew
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step: its version, what it is for, and the SQL that takes the previous version to it."""
+
+    version: int
+    purpose: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        2,
+        "one trace tree: root_id on every trace, tool calls' parents, chats under a call",
+        (
+            "ALTER TABLE tool_traces ADD COLUMN IF NOT EXISTS root_id UUID",
+            # Before the updates: DuckDB builds no index over a transaction's own updates.
+            "CREATE INDEX IF NOT EXISTS tool_traces_root ON tool_traces (root_id)",
+            "UPDATE tool_traces SET root_id = coalesce(workflow_run_id, chat_id) "
+            "WHERE root_id IS NULL",
+            # Version 1 asked for a turn's tools in the turn's one model call.
+            """
+            UPDATE tool_traces AS t SET parent_id = m.id
+            FROM (
+                SELECT chat_id, turn_number, arg_max(id, started_at) AS id
+                FROM tool_traces WHERE kind = 'model' GROUP BY chat_id, turn_number
+            ) AS m
+            WHERE t.kind = 'tool' AND t.parent_id IS NULL
+                AND t.chat_id = m.chat_id AND t.turn_number = m.turn_number
+            """,
+            "ALTER TABLE chats ADD COLUMN IF NOT EXISTS parent_id UUID",
+            "ALTER TABLE chats ADD COLUMN IF NOT EXISTS root_id UUID",
+            "UPDATE chats SET root_id = coalesce(workflow_run_id, id) WHERE root_id IS NULL",
+        ),
+    ),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version if MIGRATIONS else 1
+"""The version this code writes: version 1 (``schema.sql``) plus every migration."""
+
+
+def stored_version(con: Any) -> int | None:
+    """The database's schema version, or None for a database boonb never set up."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND table_name = 'schema_version'"
+    ).fetchone()
+    if not found or not found[0]:
+        return None
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def refuse_newer(version: int | None, path: object) -> None:
+    """Refuse a database a newer boonb wrote: this code cannot know what its rows mean."""
+    if version is not None and version > SCHEMA_VERSION:
+        raise DatabaseTooNew(
+            f"{path} was written by a newer boonb (schema version {version}; this boonb "
+            f"knows up to {SCHEMA_VERSION}). It was left untouched: upgrade boonb "
+            "(pip install -U boonb) in this environment, or set BOONB_DB_PATH to another file."
+        )
+
+
+def migrate(con: Any, baseline_sql: str) -> list[int]:
+    """Bring the database to :data:`SCHEMA_VERSION` in one transaction; the versions applied.
+
+    ``baseline_sql`` is version 1 (``schema.sql``), idempotent, so it creates what a new
+    database lacks and leaves an existing one alone. A database already current is not
+    written to at all.
+    """
+    version = stored_version(con)
+    refuse_newer(version, _path(con))
+    if version == SCHEMA_VERSION:
+        return []
+    applied: list[int] = []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(baseline_sql)
+        current = stored_version(con) or 1
+        for migration in MIGRATIONS:
+            if migration.version <= current:
+                continue
+            for statement in migration.statements:
+                con.execute(statement)
+            con.execute("INSERT INTO schema_version (version) VALUES (?)", [migration.version])
+            applied.append(migration.version)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return applied
+
+
+def _path(con: Any) -> str:
+    row = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return str(row[0]) if row and row[0] else "the database"
