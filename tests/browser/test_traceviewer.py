@@ -580,3 +580,22 @@ add(trace(0, 1))
     assert viewer.locator(".tv-badge-model").first.evaluate(tint) != (
         viewer.locator(".tv-badge-tool").first.evaluate(tint)
     )
+
+
+def test_a_selected_tool_rows_name_keeps_its_pill_in_both_themes(
+    notebook: NotebookFactory,
+) -> None:
+    seed = """
+add(model(0, 0))
+add(trace(0, 1, name="list_files"))
+"""
+    nb, viewer = open_viewer(notebook, "pill.ipynb", seed)
+    row = viewer.locator('.tv-trace[data-kind="tool"]')
+    row.click()
+    expect(row).to_have_class(re.compile(r"\bis-selected\b"))
+    colours = """row => [getComputedStyle(row).backgroundColor,
+        getComputedStyle(row.querySelector('.tv-badge')).backgroundColor]"""
+    for theme in ("light", "dark"):
+        nb.set_theme(theme)
+        row_bg, badge_bg = row.evaluate(colours)
+        assert abs(_luminance(badge_bg) - _luminance(row_bg)) > 8, (theme, row_bg, badge_bg)
