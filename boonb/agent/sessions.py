@@ -109,12 +109,11 @@ class SessionSaver:
             if self._pending.timer is not None:
                 self._pending.timer.cancel()
             self._write()
+            # Everything the turn recorded goes to disk now, in one transaction: waking the
+            # writer inside the turn as well would put the turn's end behind a second commit.
+            self.store.writer.wake()
         elif self._pending.timer is None:
             self._pending.timer = loop.call_later(self.debounce, self._write)
-        # What the turn recorded so far (the model's answer, finished tools) goes to disk
-        # now. Writing at every boundary also keeps the file's handle warm, so the commit
-        # at the end of the turn does not pay for opening it.
-        self.store.writer.wake()
 
     def _write(self) -> None:
         pending, self._pending = self._pending, None
