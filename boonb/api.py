@@ -19,7 +19,12 @@ from boonb.agent.tools.definition import Tool
 from boonb.agent.tools.definition import tool as make_tool
 from boonb.runtime import Runtime, get_runtime
 from boonb.store import InvalidChatId, InvalidQuery, Writer
-from boonb.store.agent_sessions import SavedChat, finished_tool_calls, resolve_chat
+from boonb.store.agent_sessions import (
+    SavedChat,
+    chat_parent,
+    finished_tool_calls,
+    resolve_chat,
+)
 from boonb.store.agent_sessions import load_snapshot as load_chat_snapshot
 from boonb.store.traces import parse_uuid
 
@@ -124,8 +129,13 @@ def restore(chat_id: uuid.UUID | str | None = None) -> Agent:
     if saved is None:
         raise SessionNotFound(f"no saved chat {chat}; see %agent sessions")
     session_id, snap = saved
+    hung = chat_parent(store.db, chat)
     return runtime.agent_factory.restore(
-        chat, snap, agent_session_id=session_id, user_ns=_user_ns()
+        chat,
+        snap,
+        agent_session_id=session_id,
+        user_ns=_user_ns(),
+        parent=TraceParent(*hung) if hung is not None else None,
     )
 
 

@@ -219,3 +219,42 @@ def test_an_agent_a_tool_starts_through_the_factory_hangs_under_that_call(parts:
     assert parts.rows(
         "SELECT DISTINCT root_id FROM tool_traces WHERE chat_id = ?", parent.chat_id
     ) == [(parent.chat_id,)]
+
+
+def test_a_restored_sub_chat_keeps_recording_under_the_call_that_started_it(
+    parts: Parts,
+) -> None:
+    from boonb.agent import tool
+    from boonb.agent.recorder import TraceParent
+    from boonb.sim import Rule
+    from boonb.store.agent_sessions import chat_parent
+
+    factory = parts.factory()
+    children: list[Agent] = []
+
+    @tool
+    async def ask_helper(question: str) -> str:
+        """Ask a helper agent."""
+        child = factory.new_agent(tools=[])
+        children.append(child)
+        return (await child.run(question)).content
+
+    parts.sim.add_rule(
+        Rule("delegate", tool_calls=[{"name": "ask_helper", "arguments": {"question": "two?"}}])
+    )
+    parent = factory.new_agent(tools=[ask_helper], max_turns=3)
+    parts.engine.run(parent.run("please delegate this"))
+    (child,) = children
+    parts.store.writer.flush()
+    hung = chat_parent(parts.store.db, child.chat_id)
+    assert hung is not None and hung[1] == parent.chat_id
+    assert chat_parent(parts.store.db, parent.chat_id) is None  # a tree of its own
+
+    saved = load_snapshot(parts.store.db, child.chat_id)
+    assert saved is not None
+    restored = parts.factory().restore(  # as in a new kernel
+        child.chat_id, saved[1], agent_session_id=saved[0], parent=TraceParent(*hung)
+    )
+    parts.engine.run(restored.run("and three?"))
+    roots = parts.rows("SELECT DISTINCT root_id FROM tool_traces WHERE chat_id = ?", child.chat_id)
+    assert roots == [(parent.chat_id,)]

@@ -114,11 +114,13 @@ class AgentFactory:
         *,
         agent_session_id: uuid.UUID,
         user_ns: Mapping[str, Any] | None = None,
+        parent: TraceParent | None = None,
     ) -> Agent:
         """A saved chat rebuilt from its snapshot: history, pending calls and settings back.
 
         It runs on the provider this kernel is configured for; the saved model is kept
         when that is the provider it ran on. Tools this kernel no longer has are left out.
+        ``parent`` is where the chat hung in the trace tree, so its new calls stay there.
         """
         choice = self.provider()
         saved = snapshot["provider"]
@@ -129,7 +131,7 @@ class AgentFactory:
             chat_id=chat_id,
             agent_id=snapshot.get("agent_id"),
             workflow_run_id=None,
-            parent=None,
+            parent=parent,
             tools=self.tools.resolve(known),
             user_ns=user_ns,
             model=model,

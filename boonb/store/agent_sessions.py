@@ -106,6 +106,16 @@ def load_session(db: Database, agent_session_id: uuid.UUID) -> dict[str, Any] | 
     return snapshot
 
 
+def chat_parent(db: Database, chat_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """Where a chat hangs in the trace tree (the row above it, and its tree), if anywhere."""
+    with db.connection() as con:
+        row = con.execute(
+            "SELECT parent_id, root_id FROM chats WHERE id = ? AND parent_id IS NOT NULL",
+            [chat_id],
+        ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def in_progress(db: Database) -> list[tuple[uuid.UUID, int | None, str | None]]:
     """Sessions saved as running: id, kernel pid and host."""
     with db.connection() as con:
