@@ -380,13 +380,14 @@ class Agent:
         outcome: Outcome = "success"
         error: str | None = None
         output: JsonValue = None
+        text = ""
         done_calling = self.recorder.calling(trace)  # a chat the tool starts hangs under it
         try:
             tool = self.tools.get(call.name)
             if tool is None:
                 known = ", ".join(sorted(self.tools)) or "none"
                 raise ToolError(f"there is no tool named {call.name!r}; available tools: {known}")
-            output = cap_output(
+            output, text = cap_output(
                 await tool.invoke(call.arguments, self.context), self.max_tool_output
             )
         except asyncio.CancelledError:
@@ -412,7 +413,7 @@ class Agent:
             outcome=outcome,
             error=error,
         )
-        return tool_outcome(output, error)
+        return (text, False) if error is None else tool_outcome(None, error)
 
     # Bookkeeping.
 
@@ -470,19 +471,21 @@ class Agent:
                 setattr(total, name, (getattr(total, name) or 0.0) + value)
 
 
-def cap_output(output: JsonValue, limit: int) -> JsonValue:
-    """A tool's output, or, past ``limit`` characters, its start with a note saying so.
+def cap_output(output: JsonValue, limit: int) -> tuple[JsonValue, str]:
+    """A tool's output as it is stored, and the text the model reads of it.
 
-    What the model reads and what is stored (the trace, the message, the snapshot) is the
-    same capped text, so one huge output cannot fill the kernel's memory or the database.
+    Past ``limit`` characters both are the text's start with a note saying so, so one huge
+    output cannot fill the kernel's memory or the database (the trace, the message and the
+    snapshot all keep it). The text is made once: a large value is serialised only here.
     """
     text = output if isinstance(output, str) else _dumps(output)
     if len(text) <= limit:
-        return output
-    return (
+        return output, text
+    capped = (
         f"{text[:limit]}\n[boonb: output truncated: the tool returned {len(text):,} "
         f"characters; the first {limit:,} are kept. Ask for less, e.g. a range or a pattern.]"
     )
+    return capped, capped
 
 
 ToolOutcome = tuple[str, bool]

@@ -82,28 +82,28 @@ def resolve_chat(db: Database, chat: uuid.UUID | str) -> uuid.UUID:
 
 def load_snapshot(db: Database, chat_id: uuid.UUID) -> tuple[uuid.UUID, dict[str, Any]] | None:
     """The newest saved session of a chat: its id and snapshot."""
+    return _newest_snapshot(db, "chat_id", chat_id)
+
+
+def load_session(db: Database, agent_session_id: uuid.UUID) -> dict[str, Any] | None:
+    """The snapshot saved under a session id."""
+    found = _newest_snapshot(db, "id", agent_session_id)
+    return None if found is None else found[1]
+
+
+def _newest_snapshot(
+    db: Database, column: str, value: uuid.UUID
+) -> tuple[uuid.UUID, dict[str, Any]] | None:
     with db.connection() as con:
         row = con.execute(
-            "SELECT id, snapshot FROM agent_sessions WHERE chat_id = ? "
+            f"SELECT id, snapshot FROM agent_sessions WHERE {column} = ? "
             "ORDER BY last_update DESC LIMIT 1",
-            [chat_id],
+            [value],
         ).fetchone()
     if row is None:
         return None
     snapshot: dict[str, Any] = json.loads(row[1])
     return row[0], snapshot
-
-
-def load_session(db: Database, agent_session_id: uuid.UUID) -> dict[str, Any] | None:
-    """The snapshot saved under a session id."""
-    with db.connection() as con:
-        row = con.execute(
-            "SELECT snapshot FROM agent_sessions WHERE id = ?", [agent_session_id]
-        ).fetchone()
-    if row is None:
-        return None
-    snapshot: dict[str, Any] = json.loads(row[0])
-    return snapshot
 
 
 def chat_parent(db: Database, chat_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID] | None:

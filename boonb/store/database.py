@@ -87,31 +87,41 @@ def _check_whole(path: Path, header: bytes) -> None:
 
     DuckDB's file is its headers followed by whole blocks, and DuckDB itself only ever
     cuts it at a block boundary (dropping free blocks at the end). So a file that ends
-    inside a block, or whose blocks in use do not fit in it, is damaged. The size is read
-    while holding DuckDB's shared lock, so another process's write in progress (which
-    grows the file a page at a time) is never mistaken for damage.
+    inside a block, or whose blocks in use do not fit in it, is damaged. A file that looks
+    whole needs nothing more; one that does not is measured again while holding DuckDB's
+    shared lock, so another process's write in progress (which grows the file a page at a
+    time) is never mistaken for damage.
     """
     layout = _layout(header)
     if layout is None:
         _refuse_damaged(path, "its header is cut off")
         return
     block_count, block_size = layout
+    whole = _whole_blocks(path.stat().st_size, block_size)
+    if whole is not None and whole >= block_count:
+        return  # looks whole: no need to take the file to look closer
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error:
         return  # held by another process (so in use), or unreadable: opening will say which
     try:
         size = path.stat().st_size
-        blocks, remainder = divmod(size - _HEADERS_END, block_size)
-        if remainder:
+        blocks = _whole_blocks(size, block_size)
+        if blocks is None:
             _refuse_damaged(path, f"it ends inside a block: {size:,} bytes")
-        if blocks < block_count:  # trailing blocks gone: fine if none of them was in use
+        elif blocks < block_count:  # trailing blocks gone: fine if none of them was in use
             row = con.execute("SELECT used_blocks FROM pragma_database_size()").fetchone()
             used = int(row[0]) if row is not None else 0
             if used > blocks:
                 _refuse_damaged(path, f"{used} blocks are in use but only {blocks} are there")
     finally:
         con.close()
+
+
+def _whole_blocks(size: int, block_size: int) -> int | None:
+    """How many blocks follow the headers; None when the file ends inside one."""
+    blocks, remainder = divmod(size - _HEADERS_END, block_size)
+    return None if remainder else blocks
 
 
 def _refuse_damaged(path: Path, found: str) -> None:
