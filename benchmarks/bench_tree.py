@@ -2,11 +2,14 @@
 
 Run: .venv/bin/python -m benchmarks.bench_tree
 Figures are printed, never asserted. Target (issue 13): building the tree (read + nest) at
-most 2x reading the same rows as a flat list, and under 100 ms.
+most 2x reading the same rows as a flat list, and under 100 ms. The REST endpoint's tree
+(``TraceStore.tree_json``: rows' JSON written by DuckDB, nested in Python) is the one
+measured against the target; the tree of Python records (``TraceStore.tree``) is shown too.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 import time
@@ -96,26 +99,27 @@ def main() -> None:
             store.db.max_hold = 3600.0
             built = traces.tree(run_id)
             assert built is not None and built.total == len(rows) == built.shown
+            body = traces.tree_json(run_id)
+            assert body is not None and json.loads(body) == json.loads(tree_json(built))
             flat, flat_best = _timed(lambda: traces.root_rows(run_id))
+            rest, rest_best = _timed(lambda: traces.tree_json(run_id))
+            capped, capped_best = _timed(lambda: traces.tree_json(run_id, max_nodes=2_000))
             tree, tree_best = _timed(lambda: traces.tree(run_id))
-            body, body_best = _timed(lambda: tree_json(traces.tree(run_id)))  # type: ignore[arg-type]
-            capped, capped_best = _timed(lambda: traces.tree(run_id, max_nodes=2_000))
         finally:
             store.close()
     print(f"tree of a workflow run of {len(rows):,} rows (median / best of {RUNS}):")
     print(
-        f"  flat read of its rows (TraceStore.root_rows):      {flat:7.1f} ms / {flat_best:6.1f} ms"
+        f"  flat read of its rows (TraceStore.root_rows):     {flat:7.1f} ms / {flat_best:6.1f} ms"
     )
     print(
-        f"  tree, read + nested (TraceStore.tree):             {tree:7.1f} ms / {tree_best:6.1f} ms"
+        f"  REST tree, JSON body (TraceStore.tree_json):      {rest:7.1f} ms / {rest_best:6.1f} ms"
+        f"  ({len(body):,} bytes)"
     )
-    print(f"  tree / flat: {tree / flat:.2f}x (target at most 2x, and under 100 ms)")
-    print(f"  the REST answer: tree + JSON body ({len(tree_json(built)):,} bytes): "
-          f"{body:7.1f} ms / {body_best:6.1f} ms")  # fmt: skip
-    print(
-        f"  tree capped at 2,000 nodes (the endpoint's default): "
-        f"{capped:7.1f} ms / {capped_best:6.1f} ms"
-    )
+    print(f"  REST tree / flat read: {rest / flat:.2f}x (target at most 2x, and under 100 ms)")
+    print(f"  REST tree capped at 2,000 nodes (the default):    {capped:7.1f} ms / "
+          f"{capped_best:6.1f} ms")  # fmt: skip
+    print(f"  tree of Python records (TraceStore.tree):         {tree:7.1f} ms / "
+          f"{tree_best:6.1f} ms  ({tree / flat:.2f}x the flat read)")  # fmt: skip
 
 
 if __name__ == "__main__":

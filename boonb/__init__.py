@@ -7,13 +7,29 @@ agents, and ``boonb.traces()`` returns the traces as a DuckDB relation for SQL.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boonb.errors import BoonbError
 
+if TYPE_CHECKING:  # what type checkers and editors see; at run time, see __getattr__
+    from boonb.api import (
+        AgentHandle,
+        cache_breaks,
+        find_chat,
+        new_agent,
+        restore,
+        resume,
+        sessions,
+        start,
+        tool,
+        traces,
+    )
+
 __version__ = "0.1.0"
 
-# The public functions load on first use, so importing boonb stays cheap.
+# The public functions load on first use: importing them pulls in DuckDB, httpx and the
+# kernel runtime (0.8 s), which the Jupyter server extension and the workflow sandbox's
+# worker processes import boonb without needing.
 _API = (
     "AgentHandle", "cache_breaks", "find_chat", "new_agent", "restore", "resume", "sessions",
     "start", "tool", "traces",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -138,3 +139,52 @@ def test_a_chats_branch_is_its_calls_and_the_chats_they_started(store: Store) ->
     whole = store.traces.chat_tree(parent)
     assert whole is not None and whole.total == 6
     assert store.traces.chat_tree(uuid.uuid4()) is None
+
+
+def _awkward_run() -> list[TraceRecord]:
+    """A run whose rows hold what JSON writers spell differently, and large values."""
+    rows = _run()
+    model = next(r for r in rows if r.kind == "model")
+    rows += [
+        _row("tool", model, 2.5, input="é\"\\\n\x01" * 3_000, output={"k": ["ü", 1e21]} | {
+            str(i): i for i in range(800)
+        }),
+        _row("tool", model, 2.6, tool_name="grép ✓", finished_at=None, latency_ms=None,
+             cost_usd=0.1 + 0.2, error="boom\t\x1f", outcome="error", output=None),
+        _row("tool", model, 3.0, input=[1.5, None, True], output="x" * 5_000),
+    ]  # fmt: skip
+    return rows
+
+
+@pytest.mark.parametrize(
+    "caps",
+    [{}, {"max_nodes": 7}, {"max_depth": 2}, {"subtree": "phase"}, {"max_nodes": 0}],
+)
+def test_the_rest_json_tree_reads_as_the_tree_of_records(
+    store: Store, caps: dict[str, object]
+) -> None:
+    from boonb.server.handlers import tree_json  # the records' JSON, as pydantic writes it
+
+    rows = _awkward_run()
+    for row in rows:
+        store.writer.enqueue(row)
+    assert store.writer.flush()
+    if caps.get("subtree") == "phase":
+        caps = {"subtree": rows[1].id}
+    records = store.traces.tree(ROOT, **caps)  # type: ignore[arg-type]
+    assert records is not None
+    body = store.traces.tree_json(ROOT, **caps)  # type: ignore[arg-type]
+    assert body is not None
+    assert json.loads(body) == json.loads(tree_json(records))
+    if not caps:  # the large values came cut, as in a page
+        traces = [n.trace for n in walk(records.nodes)]
+        cuts = [c for t in traces for c in (t.input_cut, t.output_cut) if c is not None]
+        assert sorted(c.kind for c in cuts) == ["json", "string", "string"]
+
+
+def test_the_rest_json_tree_of_an_unknown_root_or_subtree_is_none(store: Store) -> None:
+    for row in _run():
+        store.writer.enqueue(row)
+    assert store.writer.flush()
+    assert store.traces.tree_json(uuid.uuid4()) is None
+    assert store.traces.tree_json(ROOT, subtree=uuid.uuid4()) is None

@@ -31,6 +31,7 @@ from boonb.store import (
     InvalidQuery,
 )
 from boonb.store.projections import TraceTree
+from boonb.store.traces import PagedTrace
 
 # Seconds a client is told to wait after a 503 for a database another process held.
 RETRY_AFTER_S = 2
@@ -195,11 +196,15 @@ class TraceDetailHandler(_BoonbHandler):
         await self._answer(partial(self.traces.detail, trace_id))
 
 
-_TREE_JSON: TypeAdapter[TraceTree] = TypeAdapter(TraceTree)
+_TREE_JSON: TypeAdapter[TraceTree[PagedTrace]] = TypeAdapter(TraceTree[PagedTrace])
 
 
-def tree_json(tree: TraceTree) -> bytes:
-    """A tree as the endpoint answers it (rows as in a page: large values cut)."""
+def tree_json(tree: TraceTree[PagedTrace]) -> bytes:
+    """A tree of records as JSON, as the endpoint answers it (large values cut).
+
+    The endpoint itself has DuckDB write its rows' JSON (:meth:`TraceStore.tree_json`);
+    this is the same answer from :meth:`TraceStore.tree`'s records.
+    """
     return _TREE_JSON.dump_json(tree, serialize_as_any=True)
 
 
@@ -225,16 +230,15 @@ class TreeHandler(_BoonbHandler):
             self._error(400, exc)
             return
 
-        def read() -> bytes:
-            tree = self.traces.tree(
+        await self._answer(
+            partial(
+                self.traces.tree_json,
                 root_id,
                 max_depth=query.max_depth,
                 max_nodes=query.max_nodes,
                 subtree=query.subtree,
             )
-            return tree_json(tree)
-
-        await self._answer(read)
+        )
 
 
 def handlers(base_url: str) -> list[tuple[str, type[APIHandler]]]:

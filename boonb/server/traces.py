@@ -7,7 +7,6 @@ from pathlib import Path
 
 from boonb.store import Database, InvalidChatId, StoreError, TracePage, TraceStore
 from boonb.store.errors import InvalidTraceId
-from boonb.store.projections import TraceTree
 from boonb.store.traces import TraceDetail, parse_uuid
 
 DEFAULT_TREE_NODES = 2_000
@@ -78,21 +77,21 @@ class ProjectTraces:
             )
         return found
 
-    def tree(
+    def tree_json(
         self,
         root_id: str,
         *,
         max_depth: int | None,
         max_nodes: int,
         subtree: str | None,
-    ) -> TraceTree:
-        """The tree of a root, capped; :class:`TraceNotFound` for a tree (or row) it lacks."""
+    ) -> bytes:
+        """A root's tree as JSON, capped; :class:`TraceNotFound` for a tree (or row) it lacks."""
         root = parse_uuid(root_id, InvalidTraceId, "root id")
         branch = None if subtree is None else parse_uuid(subtree, InvalidTraceId, "subtree")
         db = self._database()
         tree = None
         if db is not None:
-            tree = TraceStore(db).tree(
+            tree = TraceStore(db).tree_json(
                 root, max_depth=max_depth, max_nodes=max_nodes, subtree=branch
             )
         if tree is None:

@@ -8,37 +8,53 @@ them regroups rows by hand. See DESIGN section 3 for how rows form trees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from operator import attrgetter
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from boonb.frames import TraceRecord
 
+
+class TreeRow(Protocol):
+    """What a tree needs of a row: a record, or a lighter row that stands for one."""
+
+    @property
+    def id(self) -> Hashable: ...
+
+    @property
+    def parent_id(self) -> Hashable | None: ...
+
+    @property
+    def started_at(self) -> Any: ...
+
+
 Row = TypeVar("Row", bound=TraceRecord)
+R = TypeVar("R", bound=TreeRow)
 
 
-@dataclass(slots=True, kw_only=True)
-class TreeNode:
+@dataclass(slots=True)
+class TreeNode(Generic[R]):
     """One row of a tree, with the rows that hang under it."""
 
-    trace: TraceRecord
+    trace: R
     depth: int
     """0 for a row at the top of the tree (or of the subtree asked for)."""
-    children: list[TreeNode] = field(default_factory=list)
+    children: list[TreeNode[R]] = field(default_factory=list)
     hidden_children: int = 0
     """Children left out by a depth or size cap; ask for ``subtree=<this id>`` to see them."""
 
 
 @dataclass(slots=True, kw_only=True)
-class TraceTree:
+class TraceTree(Generic[R]):
     """The rows of one root as a tree (or one branch of it), capped in depth and size."""
 
     root_id: UUID
     subtree: UUID | None
     """The row whose branch this is; None for the whole tree."""
-    nodes: list[TreeNode]
+    nodes: list[TreeNode[R]]
     """The top rows: the ``workflow`` row of a run, a chat's model calls, or the subtree's row."""
     total: int
     """Rows in the tree (or the branch), shown or not."""
@@ -46,11 +62,10 @@ class TraceTree:
     """Rows in ``nodes`` and under them; fewer than ``total`` when a cap cut the tree."""
 
 
-def _order(row: TraceRecord) -> tuple[datetime, UUID]:
-    return (row.started_at, row.id)
+_order = attrgetter("started_at", "id")
 
 
-def children_of(rows: Iterable[Row]) -> dict[UUID | None, list[Row]]:
+def children_of(rows: Iterable[R]) -> dict[Hashable | None, list[R]]:
     """Rows by parent, each list in start order.
 
     A row whose parent is not among ``rows`` (a chat's model calls, whose root is the
@@ -58,66 +73,71 @@ def children_of(rows: Iterable[Row]) -> dict[UUID | None, list[Row]]:
     """
     ordered = sorted(rows, key=_order)
     known = {row.id for row in ordered}
-    children: dict[UUID | None, list[Row]] = {}
+    children: dict[Hashable | None, list[R]] = {}
     for row in ordered:
         parent = row.parent_id if row.parent_id in known else None
-        children.setdefault(parent, []).append(row)
+        siblings = children.get(parent)
+        if siblings is None:
+            children[parent] = [row]
+        else:
+            siblings.append(row)
     return children
 
 
 def build_tree(
-    rows: Sequence[TraceRecord],
+    rows: Sequence[R],
     *,
     root_id: UUID,
     max_depth: int | None = None,
     max_nodes: int | None = None,
     subtree: UUID | None = None,
-) -> TraceTree:
+    subtree_key: Hashable | None = None,
+) -> TraceTree[R]:
     """The tree of ``rows`` (all of one root), or the branch under ``subtree``.
 
     Rows are taken level by level, so a size cap keeps the top of the tree and cuts its
     deepest, latest rows; a node whose children were cut says how many in
     ``hidden_children``. ``max_depth`` 0 keeps only the top rows. Raises ``KeyError`` for
-    a ``subtree`` that is not one of ``rows``.
+    a ``subtree`` that is not one of ``rows``. Rows whose ids are not UUIDs (the store's
+    light rows, ids as text) give the subtree's id as they hold it in ``subtree_key``.
     """
     children = children_of(rows)
     if subtree is not None:
-        found = next((row for row in rows if row.id == subtree), None)
+        key = subtree if subtree_key is None else subtree_key
+        found = next((row for row in rows if row.id == key), None)
         if found is None:
             raise KeyError(subtree)
         top = [found]
-        total = _count_under(children, subtree) + 1
+        total = _count_under(children, key) + 1
     else:
         top = children.get(None, [])
         total = len(rows)
     budget = total if max_nodes is None else max(0, max_nodes)
-    nodes: list[TreeNode] = []
-    # (row, the list its node joins, the parent node): one level of the tree at a time.
-    level: list[tuple[TraceRecord, list[TreeNode], TreeNode | None]] = [
-        (row, nodes, None) for row in top
-    ]
-    shown = depth = 0
+    # Nodes are made by position (a tree's main cost is one node per row), a level at a
+    # time: each node of a level makes its children's nodes while room is left.
+    nodes = [TreeNode(row, 0, [], 0) for row in top[:budget]]
+    shown, depth, level = len(nodes), 0, nodes
     while level:
-        below: list[tuple[TraceRecord, list[TreeNode], TreeNode | None]] = []
-        for row, siblings, parent in level:
-            if shown >= budget:
-                if parent is not None:
-                    parent.hidden_children += 1
+        below: list[TreeNode[R]] = []
+        for node in level:
+            kids = children.get(node.trace.id)
+            if not kids:
                 continue
-            node = TreeNode(trace=row, depth=depth)
-            siblings.append(node)
-            shown += 1
-            kids = children.get(row.id, ())
-            if max_depth is not None and depth >= max_depth:
+            room = 0 if max_depth is not None and depth >= max_depth else budget - shown
+            if room <= 0:
                 node.hidden_children = len(kids)
                 continue
-            below.extend((kid, node.children, node) for kid in kids)
+            made = [TreeNode(kid, depth + 1, [], 0) for kid in kids[:room]]
+            node.children = made
+            node.hidden_children = len(kids) - len(made)
+            below += made
+            shown += len(made)
         level = below
         depth += 1
     return TraceTree(root_id=root_id, subtree=subtree, nodes=nodes, total=total, shown=shown)
 
 
-def _count_under(children: dict[UUID | None, list[Row]], trace_id: UUID) -> int:
+def _count_under(children: dict[Hashable | None, list[R]], trace_id: Hashable) -> int:
     count, stack = 0, [trace_id]
     while stack:
         kids = children.get(stack.pop(), ())
@@ -142,7 +162,7 @@ def chat_branch(rows: Sequence[Row], chat_id: UUID) -> list[Row]:
     return kept
 
 
-def walk(nodes: Iterable[TreeNode]) -> Iterable[TreeNode]:
+def walk(nodes: Iterable[TreeNode[R]]) -> Iterable[TreeNode[R]]:
     """Every node of a tree, depth first, in the order a nested list shows them."""
     stack = list(reversed(list(nodes)))
     while stack:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
 from pydantic_core import from_json
 
 from boonb.frames import CacheSegment, TraceKind, TraceRecord
+from boonb.store import tree_text
 from boonb.store.cursor import TraceKey, decode_cursor, encode_cursor
+from boonb.store.cut import CUT_ABOVE_BYTES, PREVIEW_CHARS, CutValue, cut_value
 from boonb.store.database import Database
 from boonb.store.errors import (
     InvalidChatId,
@@ -31,11 +33,6 @@ from boonb.store.rows import TRACE_COLUMNS
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-
-CUT_ABOVE_BYTES = 4096
-"""An input or output whose JSON text is longer than this comes in a page as a preview."""
-PREVIEW_CHARS = 2000
-"""Characters of a cut value a page carries."""
 
 _ORDER = "turn_number, started_at, id"
 _PAYLOADS = ("input", "output")
@@ -81,17 +78,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # statistics, where an open-ended ORDER BY ... LIMIT reads and sorts the whole chat
 # (15 ms at a million traces, against 6 ms). Most pages fit in the first span.
 _TURN_SPANS = (8, 64)
-
-
-class CutValue(BaseModel):
-    """A trace's input or output too large for a page: its size and its start."""
-
-    bytes: int
-    """Size of the whole value as stored (its JSON text, UTF-8)."""
-    kind: Literal["string", "json"]
-    """``string``: the value is a string and ``preview`` is its start; ``json``: the value
-    is an object, array or number and ``preview`` is the start of its JSON text."""
-    preview: str
 
 
 @dataclass(slots=True, kw_only=True)
@@ -443,6 +429,28 @@ class TraceStore:
         except KeyError:
             return None
 
+    def tree_json(
+        self,
+        root_id: UUID | str,
+        *,
+        max_depth: int | None = None,
+        max_nodes: int | None = None,
+        subtree: UUID | str | None = None,
+    ) -> bytes | None:
+        """:meth:`tree` as JSON (the REST endpoint's answer), without a record per row.
+
+        See :mod:`boonb.store.tree_text`; None as for :meth:`tree`.
+        """
+        root = parse_uuid(root_id, InvalidTraceId, "root id")
+        branch = None if subtree is None else parse_uuid(subtree, InvalidTraceId, "subtree")
+        with self.db.connection() as con:
+            rows = tree_text.read_rows(con, root)
+        if not rows:
+            return None
+        return tree_text.tree_json(
+            rows, root_id=root, max_depth=max_depth, max_nodes=max_nodes, subtree=branch
+        )
+
     def chat_tree(self, chat_id: UUID | str, *, max_nodes: int | None = None) -> TraceTree | None:
         """A chat's calls nested, tool calls under the model call that asked for them.
 
@@ -615,7 +623,7 @@ def _paged(row: tuple[Any, ...], chat: UUID | None) -> PagedTrace:
         if column in _PAYLOADS:
             size, head = next(cells), next(cells)
             if size is not None:
-                values[f"{column}_cut"] = _cut(size, head)
+                values[f"{column}_cut"] = cut_value(size, head)
     return PagedTrace(**_decoded(values))
 
 
@@ -645,7 +653,7 @@ def _paged_by_column(cells: list[list[Any]]) -> list[PagedTrace]:
             sizes, heads = next(columns), next(columns)
             converted.append([None if v is None else from_json(v) for v in values])
             converted.append(
-                [None if n is None else _cut(n, h) for n, h in zip(sizes, heads, strict=True)]
+                [None if n is None else cut_value(n, h) for n, h in zip(sizes, heads, strict=True)]
             )
         else:
             converted.append(values)
@@ -689,20 +697,3 @@ def _decoded(values: dict[str, Any]) -> dict[str, Any]:
         if values[column] is not None:
             values[column] = from_json(values[column])
     return values
-
-
-def _cut(size: int, head: str) -> CutValue:
-    """The preview of a value whose JSON text is ``size`` bytes and starts with ``head``."""
-    if not head.startswith('"'):
-        return CutValue(bytes=size, kind="json", preview=head[:PREVIEW_CHARS])
-    # A JSON string: show its text, not its escapes. The cut may fall inside an escape
-    # (at most 6 characters, ``\\uXXXX``), so drop characters until what is left decodes.
-    text = head
-    for end in range(len(text), max(0, len(text) - 7), -1):
-        try:
-            decoded = from_json(text[:end] + '"')
-        except ValueError:
-            continue
-        if isinstance(decoded, str):
-            return CutValue(bytes=size, kind="string", preview=decoded[:PREVIEW_CHARS])
-    return CutValue(bytes=size, kind="json", preview=head[:PREVIEW_CHARS])
