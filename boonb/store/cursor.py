@@ -56,7 +56,9 @@ def decode_cursor(cursor: str, *, scope: str, secret: bytes) -> TraceKey:
         turn, started, trace_id = json.loads(payload)
         return TraceKey(int(turn), datetime.fromisoformat(started), UUID(trace_id))
     except (ValueError, TypeError):
-        raise InvalidCursor("cursor content is malformed") from None
+        raise InvalidCursor(
+            "cursor content is malformed; pass back the next_cursor of a previous page"
+        ) from None
 
 
 def _sign(payload: bytes, scope: str, secret: bytes) -> bytes:

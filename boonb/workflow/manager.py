@@ -261,9 +261,7 @@ class WorkflowManager:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.settings.workflow_max_concurrent)
             self._pool = SandboxPool(size=min(2, self.settings.workflow_max_concurrent))
-            self._cache = ResultCache(
-                self.store, size=self.settings.workflow_cache_size
-            )
+            self._cache = ResultCache(self.store, size=self.settings.workflow_cache_size)
         assert self._pool is not None
         host: WorkflowRun | None = None
         try:
@@ -358,7 +356,10 @@ class WorkflowManager:
     def _run(self, run_id: uuid.UUID | str) -> _Run:
         run = self._runs.get(_uuid(run_id))
         if run is None:
-            raise UnknownRun(f"no workflow run {run_id} in this kernel")
+            raise UnknownRun(
+                f"no workflow run {run_id} in this kernel; a run of another kernel can only "
+                "be read (%workflow status RUN); copy the id %workflow run printed"
+            )
         return run
 
     def _stored_status(self, run_id: uuid.UUID) -> RunStatus:
@@ -371,7 +372,10 @@ class WorkflowManager:
                 [run_id],
             ).fetchone()
         if row is None:
-            raise UnknownRun(f"no workflow run {run_id}")
+            raise UnknownRun(
+                f"no workflow run {run_id} is stored in this project; copy the id that "
+                "%workflow run printed"
+            )
         workflow, state, tokens, budget, result, error = row
         return RunStatus(
             run_id=run_id,
@@ -402,4 +406,6 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise UnknownRun(f"{value!r} is not a run id") from None
+        raise UnknownRun(
+            f"{value!r} is not a run id; a run id is the UUID %workflow run printed"
+        ) from None

@@ -145,10 +145,12 @@ class WorkflowRun:
     def register(self, spec: AgentSpec) -> None:
         """Declare an agent; the same id again must mean the same agent."""
         if not spec.prompt.strip():
-            raise WorkflowError(f"agent {spec.id!r} needs a prompt")
+            raise WorkflowError(f'agent {spec.id!r} needs a prompt; give agent(..., prompt="...")')
         known = self.agents.get(spec.id)
         if known is not None and known != spec:
-            raise WorkflowError(f"agent id {spec.id!r} is already used by another agent")
+            raise WorkflowError(
+                f"agent id {spec.id!r} is already used by another agent; give each agent its own id"
+            )
         self.agents[spec.id] = spec
 
     def budget_for(self, budget_id: str, limit: int) -> Budget:

@@ -203,7 +203,7 @@ def grep(
         ) from None
     start = resolve_inside(context, path)
     if not start.exists():
-        raise ToolError(f"no such file or directory: {path!r}")
+        raise ToolError(f"no such file or directory: {path!r}; use list_files to see what exists")
     files = [start] if start.is_file() else _files_under(start)
     matches: list[str] = []
     searched = 0

@@ -20,7 +20,10 @@ PRIVATE_DIRS = frozenset({".boonb", ".git"})
 def project_root(context: ToolContext) -> Path:
     root = context.project_root.resolve()
     if not root.is_dir():
-        raise ToolError(f"the project root {str(root)!r} is not a directory")
+        raise ToolError(
+            f"the project root {str(root)!r} is not a directory; set BOONB_PROJECT to "
+            "an existing folder"
+        )
     return root
 
 
