@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from boonb.frames import (
     CacheSegment,
@@ -20,6 +21,7 @@ from boonb.frames import (
     frame_adapter,
 )
 from boonb.runtime import Runtime
+from boonb.store.projections import TimelineEntry, TurnTotals, timeline, turns
 from boonb.widgets import ChatIdError, TraceViewer
 from tests.conftest import T0, make_trace
 
@@ -142,6 +144,119 @@ def test_cache_request_returns_turn_cache_and_chat_totals(
     assert (totals["traces"], totals["errors"], totals["tokens_used"]) == (2, 1, 1050)
 
 
+def projected(runtime: Runtime, chat_id: uuid.UUID, turn: int) -> dict[str, Any]:
+    """The projections of one turn's stored calls, as JSON (what the view must be sent)."""
+    calls = [c for c in runtime.store.traces.chat_calls(chat_id) if c.turn_number == turn]
+    [totals] = turns(calls)
+    return {
+        "totals": TypeAdapter(TurnTotals).dump_python(totals, mode="json"),
+        "timeline": TypeAdapter(list[TimelineEntry]).dump_python(timeline(calls), mode="json"),
+    }
+
+
+def seed_turns(runtime: Runtime, chat_id: uuid.UUID) -> dict[str, uuid.UUID]:
+    """Two turns: a model call and two parallel tool calls it asked for, then one more."""
+    model = make_trace(
+        chat_id=chat_id, kind="model", tool_name="sim-model", input_tokens=1000,
+        cache_tokens=400, output_tokens=100, tokens_used=1100, latency_ms=900.0,
+    )  # fmt: skip
+    # Both tools start at 1 s and run side by side (1 s .. 1.3 s, 1.1 s .. 2.6 s).
+    fast = make_trace(chat_id=chat_id, seconds=1, tool_name="list", parent_id=model.id,
+                      latency_ms=300.0)  # fmt: skip
+    slow = make_trace(chat_id=chat_id, seconds=1.1, tool_name="grep", parent_id=model.id,
+                      latency_ms=1500.0, outcome="error", error="boom")  # fmt: skip
+    second = make_trace(chat_id=chat_id, turn=1, seconds=10, kind="model", tool_name="m",
+                        input_tokens=2000, output_tokens=50, tokens_used=2050)  # fmt: skip
+    for trace in (model, fast, slow, second):
+        runtime.store.writer.enqueue(ToolTraceComplete(trace=trace))
+    runtime.store.writer.flush()
+    return {"model": model.id, "fast": fast.id, "slow": slow.id, "second": second.id}
+
+
+def test_a_page_carries_the_projected_figures_of_each_turn_it_holds(
+    viewer: Viewer, runtime: Runtime, chat_id: uuid.UUID
+) -> None:
+    ids = seed_turns(runtime, chat_id)
+    # A page of two rows cuts turn 0 in half: its figures still count all of its calls.
+    first = viewer.ask({"kind": "page", "request_id": "p1", "cursor": None, "limit": 2})
+    [turn0] = first["turns"]
+    assert turn0 == {**projected(runtime, chat_id, 0), "span_ms": 2600.0}
+    totals = turn0["totals"]
+    assert (totals["model_calls"], totals["tool_calls"], totals["errors"]) == (1, 2, 1)
+    assert (totals["tokens_used"], totals["cache_tokens"], totals["latency_ms"]) == (
+        1100, 400, 2700.0,
+    )  # fmt: skip
+    offsets = {e["id"]: (e["offset_ms"], e["duration_ms"]) for e in turn0["timeline"]}
+    assert offsets[str(ids["fast"])] == (1000.0, 300.0)
+    assert offsets[str(ids["slow"])] == (1100.0, 1500.0)  # overlaps the fast one
+
+    rest = viewer.ask(
+        {"kind": "page", "request_id": "p2", "cursor": first["next_cursor"], "limit": 10}
+    )
+    assert [t["totals"]["turn_number"] for t in rest["turns"]] == [0, 1]
+    assert rest["turns"][0] == turn0
+    assert rest["turns"][1]["totals"] == projected(runtime, chat_id, 1)["totals"]
+
+
+def test_a_completed_call_is_sent_with_its_turns_new_figures(
+    viewer: Viewer, runtime: Runtime, chat_id: uuid.UUID
+) -> None:
+    ids = seed_turns(runtime, chat_id)
+    viewer.ask({"kind": "page", "request_id": "p", "cursor": None, "limit": 50})
+    late = make_trace(chat_id=chat_id, seconds=3, tool_name="late", parent_id=ids["model"],
+                      latency_ms=500.0)  # fmt: skip
+    start = ToolTraceStart(
+        trace_id=late.id, session_id=late.session_id, chat_id=chat_id, turn_number=0,
+        tool_name="late", parent_id=ids["model"], started_at=late.started_at,
+    )  # fmt: skip
+    runtime.bus.publish(start)
+    runtime.bus.publish(ToolTraceComplete(trace=late))
+    started, completed = viewer.sent[-2:]
+    assert started["turn"] is None  # a running call is in no figure yet
+    runtime.store.writer.flush()
+    assert completed["turn"] == {**projected(runtime, chat_id, 0), "span_ms": 3500.0}
+    assert completed["turn"]["totals"]["tool_calls"] == 3
+
+
+def test_a_turn_not_read_yet_gets_its_figures_when_the_view_asks(
+    viewer: Viewer, runtime: Runtime, chat_id: uuid.UUID
+) -> None:
+    seed_turns(runtime, chat_id)
+    # The widget has not read turn 0 (no page yet): figures over the live call alone would
+    # be wrong, and the publishing thread must not wait on the disk, so none are sent.
+    runtime.bus.publish(ToolTraceComplete(trace=make_trace(chat_id=chat_id, seconds=5)))
+    assert viewer.sent[-1]["kind"] == "frame" and viewer.sent[-1]["turn"] is None
+    reply = viewer.ask({"kind": "turns", "request_id": "t", "turn_numbers": [0, 7, 0]})
+    assert reply["kind"] == "turns" and reply["request_id"] == "t"
+    [turn0] = reply["turns"]  # turn 7 has no calls; turn 0 is asked for twice
+    assert turn0["totals"] == projected(runtime, chat_id, 0)["totals"]
+    assert turn0["totals"]["tool_calls"] == 3
+    # Read now: the next call of the turn comes with its figures.
+    runtime.bus.publish(ToolTraceComplete(trace=make_trace(chat_id=chat_id, seconds=6)))
+    assert viewer.sent[-1]["turn"]["totals"]["tool_calls"] == 4
+
+
+def test_a_turn_without_model_or_tool_calls_has_no_figures(
+    viewer: Viewer, runtime: Runtime, chat_id: uuid.UUID
+) -> None:
+    agent = make_trace(chat_id=chat_id, turn=4, kind="agent", tool_name="helper")
+    runtime.store.writer.enqueue(ToolTraceComplete(trace=agent))
+    page = viewer.ask({"kind": "page", "request_id": "p", "cursor": None, "limit": 50})
+    assert [t["id"] for t in page["traces"]] == [str(agent.id)]
+    assert page["turns"] == []
+
+
+def test_figures_hold_no_inputs_or_outputs_of_the_calls(
+    viewer: Viewer, runtime: Runtime, chat_id: uuid.UUID
+) -> None:
+    viewer.ask({"kind": "page", "request_id": "p", "cursor": None, "limit": 50})
+    big = make_trace(chat_id=chat_id, output="x" * 1_000_000)
+    runtime.bus.publish(ToolTraceComplete(trace=big))
+    held = viewer.widget._calls._by_turn[0][big.id]
+    assert (held.input, held.output) == (None, None)
+    assert held.latency_ms == big.latency_ms
+
+
 @pytest.mark.parametrize(
     ("content", "request_id", "complaint"),
     [
@@ -155,6 +270,14 @@ def test_cache_request_returns_turn_cache_and_chat_totals(
         ({"kind": "page", "request_id": "x", "extra": 1}, "x", "extra"),
         ({"kind": "detail", "request_id": "x"}, "x", "trace_id"),
         ({"kind": "detail", "request_id": "x", "trace_id": "not-a-uuid"}, "x", "trace_id"),
+        ({"kind": "turns", "request_id": "x", "turn_numbers": []}, "x", "turn_numbers"),
+        ({"kind": "turns", "request_id": "x", "turn_numbers": [-1]}, "x", "turn_numbers"),
+        ({"kind": "turns", "request_id": "x", "turn_numbers": ["1"]}, "x", "turn_numbers"),
+        (
+            {"kind": "turns", "request_id": "x", "turn_numbers": list(range(101))},
+            "x",
+            "turn_numbers",
+        ),
         ("page please", None, "invalid request"),
         (None, None, "invalid request"),
     ],

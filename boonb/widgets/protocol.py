@@ -1,10 +1,15 @@
 """The trace viewer's messages between the browser view and the kernel.
 
-The view asks (``PageRequest``, ``CacheRequest``, ``DetailRequest``), the kernel answers
-with the same ``request_id`` (``PageReply``, ``CacheReply``, ``DetailReply``, or
+The view asks (``PageRequest``, ``CacheRequest``, ``DetailRequest``, ``TurnsRequest``), the
+kernel answers with the same ``request_id`` (``PageReply``, ``CacheReply``, ``DetailReply``,
+``TurnsReply``, or
 ``ErrorReply`` when the request could not be served), and pushes live frames
 (``FrameMessage``) as they are published. Pages carry previews of large inputs and
-outputs; the view asks for a trace's detail when the user expands it.
+outputs; the view asks for a trace's detail when the user expands it. A turn's header
+figures and its waterfall (``TurnFigures``) are the projections' (``boonb.store.projections``),
+computed by the kernel: they come with each page, and with each live frame that completes
+a call, unless the kernel has not read that turn yet (it does not touch the disk on the
+publishing thread); the view then asks for them (``TurnsRequest``). The view sums nothing.
 Every message is a JSON object with a ``kind``. The TypeScript side of these types is
 ``labextension/src/traceviewer/protocol.ts``.
 """
@@ -18,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, Valid
 
 from boonb.frames import Frame, TraceRecord
 from boonb.store import DEFAULT_LIMIT, MAX_LIMIT, ChatTotals, TurnCache
+from boonb.store.projections import TimelineEntry, TurnTotals
 from boonb.store.requests import SentRequest
 from boonb.store.traces import PagedTrace
 
@@ -51,8 +57,37 @@ class DetailRequest(_Message):
     trace_id: UUID
 
 
-Request = Annotated[PageRequest | CacheRequest | DetailRequest, Field(discriminator="kind")]
+MAX_TURNS = 100
+"""Turns one ``TurnsRequest`` may ask for."""
+
+
+class TurnsRequest(_Message):
+    """The figures of some turns: those live frames came without."""
+
+    kind: Literal["turns"]
+    request_id: str = Field(min_length=1, max_length=200)
+    turn_numbers: list[Annotated[StrictInt, Field(ge=0)]] = Field(
+        min_length=1, max_length=MAX_TURNS
+    )
+
+
+Request = Annotated[
+    PageRequest | CacheRequest | DetailRequest | TurnsRequest, Field(discriminator="kind")
+]
 request_adapter: TypeAdapter[Request] = TypeAdapter(Request)
+
+
+class TurnFigures(_Message):
+    """One turn's header figures and waterfall, over all of its stored calls."""
+
+    totals: TurnTotals
+    """``projections.turns()`` of the turn's calls: calls, tokens, errors, latencies."""
+    span_ms: float | None
+    """Wall time from the turn's first start to its last end (the waterfall's width);
+    None before any call of the turn has a duration."""
+    timeline: list[TimelineEntry]
+    """``projections.timeline()`` of the turn's calls: each call's start relative to the
+    turn's first start, and its duration, in start order."""
 
 
 class PageReply(_Message):
@@ -64,6 +99,9 @@ class PageReply(_Message):
     """Large inputs and outputs come as previews (``input_cut``, ``output_cut``)."""
     next_cursor: str | None
     """Pass back in the next ``PageRequest``; None on the last page."""
+    turns: list[TurnFigures]
+    """The figures of each turn with a trace in this page, over all of the turn's stored
+    calls (a turn can span pages), in turn order."""
 
 
 class CacheReply(_Message):
@@ -86,6 +124,15 @@ class DetailReply(_Message):
     """A model call's request as it was sent; None for a tool call."""
 
 
+class TurnsReply(_Message):
+    """The figures of the turns a ``TurnsRequest`` asked for."""
+
+    kind: Literal["turns"] = "turns"
+    request_id: str
+    turns: list[TurnFigures]
+    """In turn order; a turn without a stored model or tool call is left out."""
+
+
 class ErrorReply(_Message):
     """A request the kernel could not answer; ``message`` says why."""
 
@@ -100,9 +147,13 @@ class FrameMessage(_Message):
 
     kind: Literal["frame"] = "frame"
     frame: Frame
+    turn: TurnFigures | None = None
+    """For a frame that completes a call, its turn's figures with that call counted in;
+    None for a call that starts, or when the kernel has not read the turn's stored calls
+    yet (ask with a ``TurnsRequest``)."""
 
 
-Reply = PageReply | CacheReply | DetailReply | ErrorReply
+Reply = PageReply | CacheReply | DetailReply | TurnsReply | ErrorReply
 
 
 def parse_request(content: Any) -> Request:

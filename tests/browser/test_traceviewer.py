@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
+import pytest
 from playwright.sync_api import Locator, expect
 
 from .conftest import ARTIFACTS_DIR
@@ -21,7 +24,9 @@ from boonb.frames import (
     CacheSegment, ModelCallComplete, ToolTraceComplete, ToolTraceStart, TraceRecord,
 )
 from boonb.runtime import get_runtime
+from boonb.store import projections
 from boonb.widgets import TraceViewer
+from pydantic import TypeAdapter
 
 rt = get_runtime()
 store = rt.store
@@ -43,6 +48,14 @@ def model(turn, seconds, *, input_tokens=1000, cache_tokens=0, output_tokens=100
         turn, seconds, kind="model", name="sim-model", input_tokens=input_tokens,
         cache_tokens=cache_tokens, cache_miss_tokens=input_tokens - cache_tokens,
         output_tokens=output_tokens, tokens_used=input_tokens + output_tokens, **fields,
+    )
+
+def projected_turns():
+    \"\"\"What projections.turns() makes of the chat's stored calls, as JSON.\"\"\"
+    store.writer.flush()
+    calls = store.traces.chat_calls(chat)
+    return TypeAdapter(list[projections.TurnTotals]).dump_python(
+        projections.turns(calls), mode="json"
     )
 
 def add(record, cache=()):
@@ -107,7 +120,7 @@ add(trace(1, 11, name="grep", latency_ms=200))
     expect(viewer.locator(".tv-trace")).to_have_count(5)
 
 
-def test_latency_bars_are_coloured_and_scaled_to_the_slowest_call(
+def test_latency_bars_are_coloured_and_placed_on_the_turns_waterfall(
     notebook: NotebookFactory,
 ) -> None:
     seed = """
@@ -132,16 +145,155 @@ add(trace(0, 2, name="slow", latency_ms=6000))
     }
     assert len(set(colours.values())) == 3, colours
 
-    def bar_share(name: str) -> float:
-        row = viewer.locator(f'.tv-trace:has(.tv-badge:text-is("{name}"))')
-        return row.locator(".tv-latency-bar").evaluate(
-            "el => el.getBoundingClientRect().width"
-            " / el.parentElement.getBoundingClientRect().width"
-        )
+    # The turn runs from 0 s to 8 s (slow: 2 s + 6 s): each bar starts where its call
+    # started in the turn and is as long as the call.
+    expect(viewer.locator('.tv-turn[data-turn="0"]')).to_have_attribute("data-span-ms", "8000")
+    assert _bar(viewer, "slow") == _approx((0.25, 1.0))
+    assert _bar(viewer, "medium") == _approx((0.125, 0.375))
+    assert _bar(viewer, "fast")[0] == _approx(0.0)
 
-    viewer.page.wait_for_timeout(400)  # let the width transition finish
-    assert abs(bar_share("slow") - 1.0) < 0.02
-    assert abs(bar_share("medium") - 2000 / 6000) < 0.02
+
+def _bar(viewer: Locator, name: str) -> tuple[float, float]:
+    """Where a call's latency bar starts and ends, as shares of its track.
+
+    Read from the bar's style (where it is going), not its box, which slides there.
+    """
+    row = viewer.locator(f'.tv-trace:has(.tv-badge:text-is("{name}"))')
+    start, width = row.locator(".tv-latency-bar").evaluate(
+        "el => [parseFloat(el.style.marginLeft) / 100, parseFloat(el.style.width) / 100]"
+    )
+    return start, start + width
+
+
+def _approx(value: object) -> object:
+    return pytest.approx(value, abs=0.02)
+
+
+def test_turn_figures_are_the_kernels_and_tool_calls_nest_under_their_model_call(
+    notebook: NotebookFactory,
+) -> None:
+    # Turn 0: a model call, then two tool calls it asked for, run side by side; 60 more
+    # in turn 1, past the first page, so the view holds only part of that turn.
+    seed = """
+asker = add(model(0, 0, latency_ms=900))
+add(trace(0, 1, name="list_files", latency_ms=3000, parent_id=asker.id))
+add(trace(0, 1.5, name="grep", latency_ms=1000, parent_id=asker.id, outcome="error",
+          error="no match"))
+asker2 = add(model(1, 10, input_tokens=2000, cache_tokens=500))
+for i in range(60):
+    add(trace(1, 11 + i, name=f"tool_{i:02d}", parent_id=asker2.id))
+"""
+    nb, viewer = open_viewer(notebook, "nesting.ipynb", seed)
+    figures = kernel_json(nb, "projected_turns()")
+    assert isinstance(figures, list) and len(figures) == 2
+    for turn in figures:
+        row = viewer.locator(f'.tv-turn[data-turn="{turn["turn_number"]}"]')
+        for attribute, key in [
+            ("data-model-calls", "model_calls"),
+            ("data-tools", "tool_calls"),
+            ("data-tokens", "tokens_used"),
+            ("data-errors", "errors"),
+        ]:
+            expect(row).to_have_attribute(attribute, str(turn[key]))
+        expect(row).to_have_attribute("data-latency-ms", _js_number(turn["latency_ms"]))
+    turn1 = viewer.locator('.tv-turn[data-turn="1"]')
+    expect(turn1.locator(".tv-turn-summary")).to_have_text(
+        re.compile(r"^ · 60 tools · 2.1K tokens · ")
+    )  # all of turn 1, though the view holds only its first rows
+    assert int(viewer.get_attribute("data-loaded") or 0) < 63
+
+    # The tool calls hang under their model call, indented, with a connector.
+    asker = viewer.locator('.tv-trace[data-turn="0"][data-kind="model"]')
+    asker_id = asker.get_attribute("data-trace-id")
+    expect(asker).to_have_attribute("data-depth", "0")
+    tools = viewer.locator('.tv-trace[data-turn="0"][data-kind="tool"]')
+    expect(tools).to_have_count(2)
+    for i in range(2):
+        expect(tools.nth(i)).to_have_attribute("data-depth", "1")
+        expect(tools.nth(i)).to_have_attribute("data-parent-id", asker_id or "")
+        expect(tools.nth(i)).to_have_attribute("aria-level", "3")
+    assert _badge_left(viewer, "list_files") > _badge_left(viewer, "sim-model") + 10
+    elbows = viewer.locator('.tv-trace[data-turn="0"] .tv-elbow')
+    expect(elbows).to_have_count(2)
+    expect(viewer.locator('.tv-trace:has(.tv-badge:text-is("grep")) .tv-elbow')).to_have_class(
+        re.compile(r"\bis-last\b")
+    )
+    line = elbows.first.evaluate(
+        "el => [getComputedStyle(el, '::before').borderLeftStyle,"
+        " getComputedStyle(el, '::after').borderTopStyle, el.getBoundingClientRect().width]"
+    )
+    assert line[:2] == ["solid", "solid"] and line[2] > 0, line
+    # Side by side on the turn's waterfall: grep (1.5 s .. 2.5 s) within list_files (1 .. 4 s).
+    (list_start, list_end), (grep_start, grep_end) = (
+        _bar(viewer, "list_files"),
+        _bar(viewer, "grep"),
+    )
+    assert list_start < grep_start < grep_end < list_end
+    assert list_start == _approx(0.25) and list_end == _approx(1.0)
+
+    # A tool call arriving live lands under its model call, after the calls there, and the
+    # turn's figures are the kernel's again, the new call counted in.
+    nb.run_cell(
+        "late = trace(0, 2, name='fetch_url', latency_ms=500.0, parent_id=asker.id)\n"
+        "rt.bus.publish(ToolTraceStart(trace_id=late.id, session_id=session, chat_id=chat,\n"
+        "    turn_number=0, tool_name='fetch_url', parent_id=asker.id,\n"
+        "    started_at=late.started_at))"
+    )
+    fetch = viewer.locator('.tv-trace:has(.tv-badge:text-is("fetch_url"))')
+    expect(fetch).to_have_class(re.compile(r"\bis-running\b"))
+    expect(fetch).to_have_attribute("data-depth", "1")
+    nb.run_cell("rt.bus.publish(ToolTraceComplete(trace=late))")
+    expect(fetch).not_to_have_class(re.compile(r"\bis-running\b"))
+    turn0 = viewer.locator('.tv-turn[data-turn="0"]')
+    expect(turn0).to_have_attribute("data-tools", "3")
+    figures = kernel_json(nb, "projected_turns()")
+    assert isinstance(figures, list)
+    expect(turn0).to_have_attribute("data-tokens", str(figures[0]["tokens_used"]))
+    expect(turn0).to_have_attribute("data-latency-ms", _js_number(figures[0]["latency_ms"]))
+    assert viewer.evaluate(ROWS_IN_ORDER)[:5] == [
+        "turn:0", "model:0", "tool:0", "tool:0", "tool:0",
+    ]  # fmt: skip
+    expect(viewer.locator('.tv-trace[data-turn="0"] .tv-elbow.is-last')).to_have_count(1)
+    expect(fetch.locator(".tv-elbow")).to_have_class(re.compile(r"\bis-last\b"))
+    _review_shots(nb, viewer, "nesting")
+
+    # A call of a turn the kernel has not read comes without figures: the view asks for them.
+    turn1.click()  # collapsed, so that turn 5 is in view
+    nb.run_cell("rt.bus.publish(ToolTraceComplete(trace=trace(5, 100, name='later')))")
+    later = viewer.locator('.tv-turn[data-turn="5"]')
+    expect(later).to_have_attribute("data-tools", "1")
+    expect(later.locator(".tv-turn-summary")).to_have_text(" · 1 tool · 0 tokens · 100 ms")
+
+
+def _badge_left(viewer: Locator, name: str) -> float:
+    left: float = viewer.locator(f'.tv-badge:text-is("{name}")').first.evaluate(
+        "el => el.getBoundingClientRect().left"
+    )
+    return left
+
+
+def _js_number(value: float) -> str:
+    """A number as JavaScript's ``String()`` writes it (2700.0 -> "2700")."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+#: Where the screenshots of this view are kept for review (see the issue's view checklist).
+SHOTS_DIR = Path("/work/notes/shots")
+
+
+def _review_shots(nb: Notebook, viewer: Locator, name: str) -> None:
+    """The viewer in the light and the dark theme, into the artifacts and the review folder."""
+    for theme in ("light", "dark"):
+        nb.set_theme(theme)
+        viewer.scroll_into_view_if_needed()
+        path = ARTIFACTS_DIR / f"traceviewer-{name}-{theme}.png"
+        viewer.screenshot(path=path)
+        _keep_for_review(path)
+
+
+def _keep_for_review(path: Path) -> None:
+    if SHOTS_DIR.is_dir():
+        shutil.copy(path, SHOTS_DIR / path.name)
 
 
 def test_expanding_a_row_shows_its_json_and_error_without_inline_images(
@@ -338,9 +490,9 @@ add(model(2, 20, input_tokens=4500, cache_tokens=1000),
 
 def test_the_view_reads_well_in_the_dark_theme(notebook: NotebookFactory) -> None:
     seed = """
-add(model(0, 0, input_tokens=2000, cache_tokens=1500))
-add(trace(0, 1, name="slow", latency_ms=6000))
-add(trace(0, 2, name="failing", outcome="error", error="boom"))
+asker = add(model(0, 0, input_tokens=2000, cache_tokens=1500, latency_ms=800))
+add(trace(0, 1, name="slow", latency_ms=6000, parent_id=asker.id))
+add(trace(0, 2, name="failing", outcome="error", error="boom", parent_id=asker.id))
 """
     nb, viewer = open_viewer(notebook, "theme.ipynb", seed)
     style = """el => {
@@ -350,6 +502,7 @@ add(trace(0, 2, name="failing", outcome="error", error="boom"))
     light_bg, light_fg = viewer.evaluate(style)
     nb.screenshot("traceviewer-light")
     viewer.screenshot(path=ARTIFACTS_DIR / "traceviewer-widget-light.png")
+    _keep_for_review(ARTIFACTS_DIR / "traceviewer-widget-light.png")
     nb.set_theme("dark")
     expect(viewer).not_to_have_css("background-color", light_bg)
     dark_bg, dark_fg = viewer.evaluate(style)
@@ -359,6 +512,7 @@ add(trace(0, 2, name="failing", outcome="error", error="boom"))
     viewer.locator(".tv-trace.is-error").click()  # show a detail in the picture too
     nb.screenshot("traceviewer-dark")
     viewer.screenshot(path=ARTIFACTS_DIR / "traceviewer-widget-dark.png")
+    _keep_for_review(ARTIFACTS_DIR / "traceviewer-widget-dark.png")
 
 
 def test_traces_magic_shows_a_real_agent_run(notebook: NotebookFactory) -> None:

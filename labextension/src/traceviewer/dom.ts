@@ -11,9 +11,9 @@ import {
   rateClass,
 } from "../shared/format";
 import { binaryPlaceholder, highlight, payloadBlock, prettyJson } from "../shared/json";
-import type { ChatTotals, CutValue, SentRequest, TurnCache } from "./protocol";
-import type { DetailState, ShownTrace, TraceItem, Turn } from "./state";
-import { turnFigures } from "./state";
+import type { ChatTotals, CutValue, SentRequest, TimelineEntry, TurnCache } from "./protocol";
+import type { DetailState, Nested, ShownTrace, TraceItem, Turn } from "./state";
+import { runningCalls } from "./state";
 import { h } from "../shared/dom";
 
 /** Characters of a payload shown before "show more". */
@@ -34,6 +34,9 @@ function setClass(el: HTMLElement, cls: string, on: boolean): void {
 }
 
 // Turn rows
+
+/** The turn row's ``data-*`` figures (camel case, as ``dataset`` names them). */
+const TURN_DATA = ["modelCalls", "tools", "tokens", "errors", "latencyMs", "spanMs"] as const;
 
 export function createTurnRow(): HTMLElement {
   const row = h("div", "tv-row tv-turn");
@@ -62,22 +65,48 @@ export function updateTurnRow(
   collapsed: boolean,
   cacheOpen: boolean,
 ): void {
-  const figures = turnFigures(turn);
+  // The figures are the kernel's (projections.turns over the turn's stored calls): the
+  // view does not add up its rows, which may be only part of the turn.
+  const figures = turn.figures;
+  const running = runningCalls(turn);
   row.dataset["turn"] = String(turn.turn);
-  row.dataset["tools"] = String(figures.tools);
-  row.dataset["tokens"] = String(figures.tokens);
   row.setAttribute("aria-expanded", String(!collapsed));
   setClass(row, "is-collapsed", collapsed);
-  setClass(row, "has-error", figures.errors > 0);
-  setClass(row, "is-running", figures.running > 0);
+  setClass(row, "is-running", running > 0);
   child(row, ".tv-turn-label").textContent = `Turn ${turn.turn}`;
-  const parts = [
-    `${figures.tools} tool${figures.tools === 1 ? "" : "s"}`,
-    `${formatTokens(figures.tokens)} tokens`,
-    figures.running > 0 ? "running…" : formatLatency(figures.spanMs),
-  ];
-  if (figures.errors > 0) parts.push(`${figures.errors} error${figures.errors === 1 ? "" : "s"}`);
-  child(row, ".tv-turn-summary").textContent = parts.map((p) => ` · ${p}`).join("");
+  const summary = child(row, ".tv-turn-summary");
+  if (figures === null) {
+    for (const key of TURN_DATA) delete row.dataset[key];
+    setClass(row, "has-error", false);
+    summary.textContent = running > 0 ? " · running…" : " · …";
+    summary.title = "";
+  } else {
+    const t = figures.totals;
+    const data: Record<(typeof TURN_DATA)[number], string> = {
+      modelCalls: String(t.model_calls),
+      tools: String(t.tool_calls),
+      tokens: String(t.tokens_used),
+      errors: String(t.errors),
+      latencyMs: String(t.latency_ms),
+      spanMs: figures.span_ms === null ? "" : String(figures.span_ms),
+    };
+    for (const key of TURN_DATA) row.dataset[key] = data[key];
+    setClass(row, "has-error", t.errors > 0);
+    const parts = [
+      `${t.tool_calls} tool${t.tool_calls === 1 ? "" : "s"}`,
+      `${formatTokens(t.tokens_used)} tokens`,
+      running > 0 ? "running…" : formatLatency(figures.span_ms),
+    ];
+    if (t.errors > 0) parts.push(`${t.errors} error${t.errors === 1 ? "" : "s"}`);
+    summary.textContent = parts.map((p) => ` · ${p}`).join("");
+    summary.title =
+      `${t.model_calls} model call${t.model_calls === 1 ? "" : "s"}, ` +
+      `${t.tool_calls} tool call${t.tool_calls === 1 ? "" : "s"}\n` +
+      `${formatTokens(t.tokens_used)} tokens: ${formatTokens(t.input_tokens)} in ` +
+      `(${formatTokens(t.cache_tokens)} cached), ${formatTokens(t.output_tokens)} out\n` +
+      `wall time ${formatLatency(figures.span_ms)}; calls' latencies added up ` +
+      formatLatency(t.latency_ms);
+  }
 
   const cacheEl = child(row, ".tv-cache");
   const badge = child(row, ".tv-hit-rate");
@@ -182,59 +211,108 @@ export function cacheTooltip(cache: TurnCache): string {
 export function createTraceRow(): HTMLElement {
   const row = h("div", "tv-row tv-trace");
   row.setAttribute("role", "treeitem");
-  row.setAttribute("aria-level", "2");
   const latency = h("span", "tv-latency");
   latency.append(h("span", "tv-latency-bar"));
-  row.append(
-    h("span", "tv-chevron"),
-    h("span", "tv-error-marker"),
-    h("span", "tv-badge"),
-    latency,
-    h("span", "tv-latency-text"),
-    h("span", "tv-tokens"),
-  );
+  // The name cell is as wide on every row, its indent taken from it, so the latency tracks
+  // line up and the waterfall reads across rows.
+  const name = h("span", "tv-name");
+  name.append(h("span", "tv-indent"), h("span", "tv-chevron"), h("span", "tv-error-marker"));
+  name.append(h("span", "tv-badge"));
+  row.append(name, latency, h("span", "tv-latency-text"), h("span", "tv-tokens"));
   return row;
+}
+
+/** Where a trace row's bar goes: its start and length as shares of the turn's span. */
+export interface Waterfall {
+  entry: TimelineEntry | undefined;
+  spanMs: number | null;
+  /** The slowest loaded call: the scale of a bar not on the waterfall yet. */
+  maxLatency: number;
 }
 
 export function updateTraceRow(
   row: HTMLElement,
   item: TraceItem,
+  place: Nested,
   expanded: boolean,
-  maxLatency: number,
+  waterfall: Waterfall,
 ): void {
   const { trace, running } = item;
   row.dataset["traceId"] = trace.id;
   row.dataset["turn"] = String(trace.turn_number);
   row.dataset["kind"] = trace.kind;
+  row.dataset["depth"] = String(place.depth);
+  if (trace.parent_id !== null) row.dataset["parentId"] = trace.parent_id;
+  else delete row.dataset["parentId"];
   row.dataset["outcome"] = running ? "running" : trace.outcome;
   if (trace.latency_ms !== null) row.dataset["latencyMs"] = String(trace.latency_ms);
   else delete row.dataset["latencyMs"];
+  row.setAttribute("aria-level", String(2 + place.depth));
   row.setAttribute("aria-expanded", String(expanded));
+  row.style.setProperty("--tv-depth", String(place.depth));
+  setClass(row, "is-nested", place.depth > 0);
   setClass(row, "is-expanded", expanded);
   setClass(row, "is-error", trace.outcome === "error");
   setClass(row, "is-cancelled", trace.outcome === "cancelled");
   setClass(row, "is-running", running);
   row.title = trace.error ?? "";
+  drawIndent(child(row, ".tv-indent"), place);
 
   const badge = child(row, ".tv-badge");
   badge.className = `tv-badge tv-badge-${trace.kind}`;
   badge.textContent = trace.tool_name;
 
-  const bar = child(row, ".tv-latency-bar");
-  if (running || trace.latency_ms === null) {
-    bar.className = "tv-latency-bar latency-running";
-    bar.style.width = "100%";
-  } else {
-    bar.className = `tv-latency-bar ${latencyClass(trace.latency_ms)}`;
-    const share = maxLatency > 0 ? trace.latency_ms / maxLatency : 0;
-    bar.style.width = `${Math.max(2, share * 100).toFixed(1)}%`;
-  }
+  drawBar(row, child(row, ".tv-latency-bar"), item, waterfall);
   child(row, ".tv-latency-text").textContent = running
     ? "running…"
     : formatLatency(trace.latency_ms);
   child(row, ".tv-tokens").textContent =
     trace.tokens_used > 0 ? `${formatTokens(trace.tokens_used)} tok` : "";
 }
+
+/** One column per level: a line passing through for an ancestor with later siblings, then
+ * the elbow joining this call to the one above it that asked for it. */
+function drawIndent(indent: HTMLElement, place: Nested): void {
+  const columns: HTMLElement[] = place.through.map((on) =>
+    h("span", on ? "tv-guide is-through" : "tv-guide"),
+  );
+  if (place.depth > 0) columns.push(h("span", place.last ? "tv-elbow is-last" : "tv-elbow"));
+  indent.replaceChildren(...columns);
+}
+
+/**
+ * The latency bar. On the turn's waterfall (``projections.timeline``), it starts where the
+ * call started in the turn and is as long as the call, both as shares of the turn's wall
+ * time, so calls that ran at once overlap. A running call fills its track, animated; a
+ * call the kernel's figures do not cover yet is scaled to the slowest loaded call.
+ */
+function drawBar(row: HTMLElement, bar: HTMLElement, item: TraceItem, waterfall: Waterfall): void {
+  const { trace, running } = item;
+  const { entry, spanMs, maxLatency } = waterfall;
+  if (entry !== undefined) row.dataset["offsetMs"] = String(entry.offset_ms);
+  else delete row.dataset["offsetMs"];
+  if (running || trace.latency_ms === null) {
+    bar.className = "tv-latency-bar latency-running";
+    bar.style.marginLeft = "0";
+    bar.style.width = "100%";
+    return;
+  }
+  bar.className = `tv-latency-bar ${latencyClass(trace.latency_ms)}`;
+  const duration = entry?.duration_ms ?? null;
+  if (entry !== undefined && duration !== null && spanMs !== null && spanMs > 0) {
+    const left = Math.min(1, entry.offset_ms / spanMs) * 100;
+    const width = Math.max(MIN_BAR_PERCENT, Math.min(100 - left, (duration / spanMs) * 100));
+    bar.style.marginLeft = `${Math.min(left, 100 - width).toFixed(2)}%`;
+    bar.style.width = `${width.toFixed(2)}%`;
+    return;
+  }
+  const share = maxLatency > 0 ? trace.latency_ms / maxLatency : 0;
+  bar.style.marginLeft = "0";
+  bar.style.width = `${Math.max(MIN_BAR_PERCENT, share * 100).toFixed(1)}%`;
+}
+
+/** A bar never narrower than this, so a 1 ms call still shows. */
+const MIN_BAR_PERCENT = 2;
 
 // Detail (an expanded trace)
 

@@ -65,6 +65,12 @@ export interface DetailRequest {
 export interface FrameMessage {
   kind: "frame";
   frame: Frame;
+  /**
+   * For a frame that completes a call, its turn's figures with that call counted in;
+   * None for a call that starts, or when the kernel has not read the turn's stored calls
+   * yet (ask with a ``TurnsRequest``).
+   */
+  turn: TurnFigures | null;
 }
 
 /** One page of a chat's traces, in answer to a ``PageRequest``. */
@@ -75,6 +81,11 @@ export interface PageReply {
   traces: PagedTrace[];
   /** Pass back in the next ``PageRequest``; None on the last page. */
   next_cursor: string | null;
+  /**
+   * The figures of each turn with a trace in this page, over all of the turn's stored
+   * calls (a turn can span pages), in turn order.
+   */
+  turns: TurnFigures[];
 }
 
 /** The next page of the chat's traces, in (turn_number, started_at, id) order. */
@@ -143,6 +154,18 @@ export interface SentRequest {
   notes: string[];
 }
 
+/** Where one row sits on a waterfall: its start and length relative to its tree's start. */
+export interface TimelineEntry {
+  id: string;
+  parent_id: string | null;
+  kind: string;
+  name: string;
+  /** Milliseconds from the earliest start among the rows to this row's start. */
+  offset_ms: number;
+  /** Its latency (or end minus start); None while it runs. */
+  duration_ms: number | null;
+}
+
 /** Prompt-cache figures of one turn's model call(s), with the per-segment breakdown. */
 export interface TurnCache {
   turn_number: number;
@@ -155,20 +178,81 @@ export interface TurnCache {
   broken_by: string | null;
 }
 
+/** One turn's header figures and waterfall, over all of its stored calls. */
+export interface TurnFigures {
+  /** ``projections.turns()`` of the turn's calls: calls, tokens, errors, latencies. */
+  totals: TurnTotals;
+  /**
+   * Wall time from the turn's first start to its last end (the waterfall's width);
+   * None before any call of the turn has a duration.
+   */
+  span_ms: number | null;
+  /**
+   * ``projections.timeline()`` of the turn's calls: each call's start relative to the
+   * turn's first start, and its duration, in start order.
+   */
+  timeline: TimelineEntry[];
+}
+
+/**
+ * One turn of a chat: its model call(s) and the tool calls they asked for.
+ *
+ * Token counts follow the project's convention and come from the model calls only (a
+ * tool call carries none): ``input_tokens`` includes the cache-read ``cache_tokens``;
+ * ``tokens_used = input_tokens + output_tokens``.
+ */
+export interface TurnTotals {
+  turn_number: number;
+  /** When the turn's first call started. */
+  started_at: string;
+  /** When its last call ended; None while none has. */
+  finished_at: string | null;
+  model_calls: number;
+  tool_calls: number;
+  errors: number;
+  input_tokens: number;
+  cache_tokens: number;
+  output_tokens: number;
+  tokens_used: number;
+  /**
+   * The calls' latencies added up (tool calls of a turn run at once, so this can exceed
+   * the turn's wall time).
+   */
+  latency_ms: number;
+}
+
+/** The figures of the turns a ``TurnsRequest`` asked for. */
+export interface TurnsReply {
+  kind: "turns";
+  request_id: string;
+  /** In turn order; a turn without a stored model or tool call is left out. */
+  turns: TurnFigures[];
+}
+
+/** The figures of some turns: those live frames came without. */
+export interface TurnsRequest {
+  kind: "turns";
+  request_id: string;
+  turn_numbers: number[];
+}
+
 export type Request =
   | PageRequest
   | CacheRequest
-  | DetailRequest;
+  | DetailRequest
+  | TurnsRequest;
 
 export type Reply =
   | PageReply
   | CacheReply
   | DetailReply
+  | TurnsReply
   | ErrorReply;
 
 export type KernelMessage =
   | PageReply
   | CacheReply
   | DetailReply
+  | TurnsReply
   | ErrorReply
   | FrameMessage;

@@ -1,7 +1,16 @@
-// The view's data: traces grouped by turn, cache figures, and the flattened visible rows.
+// The view's data: traces by turn, each turn's figures as the kernel projected them, cache
+// figures, and the flattened visible rows. Nothing here sums rows: a turn's totals and its
+// waterfall come from the kernel (``TurnFigures``, boonb/store/projections.py).
 import type { Frame, TraceRecord } from "../frames";
 import { timeKey } from "../shared/format";
-import type { ChatTotals, DetailReply, PagedTrace, TurnCache } from "./protocol";
+import type {
+  ChatTotals,
+  DetailReply,
+  PagedTrace,
+  TimelineEntry,
+  TurnCache,
+  TurnFigures,
+} from "./protocol";
 
 /** A trace as the view holds it: from a page (maybe cut to a preview), or whole from a
  * live frame, which has no ``*_cut`` fields. */
@@ -16,15 +25,36 @@ export interface TraceItem {
 
 export interface Turn {
   turn: number;
+  /** In start order. */
   items: TraceItem[];
-  /** Bumped whenever one of its items is added or replaced, so rows know when to redraw. */
+  /** Bumped whenever one of its items or its figures is added or replaced, so rows know
+   * when to redraw. */
   version: number;
+  /** The kernel's figures of the turn over all its stored calls; null until they come. */
+  figures: TurnFigures | null;
+  /** ``figures.timeline`` by trace id: where each call sits on the turn's waterfall. */
+  timeline: Map<string, TimelineEntry>;
+  /** The items as a tree (``nested``), and the ``version`` it was built at. */
+  nestedAt: number;
+  nested: Nested[];
+}
+
+/** A call's place in its turn's tree: under the call whose ``parent_id`` it names. */
+export interface Nested {
+  item: TraceItem;
+  /** 0 for a call at the top of its turn (a model call), 1 for a tool call it asked for. */
+  depth: number;
+  /** Whether it is the last call under its parent (its connector ends here). */
+  last: boolean;
+  /** Per ancestor level above its own, whether a later sibling of that ancestor follows
+   * (a connector line passes through this row at that level). */
+  through: readonly boolean[];
 }
 
 export type Row =
   | { type: "turn"; key: string; turn: Turn }
   | { type: "cache"; key: string; turn: Turn }
-  | { type: "trace"; key: string; item: TraceItem }
+  | { type: "trace"; key: string; item: TraceItem; place: Nested; turn: Turn }
   | { type: "detail"; key: string; item: TraceItem };
 
 /** A trace's full value and request, once asked for on expand. */
@@ -76,16 +106,41 @@ export class TraceState {
     }
     const item: TraceItem = { trace, running, key: timeKey(trace.started_at) };
     this.items.set(trace.id, item);
-    let turn = this.turns.get(trace.turn_number);
-    if (turn === undefined) {
-      turn = { turn: trace.turn_number, items: [], version: 0 };
-      this.turns.set(trace.turn_number, turn);
-    }
+    const turn = this.turnOf(trace.turn_number);
     insertSorted(turn.items, item);
     turn.version += 1;
     this.noteLatency(trace);
     this.invalidate();
     return !running;
+  }
+
+  private turnOf(number: number): Turn {
+    let turn = this.turns.get(number);
+    if (turn === undefined) {
+      turn = {
+        turn: number,
+        items: [],
+        version: 0,
+        figures: null,
+        timeline: new Map(),
+        nestedAt: -1,
+        nested: [],
+      };
+      this.turns.set(number, turn);
+    }
+    return turn;
+  }
+
+  /** Take the kernel's figures of a turn (from a page, or with a live frame). */
+  setFigures(figures: TurnFigures): void {
+    const turn = this.turnOf(figures.totals.turn_number);
+    // Calls are only ever added, so figures counting fewer calls than those held are
+    // older ones (a reply computed before a frame's, delivered after it): keep the newer.
+    if (turn.figures !== null && callsOf(figures) < callsOf(turn.figures)) return;
+    turn.figures = figures;
+    turn.timeline = new Map(figures.timeline.map((entry) => [entry.id, entry]));
+    turn.version += 1;
+    this.invalidate();
   }
 
   /** Apply a live frame; returns the trace it completed for the first time, if any. */
@@ -211,8 +266,13 @@ export class TraceState {
         rows.push({ type: "cache", key: `cache:${number}`, turn });
       }
       if (this.collapsedTurns.has(number)) continue;
-      for (const item of turn.items) {
-        rows.push({ type: "trace", key: `trace:${item.trace.id}`, item });
+      if (turn.nestedAt !== turn.version) {
+        turn.nested = nest(turn.items);
+        turn.nestedAt = turn.version;
+      }
+      for (const place of turn.nested) {
+        const { item } = place;
+        rows.push({ type: "trace", key: `trace:${item.trace.id}`, item, place, turn });
         if (this.expanded.has(item.trace.id)) {
           rows.push({ type: "detail", key: `detail:${item.trace.id}`, item });
         }
@@ -262,35 +322,50 @@ function insertSorted(items: TraceItem[], item: TraceItem): void {
   items.splice(lo, 0, item);
 }
 
-/** A turn's summary figures from its loaded traces. */
-export function turnFigures(turn: Turn): {
-  tools: number;
-  tokens: number;
-  spanMs: number | null;
-  errors: number;
-  running: number;
-} {
-  let tools = 0;
-  let tokens = 0;
-  let errors = 0;
-  let running = 0;
-  let start = Infinity;
-  let end = -Infinity;
-  for (const { trace, running: isRunning } of turn.items) {
-    if (trace.kind === "tool") tools += 1;
-    tokens += trace.tokens_used;
-    if (trace.outcome === "error") errors += 1;
-    if (isRunning) running += 1;
-    const began = Date.parse(trace.started_at);
-    const finished =
-      trace.finished_at !== null
-        ? Date.parse(trace.finished_at)
-        : trace.latency_ms !== null
-          ? began + trace.latency_ms
-          : NaN;
-    if (!Number.isNaN(began)) start = Math.min(start, began);
-    if (!Number.isNaN(finished)) end = Math.max(end, finished);
+/**
+ * A turn's calls in tree order: each call followed by the calls under it (its
+ * ``parent_id``), siblings in start order. A call whose parent is not in the turn (a model
+ * call, or a tool call whose model call is not loaded yet) is at the top. ``items`` are in
+ * start order and a call starts after the one that asked for it, so a live call lands
+ * under its parent without moving the rows above it.
+ */
+export function nest(items: readonly TraceItem[]): Nested[] {
+  const ids = new Set(items.map((item) => item.trace.id));
+  const children = new Map<string | null, TraceItem[]>();
+  for (const item of items) {
+    const parent = item.trace.parent_id;
+    const key = parent !== null && parent !== item.trace.id && ids.has(parent) ? parent : null;
+    const siblings = children.get(key);
+    if (siblings === undefined) children.set(key, [item]);
+    else siblings.push(item);
   }
-  const spanMs = end >= start && Number.isFinite(start) ? end - start : null;
-  return { tools, tokens, spanMs, errors, running };
+  const out: Nested[] = [];
+  const seen = new Set<string>();
+  const visit = (parent: string | null, depth: number, through: readonly boolean[]): void => {
+    const kids = children.get(parent) ?? [];
+    kids.forEach((item, i) => {
+      if (seen.has(item.trace.id)) return; // a parent_id cycle: show each call once
+      seen.add(item.trace.id);
+      const last = i === kids.length - 1;
+      out.push({ item, depth, last, through });
+      visit(item.trace.id, depth + 1, depth === 0 ? [] : [...through, !last]);
+    });
+  };
+  visit(null, 0, []);
+  // Calls only reachable through a cycle have no top: show them at the top, in order.
+  for (const item of items) {
+    if (!seen.has(item.trace.id)) out.push({ item, depth: 0, last: true, through: [] });
+  }
+  return out;
+}
+
+function callsOf(figures: TurnFigures): number {
+  return figures.totals.model_calls + figures.totals.tool_calls;
+}
+
+/** Calls of a turn still running (started, not completed): the view's own state. */
+export function runningCalls(turn: Turn): number {
+  let running = 0;
+  for (const item of turn.items) if (item.running) running += 1;
+  return running;
 }

@@ -32,6 +32,10 @@ const LOAD_AHEAD_PX = ROW_HEIGHT * 15;
  * reaches the end before the next page (a round trip to the kernel) has arrived. */
 const SCROLL_LOAD_AHEAD_PX = ROW_HEIGHT * 150;
 const CACHE_REFRESH_MS = 400;
+/** A burst of live frames without figures waits this long, then asks once for them all. */
+const FIGURES_DELAY_MS = 100;
+/** Turns one figures request asks for at most (the kernel's ``MAX_TURNS``). */
+const MAX_TURNS = 100;
 /** User-timing marks, for profiling and benchmarks/bench_browser.py. */
 export const RENDER_MARK = "boonb-traceviewer-render";
 export const FIRST_ROWS_MARK = "boonb-traceviewer-first-rows";
@@ -60,6 +64,9 @@ export class TraceView extends KernelView<Request, KernelMessage> {
   private firstPageDone = false;
   private selected: string | null = null;
   private cacheTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Turns whose figures a live frame came without, to ask the kernel for. */
+  private readonly figuresWanted = new Set<number>();
+  private figuresTimer: ReturnType<typeof setTimeout> | null = null;
   private firstRowsMarked = false;
   private scrolled = false;
   private spacerHeight = -1;
@@ -94,6 +101,7 @@ export class TraceView extends KernelView<Request, KernelMessage> {
     this.listen(this.scroller, "keydown", this.onKey);
     this.onDestroy(() => {
       if (this.cacheTimer !== null) clearTimeout(this.cacheTimer);
+      if (this.figuresTimer !== null) clearTimeout(this.figuresTimer);
       this.resizes.disconnect();
     });
     this.updateRootData();
@@ -139,6 +147,8 @@ export class TraceView extends KernelView<Request, KernelMessage> {
     switch (message.kind) {
       case "frame": {
         const completed = this.state.applyFrame(message.frame);
+        if (message.turn !== null) this.state.setFigures(message.turn);
+        else if (completed !== null) this.requestFiguresSoon(completed.turn_number);
         if (completed !== null) {
           this.state.addToTotals(completed);
           this.refreshCacheSoon();
@@ -149,6 +159,7 @@ export class TraceView extends KernelView<Request, KernelMessage> {
       case "page":
         if (this.requests.take(message.request_id) === undefined) return; // another view's reply
         for (const trace of message.traces) this.state.upsert(trace, false);
+        for (const turn of message.turns) this.state.setFigures(turn);
         this.cursor = message.next_cursor;
         this.hasMore = message.next_cursor !== null;
         this.pageInFlight = false;
@@ -159,6 +170,11 @@ export class TraceView extends KernelView<Request, KernelMessage> {
       case "cache":
         if (this.requests.take(message.request_id) === undefined) return;
         this.state.setCache(message.turns, message.totals);
+        this.schedule();
+        return;
+      case "turns":
+        if (this.requests.take(message.request_id) === undefined) return;
+        for (const turn of message.turns) this.state.setFigures(turn);
         this.schedule();
         return;
       case "detail": {
@@ -191,6 +207,24 @@ export class TraceView extends KernelView<Request, KernelMessage> {
       }
     }
   }
+
+  /** Ask for a turn's figures: a live frame completed one of its calls, and the kernel had
+   * not read the turn's stored calls to count it in. Frames of a burst share one request. */
+  private requestFiguresSoon(turn: number): void {
+    this.figuresWanted.add(turn);
+    this.figuresTimer ??= setTimeout(this.requestFigures, FIGURES_DELAY_MS);
+  }
+
+  private readonly requestFigures = (): void => {
+    this.figuresTimer = null;
+    if (this.closed) return;
+    const turns = [...this.figuresWanted].slice(0, MAX_TURNS);
+    for (const turn of turns) this.figuresWanted.delete(turn);
+    this.requests.send({ kind: "turns", request_id: this.requests.id("turns"), turn_numbers: turns });
+    if (this.figuresWanted.size > 0) {
+      this.figuresTimer = setTimeout(this.requestFigures, FIGURES_DELAY_MS);
+    }
+  };
 
   private refreshCacheSoon(): void {
     if (this.cacheTimer !== null) clearTimeout(this.cacheTimer);
@@ -330,9 +364,17 @@ export class TraceView extends KernelView<Request, KernelMessage> {
       }
       case "trace": {
         el ??= createTraceRow();
-        const expanded = state.expanded.has(row.item.trace.id);
-        const from = [row.item.trace, row.item.running, expanded, state.maxLatency];
-        if (this.changed(el, from)) updateTraceRow(el, row.item, expanded, state.maxLatency);
+        const { item, place, turn } = row;
+        const expanded = state.expanded.has(item.trace.id);
+        const waterfall = {
+          entry: turn.timeline.get(item.trace.id),
+          spanMs: turn.figures?.span_ms ?? null,
+          maxLatency: state.maxLatency,
+        };
+        // ``place`` is rebuilt whenever its turn changes (a call joins, so an elbow may
+        // stop being the last), and the figures come with the turn.
+        const from = [item.trace, item.running, expanded, place, ...Object.values(waterfall)];
+        if (this.changed(el, from)) updateTraceRow(el, item, place, expanded, waterfall);
         break;
       }
       case "detail": {
@@ -446,8 +488,16 @@ export class TraceView extends KernelView<Request, KernelMessage> {
         if (this.selected === null) break;
         if (this.isExpanded(this.selected)) this.setExpanded(this.selected, false);
         else if (this.selected.startsWith("trace:")) {
+          // Up the tree: to the call that asked for this one, else to the turn.
           const item = this.state.items.get(this.selected.slice("trace:".length));
-          if (item !== undefined) this.select(`turn:${item.trace.turn_number}`);
+          if (item === undefined) break;
+          const parent = item.trace.parent_id;
+          const up = parent !== null ? this.state.items.get(parent) : undefined;
+          this.select(
+            up !== undefined && up.trace.turn_number === item.trace.turn_number
+              ? `trace:${up.trace.id}`
+              : `turn:${item.trace.turn_number}`,
+          );
         }
         break;
       default:
