@@ -14,12 +14,14 @@ from boonb.errors import BoonbError
 if TYPE_CHECKING:  # what type checkers and editors see; at run time, see __getattr__
     from boonb.api import (
         AgentHandle,
+        TaskHandle,
         cache_breaks,
         find_chat,
         new_agent,
         restore,
         resume,
         sessions,
+        spawn,
         start,
         tool,
         traces,
@@ -31,14 +33,14 @@ __version__ = "0.1.0"
 # kernel runtime (0.8 s), which the Jupyter server extension and the workflow sandbox's
 # worker processes import boonb without needing.
 _API = (
-    "AgentHandle", "cache_breaks", "find_chat", "new_agent", "restore", "resume", "sessions",
-    "start", "tool", "traces",
+    "AgentHandle", "TaskHandle", "cache_breaks", "find_chat", "new_agent", "restore", "resume",
+    "sessions", "spawn", "start", "tool", "traces",
 )  # fmt: skip
 
 __all__ = [
-    "AgentHandle", "BoonbError", "__version__", "cache_breaks", "find_chat",
-    "load_ipython_extension", "new_agent", "restore", "resume", "sessions", "start", "tool",
-    "traces",
+    "AgentHandle", "BoonbError", "TaskHandle", "__version__", "cache_breaks", "find_chat",
+    "load_ipython_extension", "new_agent", "restore", "resume", "sessions", "spawn", "start",
+    "tool", "traces",
 ]  # fmt: skip
 
 

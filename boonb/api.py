@@ -17,6 +17,8 @@ from boonb.agent.recorder import TraceParent
 from boonb.agent.sessions import RESTART_NOTE, list_sessions
 from boonb.agent.tools.definition import Tool
 from boonb.agent.tools.definition import tool as make_tool
+from boonb.background import TaskFailed, TaskNotReady, TaskResult, Tasks
+from boonb.frames import TaskUpdate
 from boonb.runtime import Runtime, get_runtime
 from boonb.store import InvalidChatId, InvalidQuery, Writer
 from boonb.store.agent_sessions import (
@@ -63,6 +65,81 @@ class AgentHandle:
     def __repr__(self) -> str:
         state = "done" if self.done() else "running"
         return f"<AgentHandle chat={self.chat_id} {state}>"
+
+
+class TaskHandle:
+    """A background subagent started with :func:`spawn`.
+
+    Look at it, wait for it, collect its result, cancel or retry it. The task itself lives
+    in the project database, so ``%tasks`` and other kernels see it too.
+    """
+
+    def __init__(self, task_id: uuid.UUID, tasks: Tasks) -> None:
+        self.task_id = task_id
+        self._tasks = tasks
+
+    def status(self) -> TaskUpdate:
+        """The task as it is now: state, progress, timings, error."""
+        return self._tasks.get(self.task_id)
+
+    def wait(self, timeout: float | None = None) -> TaskUpdate:
+        """Block until the task has ended (or ``timeout`` seconds passed); the task then."""
+        return self._tasks.wait(self.task_id, timeout)
+
+    def result(self) -> TaskResult:
+        """The subagent's answer and summary, once completed (this marks the task read).
+
+        Raises :class:`TaskNotReady` while it is pending or running (``wait()`` first),
+        and :class:`TaskFailed` when it ended without one.
+        """
+        outcome = self._tasks.result(self.task_id)
+        task = outcome.task
+        if outcome.result is not None:
+            return outcome.result
+        if task.state in ("pending", "running"):
+            raise TaskNotReady(
+                f"task {self.task_id} is {task.state}; it has no result yet. Call .wait() "
+                "to block until it ends, or look at .status()"
+            )
+        raise TaskFailed(
+            f"task {self.task_id} ended {task.state} without a result"
+            + (f" ({task.error})" if task.error else "")
+            + "; .retry() runs it again"
+        )
+
+    def cancel(self) -> TaskUpdate:
+        """Stop the task (pending or running); its open traces close as cancelled."""
+        return self._tasks.cancel(self.task_id)
+
+    def retry(self) -> TaskHandle:
+        """Run a failed, cancelled or interrupted task again, as a new attempt."""
+        return TaskHandle(self._tasks.retry(self.task_id).task_id, self._tasks)
+
+    def __repr__(self) -> str:
+        return f"<TaskHandle {self.task_id} {self.status().state}>"
+
+
+def spawn(
+    prompt: str,
+    *,
+    model: str | None = None,
+    tools: Sequence[str] | None = None,
+    budget: int | None = None,
+    max_turns: int = 10,
+    metadata: dict[str, Any] | None = None,
+    runtime: Runtime | None = None,
+) -> TaskHandle:
+    """Start a subagent in the background and return at once with its :class:`TaskHandle`.
+
+    It runs on this kernel's engine (at most ``BACKGROUND_MAX_CONCURRENT`` at once, the
+    rest wait in order) while cells go on. ``tools`` names registered tools (default:
+    all but the subagent tools); ``metadata["name"]`` is its title in ``%tasks``.
+    """
+    tasks = (runtime or get_runtime()).tasks
+    update = tasks.spawn(
+        prompt, model=model, tools=tools, budget=budget, max_turns=max_turns, metadata=metadata
+    )
+    return TaskHandle(update.task_id, tasks)
 
 
 def new_agent(

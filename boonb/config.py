@@ -87,6 +87,23 @@ class Settings(BaseModel):
         description="Default time limit of a workflow run.",
         json_schema_extra={"env": "BOONB_WORKFLOW_TIMEOUT_S"},
     )
+    background_max_concurrent: int = Field(
+        default=2,
+        ge=1,
+        le=1_000,
+        description="Background subagents a kernel runs at once; more wait as pending, in order.",
+        json_schema_extra={"env": "BACKGROUND_MAX_CONCURRENT"},
+    )
+    background_poll_interval_s: float = Field(
+        default=1.0,
+        ge=0.05,
+        le=3_600,
+        description=(
+            "How often a kernel with background tasks reads the table for what other processes "
+            "asked of them (a cancel, a retry)."
+        ),
+        json_schema_extra={"env": "BACKGROUND_POLL_INTERVAL_S"},
+    )
     tool_output_max_chars: int = Field(
         default=200_000,
         ge=1_000,

@@ -267,7 +267,12 @@ class SessionRestored(_Record):
 
 @dataclass(slots=True, kw_only=True)
 class WorkflowStatus(_Record):
-    """Where a workflow run is: its state, phase, agents done and tokens used."""
+    """Where a workflow run is: its state, phase, agents done and tokens used.
+
+    Sent when the run starts, when an agent starts or ends, when a phase begins, and
+    once when the run ends; each frame is the whole status, so a view shows the run from
+    the latest frame alone.
+    """
 
     type: Literal["workflow:status"] = "workflow:status"
     run_id: UUID
@@ -275,22 +280,67 @@ class WorkflowStatus(_Record):
     state: WorkflowState
     phase: str | None = None
     agents_done: int = 0
+    """Agents that ended (completed, failed, cancelled or answered from the cache)."""
     agents_total: int = 0
+    """Agents started so far (a script may start more later)."""
     tokens_used: int = 0
+    """Input plus output tokens of the run's model calls so far (the project's convention)."""
     error: str | None = None
+    agents_cached: int = 0
+    """Agents answered from the result cache (not run); counted in ``agents_done``."""
+    agents_failed: int = 0
+    """Agents that failed (an error or their budget); counted in ``agents_done``."""
+    budget: int | None = None
+    """The run's token budget, the ceiling of ``tokens_used``."""
+    started_at: datetime | None = None
+    """When the run left ``pending``."""
+    finished_at: datetime | None = None
+    """When the run ended; None while it is pending or running."""
 
 
 @dataclass(slots=True, kw_only=True)
 class WorkflowStep(_Record):
-    """One agent of a workflow run started, completed, failed or was answered from the cache."""
+    """One agent call of a workflow run started, completed, failed or was answered from the cache.
+
+    A step is one call of an agent: an agent a script calls three times is three steps,
+    told apart by ``label`` and ``trace_id``. Each frame carries the whole step, so the
+    latest frame of a ``trace_id`` is the step as it is now.
+    """
 
     type: Literal["workflow:step"] = "workflow:step"
     run_id: UUID
     agent_id: str
+    """The agent's id as the script declared it (shared by all calls of that agent)."""
     phase: str | None = None
     state: StepState
     tokens_used: int = 0
+    """Input plus output tokens of this call's model calls (0 while it runs, and if cached)."""
     error: str | None = None
+    trace_id: UUID | None = None
+    """The id of this call's ``agent`` row in the run's trace tree, and so the step's id; its
+    chat's model and tool calls hang under it (``GET /boonb/api/traces/{run_id}/tree``)."""
+    label: str = ""
+    """A name unique within the run: the agent id for an agent called once, else the agent id
+    and the call's number (``analyst #2``). The same in the trace tree (the ``agent`` row's
+    ``tool_name``), the steps and the log lines."""
+    call_index: int = 1
+    """Which call of this agent it is in the run, from 1."""
+    index: int = 0
+    """The step's number in its run, from 1, in the order the script called the agents (a
+    batch's in its order, whichever starts first); steps are shown in this order."""
+    chat_id: UUID | None = None
+    """The agent's own chat (its model and tool calls); None when answered from the cache."""
+    input_preview: str | None = None
+    """The first line of the agent's input, up to 200 characters."""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    """None while the step runs."""
+    duration_ms: float | None = None
+    """Wall time from start to end; None while the step runs."""
+    last_log: str | None = None
+    """The last line logged about this step, set when it ends. While it runs, its last line
+    is the newest ``workflow:log`` with its ``trace_id`` (each tool call it starts logs one,
+    ``→ read_file``): steps are not sent again for log lines."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -303,18 +353,63 @@ class WorkflowLog(_Record):
     agent_id: str | None = None
     message: str
     at: datetime
+    seq: int = 0
+    """The line's number in its run, from 1, in the order logged (0: not numbered)."""
+    label: str | None = None
+    """The step the line is about (its :attr:`WorkflowStep.label`); None for the script's
+    own lines."""
+    trace_id: UUID | None = None
+    """That step's ``trace_id``."""
+    level: Literal["info", "error"] = "info"
+    """``error`` for a failed agent or run."""
+
+
+@dataclass(slots=True, kw_only=True)
+class TaskProgress(_Record):
+    """How far a background subagent has got, updated as it works."""
+
+    turn: NonNegative = 0
+    """Model turns done."""
+    max_turns: NonNegative
+    last_tool: str | None = None
+    """The name of the last tool call it started."""
+    last_tool_at: datetime | None = None
+    """When that tool call started."""
+    tokens_used: NonNegative = 0
+    """Input plus output tokens of its model calls so far (the project's convention)."""
+    cost_usd: float | None = None
 
 
 @dataclass(slots=True, kw_only=True)
 class TaskUpdate(_Record):
-    """Progress of a background task: its state, and how far along it is."""
+    """A background task as it is now (a ``tasks`` row): sent whenever it changes.
+
+    Each frame carries the whole task, so a view shows it from the latest frame alone.
+    ``state`` ``read`` (a completed task whose result was collected) is shown as completed.
+    """
 
     type: Literal["task:update"] = "task:update"
     task_id: UUID
     task_type: str
     state: TaskState
-    progress: Annotated[float, Field(ge=0, le=1)] | None = None
-    message: str | None = None
+    title: str
+    """The metadata's name, or the prompt's first line."""
+    chat_id: UUID | None = None
+    """The subagent's chat (its traces), once it has one."""
+    parent_trace_id: UUID | None = None
+    """The tool call that spawned it; None when spawned from the notebook."""
+    owner: str | None = None
+    """The kernel session that owns and runs it."""
+    attempt: Annotated[int, Field(ge=1)] = 1
+    retry_of: UUID | None = None
+    """The task this one retries."""
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: TaskProgress | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    """A cancel was asked for and the owner has not yet carried it out."""
 
 
 @dataclass(slots=True, kw_only=True)

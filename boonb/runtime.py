@@ -23,6 +23,7 @@ from boonb.agent.factory import AgentFactory
 from boonb.agent.provider import ProviderChoice, choose_provider
 from boonb.agent.sessions import mark_interrupted
 from boonb.agent.tools.registry import ToolRegistry, default_registry
+from boonb.background import SUBAGENT_ID_PREFIX, Tasks, subagent_tools
 from boonb.bus import Bus
 from boonb.engine import Engine
 from boonb.providers import ChatClient
@@ -60,6 +61,9 @@ class Runtime:
         self._sim: SimServer | None = None
         self._clients: dict[tuple[str, str, str, str | None], ChatClient] = {}
         self._workflows: WorkflowManager | None = None
+        self._tasks: Tasks | None = None
+        for made in subagent_tools(lambda: self.tasks):
+            self.tools.register(made)
         self.agent_factory = AgentFactory(
             bus=self.bus,
             store=lambda: self.store,
@@ -128,8 +132,41 @@ class Runtime:
     def keep(self, agent: Agent, saver: SessionSaver) -> None:
         """Make a chat live in this kernel: found by its id, and the one a bare call means."""
         self.chats[agent.chat_id] = agent
-        self.last_chat_id = agent.chat_id
+        if not (agent.recorder.agent_id or "").startswith(SUBAGENT_ID_PREFIX):
+            # A background subagent starting must not take over what a bare call means.
+            self.last_chat_id = agent.chat_id
         self.savers[agent.chat_id] = saver
+        agent.notes = self._task_notes
+
+    def _task_notes(self, agent: Agent) -> str | None:
+        """Background tasks of the agent's that finished since its last model call."""
+        tasks = self._tasks
+        return tasks.notice_for(agent.chat_id) if tasks is not None else None
+
+    @property
+    def tasks(self) -> Tasks:
+        """The project's background tasks, as this kernel runs and sees them.
+
+        Created on first use; its worker starts on the engine then (it also polls the
+        table for what other processes ask of this kernel's tasks).
+        """
+        if self._tasks is None:
+            tasks = Tasks(
+                engine=self.engine,
+                bus=self.bus,
+                store=lambda: self.store,
+                settings=lambda: self.settings,
+                agents=self.agent_factory,
+                tools=self.tools,
+                session_id=self.session_id,
+            )
+            with self._lock:
+                if self._tasks is None:
+                    self._tasks = tasks
+                    tasks.ensure_worker()
+                else:
+                    tasks.close()
+        return self._tasks
 
     @property
     def workflows(self) -> WorkflowManager:
@@ -196,6 +233,8 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
+        if self._tasks is not None:
+            self._tasks.close()  # no new starts; the engine's shutdown cancels what runs
         if self._workflows is not None and self.engine.running:
             self.engine.run(self._workflows.aclose())  # stop the sandbox workers first
         self.engine.shutdown()

@@ -31,7 +31,9 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 
 from boonb import frames
-from boonb.widgets import chat_protocol, protocol
+from boonb.store import workflow_runs
+from boonb.widgets import chat_protocol, orchestrator_protocol, protocol, tasks_protocol
+from boonb.workflow import models as workflow_models
 
 Mode = Literal["validation", "serialization"]
 Schema = dict[str, Any]
@@ -102,6 +104,43 @@ UNITS: tuple[Unit, ...] = (
             Root(
                 "ChatKernelMessage",
                 chat_protocol.ChatReply | chat_protocol.ChatFrameMessage,
+                "serialization",
+            ),
+        ),
+    ),
+    Unit(
+        "tasks/protocol.ts",
+        (tasks_protocol,),
+        (
+            Root("TasksRequest", tasks_protocol.TasksRequest, "validation"),
+            Root("TasksReply", tasks_protocol.TasksReply, "serialization"),
+            Root(
+                "TasksKernelMessage",
+                tasks_protocol.TasksReply | tasks_protocol.TaskFrameMessage,
+                "serialization",
+            ),
+        ),
+    ),
+    Unit(
+        "orchestrator/api.ts",
+        (workflow_models, workflow_runs),
+        (
+            Root("WorkflowInfo", workflow_models.WorkflowInfo, "serialization"),
+            Root("ArgsCheck", workflow_models.ArgsCheck, "serialization"),
+            Root("RunStatus", workflow_models.RunStatus, "serialization"),
+            Root("RunPage", workflow_runs.RunPage, "serialization"),
+            Root("RunDetail", workflow_runs.RunDetail, "serialization"),
+        ),
+    ),
+    Unit(
+        "orchestrator/protocol.ts",
+        (orchestrator_protocol,),
+        (
+            Root("OrchestratorRequest", orchestrator_protocol.OrchestratorRequest, "validation"),
+            Root("OrchestratorReply", orchestrator_protocol.OrchestratorReply, "serialization"),
+            Root(
+                "OrchestratorKernelMessage",
+                orchestrator_protocol.OrchestratorReply | orchestrator_protocol.RunFrameMessage,
                 "serialization",
             ),
         ),

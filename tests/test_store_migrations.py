@@ -9,18 +9,22 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
+from boonb.frames import WorkflowLog, WorkflowStep
 from boonb.store import (
     SCHEMA_VERSION,
     Database,
     DatabaseTooNew,
     DatabaseUnusable,
     Store,
+    WorkflowRunStore,
     migrations,
 )
 from boonb.store.migrations import Migration
@@ -170,3 +174,30 @@ def test_a_failing_migration_leaves_the_version_1_database_as_it_was(
     finally:
         con.close()
     assert "root_id" not in columns  # step 2 was rolled back with step 3
+
+
+def test_version_4_shows_a_version_1_run_and_stores_new_steps_and_log_lines(
+    v1_path: Path,
+) -> None:
+    run = "00000000-0000-4000-8000-0000000000aa"  # the fixture's one run
+    store = Store(v1_path, flush_interval=0.05)
+    try:
+        runs = WorkflowRunStore(store.db)
+        (old,) = runs.page().runs
+        assert (str(old.run_id), old.workflow, old.state) == (run, "fixture", "completed")
+        assert (old.agents_done, old.agents_total, old.agents_cached) == (0, 0, 0)
+        before = runs.detail(run)
+        assert before is not None and before.steps == [] and before.logs == []
+        step = WorkflowStep(
+            run_id=old.run_id, agent_id="a", state="completed", trace_id=uuid.uuid4(),
+            label="a", index=1, tokens_used=7, started_at=datetime.now(UTC),
+        )  # fmt: skip
+        line = WorkflowLog(run_id=old.run_id, message="hello", at=datetime.now(UTC), seq=1)
+        store.writer.enqueue(step)
+        store.writer.enqueue(line)
+        assert store.writer.flush()
+        after = runs.detail(run)
+    finally:
+        store.close()
+    assert after is not None
+    assert after.steps == [step] and after.logs == [line] and after.logs_total == 1

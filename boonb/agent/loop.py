@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -47,6 +48,16 @@ from boonb.providers import (
 
 StopReason = Literal["final", "max_turns", "budget", "cancelled", "error"]
 Phase = Literal["model", "tools", "idle"]
+
+# The agent whose tool call runs in this task: tools that act for their caller (the subagent
+# tools) read it. Each tool call runs in a task of its own, so concurrent calls see their own.
+_calling_agent: ContextVar[Agent | None] = ContextVar("boonb_calling_agent", default=None)
+
+
+def calling_agent() -> Agent | None:
+    """The agent whose tool call is running in this task, or None outside a tool call."""
+    return _calling_agent.get()
+
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are an assistant running inside a Jupyter notebook through boonb. Use the tools "
@@ -168,6 +179,10 @@ class Agent:
         self.phase: Phase = "idle"
         self.on_boundary: Callable[[Agent, bool], None] | None = None
         """Called at every turn boundary (``final`` at the end of a run) to save the session."""
+        self.notes: Callable[[Agent], str | None] | None = None
+        """Asked before each model call for news the model should read (e.g. background
+        tasks of its that finished); the news is appended as a user message, so the
+        prompt's cached prefix stays as it was."""
 
     @property
     def chat_id(self) -> uuid.UUID:
@@ -249,6 +264,7 @@ class Agent:
                         chat_id=self.chat_id, turn_number=self.turn_number, started_at=utcnow()
                     )
                 )
+                self._add_notes()
                 result = await self._model_call(stats)
                 content = result.content
                 self._append(_assistant_message(result), turn_number=self.turn_number)
@@ -277,6 +293,11 @@ class Agent:
             self._merge(stats)
         self._set_state("awaiting_input", phase="idle", final=True)
         return AgentResult(self.chat_id, content, stop, stats, time.perf_counter() - began)
+
+    def _add_notes(self) -> None:
+        note = self.notes(self) if self.notes is not None else None
+        if note:
+            self._append({"role": "user", "content": note}, turn_number=self.turn_number)
 
     def _set_state(self, state: SessionState, *, phase: Phase, final: bool = False) -> None:
         self.state, self.phase = state, phase
@@ -382,6 +403,7 @@ class Agent:
         output: JsonValue = None
         text = ""
         done_calling = self.recorder.calling(trace)  # a chat the tool starts hangs under it
+        calling = _calling_agent.set(self)
         try:
             tool = self.tools.get(call.name)
             if tool is None:
@@ -403,6 +425,7 @@ class Agent:
         except Exception as exc:  # a tool's failure is the model's to read, not the run's end
             outcome, error = "error", _describe(exc)
         finally:
+            _calling_agent.reset(calling)
             done_calling()
         self.recorder.tool_finished(
             trace,

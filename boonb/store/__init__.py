@@ -33,11 +33,20 @@ from boonb.store.traces import (
     TraceStore,
     TurnCache,
 )
+from boonb.store.workflow_runs import (
+    InvalidRunId,
+    InvalidState,
+    RunDetail,
+    RunPage,
+    RunSummary,
+    WorkflowRunStore,
+)
 from boonb.store.writer import Writer
 
 TABLES = (
     "sessions", "chats", "messages", "message_parts", "tool_traces", "cache_stats",
-    "agent_sessions", "tasks", "workflow_runs", "workflow_cache",
+    "agent_sessions", "tasks", "workflow_runs", "workflow_cache", "workflow_steps",
+    "workflow_logs",
 )  # fmt: skip
 
 
@@ -96,8 +105,13 @@ __all__ = [
     "InvalidCursor",
     "InvalidLimit",
     "InvalidQuery",
+    "InvalidRunId",
     "InvalidSessionId",
+    "InvalidState",
     "Row",
+    "RunDetail",
+    "RunPage",
+    "RunSummary",
     "SessionSummary",
     "SlowCall",
     "Store",
@@ -105,6 +119,7 @@ __all__ = [
     "TracePage",
     "TraceStore",
     "TurnCache",
+    "WorkflowRunStore",
     "Writer",
     "check_path",
     "make_row",

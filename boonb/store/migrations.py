@@ -20,6 +20,20 @@ Rows written by version 1 get the same roots (``workflow_run_id`` if set, else t
 id), and a tool call's ``parent_id`` becomes its turn's model call, which is what asked
 for it in version 1's loop (one model call per turn, then that call's tools). Nothing
 else of theirs changes.
+
+Version 3, background tasks (DESIGN section 7b): a ``tasks`` row carries what the tasks
+pane and the subagent tools show (title, the subagent's chat, where it hangs in the trace
+tree and which chat spawned it, attempt and the task it retries) and what kernels
+coordinate through (the owning kernel's pid and host, so a dead owner's tasks read as
+``interrupted``, and ``cancel_requested``, a cancel asked of the owner by another process).
+``progress`` becomes JSON (turn, max turns, last tool, tokens, cost): version 1 declared
+it a fraction but nothing ever wrote a task, so no value is lost.
+
+Version 4, the orchestrator (DESIGN sections 7 and 7c): a finished run's pane is shown again
+from stored data in any kernel or the server, so a run's steps (``workflow_steps``, one row
+per agent call, keyed by the call's ``agent`` row in the trace tree) and log lines
+(``workflow_logs``) are stored, and ``workflow_runs`` keeps the run's agent counts. Runs
+written before have no steps or lines; their counts read 0.
 """
 
 from __future__ import annotations
@@ -62,6 +76,71 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE chats ADD COLUMN IF NOT EXISTS parent_id UUID",
             "ALTER TABLE chats ADD COLUMN IF NOT EXISTS root_id UUID",
             "UPDATE chats SET root_id = coalesce(workflow_run_id, id) WHERE root_id IS NULL",
+        ),
+    ),
+    Migration(
+        3,
+        "background tasks: title, chats, trace parents, attempts, owners and cancel requests",
+        (
+            "ALTER TABLE tasks ALTER progress SET DATA TYPE JSON USING NULL",
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS title VARCHAR",
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS chat_id UUID",
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS parent_trace_id UUID",
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS parent_root_id UUID",
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS parent_chat_id UUID",
+            # DuckDB cannot add a NOT NULL column with IF NOT EXISTS; the defaults fill them.
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS attempt INTEGER DEFAULT 1",
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS retry_of UUID",
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS owner_pid INTEGER",
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS owner_host VARCHAR",
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS cancel_requested BOOLEAN DEFAULT false",
+        ),
+    ),
+    Migration(
+        4,
+        "orchestrator: a run's steps and log lines, and its agent counts",
+        (
+            "ALTER TABLE workflow_runs ADD COLUMN IF NOT EXISTS agents_done INTEGER DEFAULT 0",
+            "ALTER TABLE workflow_runs ADD COLUMN IF NOT EXISTS agents_total INTEGER DEFAULT 0",
+            "ALTER TABLE workflow_runs ADD COLUMN IF NOT EXISTS agents_cached INTEGER DEFAULT 0",
+            "ALTER TABLE workflow_runs ADD COLUMN IF NOT EXISTS agents_failed INTEGER DEFAULT 0",
+            # The runs list pages newest first.
+            "CREATE INDEX IF NOT EXISTS workflow_runs_created ON workflow_runs (created_at)",
+            """
+            CREATE TABLE IF NOT EXISTS workflow_steps (
+                trace_id       UUID PRIMARY KEY,  -- the call's agent row in tool_traces
+                run_id         UUID NOT NULL,
+                agent_id       VARCHAR NOT NULL,
+                label          VARCHAR NOT NULL,  -- unique within the run, e.g. 'analyst #2'
+                call_index     INTEGER NOT NULL,
+                phase          VARCHAR,
+                state          VARCHAR NOT NULL,  -- started|completed|failed|cached|cancelled
+                chat_id        UUID,
+                input_preview  VARCHAR,
+                tokens_used    INTEGER NOT NULL DEFAULT 0,
+                error          VARCHAR,
+                started_at     TIMESTAMPTZ,
+                finished_at    TIMESTAMPTZ,
+                duration_ms    DOUBLE,
+                last_log       VARCHAR,
+                step_index     INTEGER NOT NULL DEFAULT 0  -- its place in the run, from 1
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS workflow_steps_run ON workflow_steps (run_id)",
+            """
+            CREATE TABLE IF NOT EXISTS workflow_logs (
+                run_id    UUID NOT NULL,
+                seq       INTEGER NOT NULL,  -- the line's number in its run, from 1
+                logged_at TIMESTAMPTZ NOT NULL,
+                phase     VARCHAR,
+                agent_id  VARCHAR,
+                label     VARCHAR,
+                trace_id  UUID,
+                level     VARCHAR NOT NULL,  -- info | error
+                message   VARCHAR NOT NULL
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS workflow_logs_run ON workflow_logs (run_id, seq)",
         ),
     ),
 )

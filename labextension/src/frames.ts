@@ -83,14 +83,49 @@ export interface SessionSaved {
   last_update: string;
 }
 
-/** Progress of a background task: its state, and how far along it is. */
+/** How far a background subagent has got, updated as it works. */
+export interface TaskProgress {
+  /** Model turns done. */
+  turn: number;
+  max_turns: number;
+  /** The name of the last tool call it started. */
+  last_tool: string | null;
+  /** When that tool call started. */
+  last_tool_at: string | null;
+  /** Input plus output tokens of its model calls so far (the project's convention). */
+  tokens_used: number;
+  cost_usd: number | null;
+}
+
+/**
+ * A background task as it is now (a ``tasks`` row): sent whenever it changes.
+ *
+ * Each frame carries the whole task, so a view shows it from the latest frame alone.
+ * ``state`` ``read`` (a completed task whose result was collected) is shown as completed.
+ */
 export interface TaskUpdate {
   type: "task:update";
   task_id: string;
   task_type: string;
   state: "pending" | "running" | "completed" | "failed" | "cancelled" | "interrupted" | "read";
-  progress: number | null;
-  message: string | null;
+  /** The metadata's name, or the prompt's first line. */
+  title: string;
+  /** The subagent's chat (its traces), once it has one. */
+  chat_id: string | null;
+  /** The tool call that spawned it; None when spawned from the notebook. */
+  parent_trace_id: string | null;
+  /** The kernel session that owns and runs it. */
+  owner: string | null;
+  attempt: number;
+  /** The task this one retries. */
+  retry_of: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  progress: TaskProgress | null;
+  error: string | null;
+  /** A cancel was asked for and the owner has not yet carried it out. */
+  cancel_requested: boolean;
 }
 
 /** A tool call ended; ``trace`` is its finished ``tool_traces`` row. */
@@ -197,30 +232,101 @@ export interface WorkflowLog {
   agent_id: string | null;
   message: string;
   at: string;
+  /** The line's number in its run, from 1, in the order logged (0: not numbered). */
+  seq: number;
+  /**
+   * The step the line is about (its :attr:`WorkflowStep.label`); None for the script's
+   * own lines.
+   */
+  label: string | null;
+  /** That step's ``trace_id``. */
+  trace_id: string | null;
+  /** ``error`` for a failed agent or run. */
+  level: "info" | "error";
 }
 
-/** Where a workflow run is: its state, phase, agents done and tokens used. */
+/**
+ * Where a workflow run is: its state, phase, agents done and tokens used.
+ *
+ * Sent when the run starts, when an agent starts or ends, when a phase begins, and
+ * once when the run ends; each frame is the whole status, so a view shows the run from
+ * the latest frame alone.
+ */
 export interface WorkflowStatus {
   type: "workflow:status";
   run_id: string;
   workflow: string;
   state: "pending" | "running" | "completed" | "failed" | "cancelled" | "interrupted";
   phase: string | null;
+  /** Agents that ended (completed, failed, cancelled or answered from the cache). */
   agents_done: number;
+  /** Agents started so far (a script may start more later). */
   agents_total: number;
+  /** Input plus output tokens of the run's model calls so far (the project's convention). */
   tokens_used: number;
   error: string | null;
+  /** Agents answered from the result cache (not run); counted in ``agents_done``. */
+  agents_cached: number;
+  /** Agents that failed (an error or their budget); counted in ``agents_done``. */
+  agents_failed: number;
+  /** The run's token budget, the ceiling of ``tokens_used``. */
+  budget: number | null;
+  /** When the run left ``pending``. */
+  started_at: string | null;
+  /** When the run ended; None while it is pending or running. */
+  finished_at: string | null;
 }
 
-/** One agent of a workflow run started, completed, failed or was answered from the cache. */
+/**
+ * One agent call of a workflow run started, completed, failed or was answered from the cache.
+ *
+ * A step is one call of an agent: an agent a script calls three times is three steps,
+ * told apart by ``label`` and ``trace_id``. Each frame carries the whole step, so the
+ * latest frame of a ``trace_id`` is the step as it is now.
+ */
 export interface WorkflowStep {
   type: "workflow:step";
   run_id: string;
+  /** The agent's id as the script declared it (shared by all calls of that agent). */
   agent_id: string;
   phase: string | null;
   state: "started" | "completed" | "failed" | "cached" | "cancelled";
+  /** Input plus output tokens of this call's model calls (0 while it runs, and if cached). */
   tokens_used: number;
   error: string | null;
+  /**
+   * The id of this call's ``agent`` row in the run's trace tree, and so the step's id; its
+   * chat's model and tool calls hang under it (``GET /boonb/api/traces/{run_id}/tree``).
+   */
+  trace_id: string | null;
+  /**
+   * A name unique within the run: the agent id for an agent called once, else the agent id
+   * and the call's number (``analyst #2``). The same in the trace tree (the ``agent`` row's
+   * ``tool_name``), the steps and the log lines.
+   */
+  label: string;
+  /** Which call of this agent it is in the run, from 1. */
+  call_index: number;
+  /**
+   * The step's number in its run, from 1, in the order the script called the agents (a
+   * batch's in its order, whichever starts first); steps are shown in this order.
+   */
+  index: number;
+  /** The agent's own chat (its model and tool calls); None when answered from the cache. */
+  chat_id: string | null;
+  /** The first line of the agent's input, up to 200 characters. */
+  input_preview: string | null;
+  started_at: string | null;
+  /** None while the step runs. */
+  finished_at: string | null;
+  /** Wall time from start to end; None while the step runs. */
+  duration_ms: number | null;
+  /**
+   * The last line logged about this step, set when it ends. While it runs, its last line
+   * is the newest ``workflow:log`` with its ``trace_id`` (each tool call it starts logs one,
+   * ``→ read_file``): steps are not sent again for log lines.
+   */
+  last_log: string | null;
 }
 
 export type Frame =

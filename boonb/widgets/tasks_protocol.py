@@ -1,0 +1,132 @@
+"""The tasks pane's messages between the browser view and the kernel.
+
+The view asks for the project's tasks on every render (``ListRequest``), and for what a
+user clicks: ``CancelRequest``, ``RetryRequest``, ``ResultRequest`` (View result) and
+``TracesRequest`` (the subagent's chat in a trace viewer). The kernel answers with the
+same ``request_id`` (``ListReply``, ``TaskReply``, ``ResultReply``, ``TracesReply``, or the
+shared ``ErrorReply``) and pushes every change of a task as ``TaskFrameMessage``: its own
+tasks' ``task:update`` frames from the bus, other kernels' tasks polled from the table
+while any of them is active. A frame carries the whole task, so the view keeps the
+latest one per task. The TypeScript side of these types is
+``labextension/src/tasks/protocol.ts``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from boonb.background.models import TaskSummary
+from boonb.frames import TaskUpdate
+from boonb.widgets.protocol import ErrorReply
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ListRequest(_Message):
+    """Every task of the project (all kernels), newest first; live frames follow."""
+
+    kind: Literal["list"]
+    request_id: str = Field(min_length=1, max_length=200)
+
+
+class CancelRequest(_Message):
+    """Stop a pending or running task (its owner carries the cancel out)."""
+
+    kind: Literal["cancel"]
+    request_id: str = Field(min_length=1, max_length=200)
+    task_id: UUID
+
+
+class RetryRequest(_Message):
+    """Run a failed, cancelled or interrupted task again, as a new attempt."""
+
+    kind: Literal["retry"]
+    request_id: str = Field(min_length=1, max_length=200)
+    task_id: UUID
+
+
+class ResultRequest(_Message):
+    """A completed task's answer and summary (View result)."""
+
+    kind: Literal["result"]
+    request_id: str = Field(min_length=1, max_length=200)
+    task_id: UUID
+
+
+class TracesRequest(_Message):
+    """A trace viewer of the task's subagent chat, to show under its entry."""
+
+    kind: Literal["traces"]
+    request_id: str = Field(min_length=1, max_length=200)
+    task_id: UUID
+
+
+TasksRequest = Annotated[
+    ListRequest | CancelRequest | RetryRequest | ResultRequest | TracesRequest,
+    Field(discriminator="kind"),
+]
+tasks_request_adapter: TypeAdapter[TasksRequest] = TypeAdapter(TasksRequest)
+
+
+class ListReply(_Message):
+    """The project's tasks as they are now, in answer to a ``ListRequest``."""
+
+    kind: Literal["list"] = "list"
+    request_id: str
+    tasks: list[TaskUpdate]
+    """Newest first; each as its latest ``task:update`` frame would show it."""
+    owner: str
+    """This kernel's session: its tasks get live frames, the others are polled."""
+    now: datetime
+    """The kernel's clock, so the view's elapsed times do not drift with the browser's."""
+
+
+class TaskReply(_Message):
+    """The task a cancel or retry acted on, as it is now (a retry: the new attempt)."""
+
+    kind: Literal["task"] = "task"
+    request_id: str
+    task: TaskUpdate
+
+
+class ResultReply(_Message):
+    """A completed task's answer and its summary: turns, tool calls, tokens, cost."""
+
+    kind: Literal["result"] = "result"
+    request_id: str
+    task_id: UUID
+    answer: str
+    """The subagent's final answer (the view pretty-prints it when it is JSON)."""
+    summary: TaskSummary
+
+
+class TracesReply(_Message):
+    """A trace viewer for the subagent's chat, for the view to render inside itself."""
+
+    kind: Literal["traces"] = "traces"
+    request_id: str
+    task_id: UUID
+    chat_id: UUID
+    widget: str
+    """anywidget's reference to the viewer (``anywidget:<model id>``), for ``host.getWidget``."""
+
+
+class TaskFrameMessage(_Message):
+    """A task as it is now, pushed whenever it changes."""
+
+    kind: Literal["frame"] = "frame"
+    frame: TaskUpdate
+
+
+TasksReply = ListReply | TaskReply | ResultReply | TracesReply | ErrorReply
+
+
+def parse_tasks_request(content: Any) -> TasksRequest:
+    """Validate a message from the view (raises ``pydantic.ValidationError``)."""
+    return tasks_request_adapter.validate_python(content)
