@@ -115,9 +115,23 @@ def test_project_overrides_user_overrides_builtin(tmp_path: Path) -> None:
 
 def test_bad_run_arguments_say_what_is_wrong(tmp_path: Path) -> None:
     spec = read_workflow_file(_write(tmp_path, "w.py", _valid("w")), "project")
-    with pytest.raises(WorkflowArgsError, match="topic: Field required"):
+    with pytest.raises(WorkflowArgsError, match="topic: required: give a string"):
         spec.validate_args({})
-    with pytest.raises(WorkflowArgsError, match="depth"):
+    with pytest.raises(WorkflowArgsError, match="depth: must be an integer, got 'deep'"):
         spec.validate_args({"topic": "x", "depth": "deep"})
-    with pytest.raises(WorkflowArgsError, match="Extra inputs"):
+    with pytest.raises(WorkflowArgsError, match="'colour' is not an argument"):
         spec.validate_args({"topic": "x", "colour": "red"})
+
+
+def test_bad_run_arguments_are_reported_per_argument_all_at_once(tmp_path: Path) -> None:
+    spec = read_workflow_file(_write(tmp_path, "w.py", _valid("w")), "project")
+    with pytest.raises(WorkflowArgsError) as raised:
+        spec.validate_args({"depth": "deep", "colour": "red"})
+    assert raised.value.problems == {
+        "topic": "required: give a string",
+        "depth": "must be an integer, got 'deep'",
+        "colour": "'colour' is not an argument of this workflow; its arguments: topic, depth",
+    }
+    with pytest.raises(WorkflowArgsError) as raised:
+        spec.validate_args(["not", "an", "object"])  # type: ignore[arg-type]
+    assert list(raised.value.problems) == [None]

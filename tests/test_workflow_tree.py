@@ -81,7 +81,7 @@ def test_two_phases_and_a_cached_agent_make_one_tree_with_the_right_parents(
     assert placed == [
         ("draft", "critic", "success"),
         ("draft", "writer", "success"),
-        ("redo", "writer", "cached"),
+        ("redo", "writer #2", "cached"),  # its second call: named apart in the tree
     ]
     (cached,) = [a for a in agents if a[5] == "cached"]
     assert not [r for r in rows if r[1] == cached[0]]  # a cached agent has no children

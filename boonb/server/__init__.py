@@ -1,7 +1,9 @@
 """boonb's Jupyter server extension: REST access to the project's traces.
 
 ``GET /boonb/api/chats/{chat_id}/traces`` pages a chat's traces (large values as
-previews); ``GET /boonb/api/traces/{trace_id}`` returns one trace in full.
+previews); ``GET /boonb/api/traces/{trace_id}`` returns one trace in full;
+``GET /boonb/api/orchestrator/workflows``, ``.../runs`` and ``.../runs/{run_id}`` list the
+project's workflows, page its workflow runs and give one run's pane.
 
 Enabled by ``jupyter_server_config.d/boonb.json`` (installed with the wheel), or
 explicitly with ``--ServerApp.jpserver_extensions="{'boonb.server': True}"``.
@@ -13,7 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 from boonb.server.app import BoonbServer
-from boonb.server.handlers import TraceDetailHandler, TraceQuery, TracesHandler, handlers
+from boonb.server.handlers import (
+    RunHandler,
+    RunsHandler,
+    RunsQuery,
+    TraceDetailHandler,
+    TraceQuery,
+    TracesHandler,
+    WorkflowsHandler,
+    handlers,
+)
+from boonb.server.orchestrator import ProjectRuns, RunNotFound, WorkflowList
 from boonb.server.traces import ChatNotFound, ProjectTraces, TraceNotFound
 
 
@@ -27,6 +39,11 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     traces = ProjectTraces(path, lock_timeout=extension.database_lock_timeout())
     web_app = serverapp.web_app
     web_app.settings["boonb_traces"] = traces
+    web_app.settings["boonb_runs"] = ProjectRuns(
+        extension.project_root(serverapp.root_dir),
+        path,
+        lock_timeout=extension.database_lock_timeout(),
+    )
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
     serverapp.log.info("boonb: serving traces from %s", path)
 
@@ -34,10 +51,17 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 __all__ = [
     "BoonbServer",
     "ChatNotFound",
+    "ProjectRuns",
     "ProjectTraces",
+    "RunHandler",
+    "RunNotFound",
+    "RunsHandler",
+    "RunsQuery",
     "TraceDetailHandler",
     "TraceNotFound",
     "TraceQuery",
     "TracesHandler",
+    "WorkflowList",
+    "WorkflowsHandler",
     "handlers",
 ]

@@ -59,13 +59,19 @@ class BoonbServer(Configurable):
         settings = config.from_environment()
         if settings.db_path is not None:
             return _absolute(settings.db_path)
+        return self.project_root(root_dir) / ".boonb" / "boonb.duckdb"
+
+    def project_root(self, root_dir: str | os.PathLike[str]) -> Path:
+        """The project root, whose ``.boocode/workflows`` the orchestrator lists.
+
+        ``BoonbServer.project``, else ``BOONB_PROJECT``, else the server's ``root_dir``.
+        """
+        settings = config.from_environment()
         if self.project:
-            project = _absolute(self.project)
-        elif "project" in settings.model_fields_set:
-            project = _absolute(settings.project)
-        else:
-            project = _absolute(root_dir)
-        return project / ".boonb" / "boonb.duckdb"
+            return _absolute(self.project)
+        if "project" in settings.model_fields_set:
+            return _absolute(settings.project)
+        return _absolute(root_dir)
 
     def database_lock_timeout(self) -> float:
         """Seconds to wait for another process's lock before giving up."""

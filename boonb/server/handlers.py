@@ -14,6 +14,8 @@ from jupyter_server.utils import url_path_join
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from tornado import web
 
+from boonb.frames import WorkflowState
+from boonb.server.orchestrator import ProjectRuns, RunNotFound
 from boonb.server.traces import (
     DEFAULT_TREE_NODES,
     MAX_TREE_NODES,
@@ -32,6 +34,7 @@ from boonb.store import (
 )
 from boonb.store.projections import TraceTree
 from boonb.store.traces import PagedTrace
+from boonb.store.workflow_runs import DEFAULT_RUNS_LIMIT, MAX_RUNS_LIMIT
 
 # Seconds a client is told to wait after a 503 for a database another process held.
 RETRY_AFTER_S = 2
@@ -95,6 +98,30 @@ class TreeQuery(_Query):
     )
 
 
+class RunsQuery(_Query):
+    """Query parameters of ``GET .../orchestrator/runs``."""
+
+    limit: int = Field(
+        default=DEFAULT_RUNS_LIMIT,
+        ge=1,
+        le=MAX_RUNS_LIMIT,
+        description=f"an integer from 1 to {MAX_RUNS_LIMIT}",
+    )
+    cursor: str | None = Field(
+        default=None, min_length=1, description="the next_cursor of a previous page"
+    )
+    state: WorkflowState | None = Field(
+        default=None,
+        description="one of pending, running, completed, failed, cancelled, interrupted",
+    )
+    search: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="part of a workflow's name, 1 to 200 characters",
+    )
+
+
 def _invalid(exc: ValidationError, values: dict[str, str], query: type[_Query]) -> InvalidQuery:
     error = exc.errors()[0]
     name = str(error["loc"][0]) if error["loc"] else "?"
@@ -120,6 +147,18 @@ class _BoonbHandler(APIHandler):
         traces: ProjectTraces = self.settings["boonb_traces"]
         return traces
 
+    @property
+    def runs(self) -> ProjectRuns:
+        runs: ProjectRuns = self.settings["boonb_runs"]
+        return runs
+
+    def _no_query(self) -> bool:
+        """Refuse (400) any query parameter of an endpoint that takes none; True if refused."""
+        given = sorted(set(self.request.query_arguments) - _JUPYTER_ARGUMENTS)
+        if given:
+            self._error(400, InvalidQuery(f"unknown query parameter {given[0]!r}; this takes none"))
+        return bool(given)
+
     async def _answer(self, read: Callable[[], BaseModel | bytes]) -> None:
         """Finish with ``read()``'s JSON, or with the error it raised as its status."""
         try:
@@ -128,7 +167,7 @@ class _BoonbHandler(APIHandler):
             answer = await asyncio.to_thread(read)
         except InvalidQuery as exc:
             self._error(400, exc)
-        except (ChatNotFound, TraceNotFound) as exc:
+        except (ChatNotFound, TraceNotFound, RunNotFound) as exc:
             self._error(404, exc)
         except DatabaseLocked as exc:
             self.set_header("Retry-After", str(RETRY_AFTER_S))
@@ -189,11 +228,8 @@ class TraceDetailHandler(_BoonbHandler):
     @web.authenticated
     @authorized
     async def get(self, trace_id: str) -> None:
-        given = sorted(set(self.request.query_arguments) - _JUPYTER_ARGUMENTS)
-        if given:
-            self._error(400, InvalidQuery(f"unknown query parameter {given[0]!r}; this takes none"))
-            return
-        await self._answer(partial(self.traces.detail, trace_id))
+        if not self._no_query():
+            await self._answer(partial(self.traces.detail, trace_id))
 
 
 _TREE_JSON: TypeAdapter[TraceTree[PagedTrace]] = TypeAdapter(TraceTree[PagedTrace])
@@ -241,10 +277,77 @@ class TreeHandler(_BoonbHandler):
         )
 
 
+class WorkflowsHandler(_BoonbHandler):
+    """``GET /boonb/api/orchestrator/workflows``: the workflows the project can run.
+
+    Answers ``{"workflows": [WorkflowInfo], "skipped": ["path: why"]}``, found in the
+    project's ``.boocode/workflows``, the user's ``~/.boocode/workflows`` and the built-in
+    catalog (read, never executed), each with its arguments (``args``: name, type,
+    description, default, required; and ``args_schema``, the same as a JSON schema).
+    Errors: 400 for any query parameter (it takes none).
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        if not self._no_query():
+            await self._answer(self.runs.workflows)
+
+
+class RunsHandler(_BoonbHandler):
+    """``GET /boonb/api/orchestrator/runs``: one keyset page of the project's runs, newest first.
+
+    Answers ``{"runs": [RunSummary], "next_cursor": str | null}``. ``state`` keeps runs in
+    one state, ``search`` those whose workflow name contains it (any case); a cursor is
+    bound to the filters it was made with. Errors are ``{"error": {"type", "message"}}``
+    with 400 (bad parameter or cursor), 503 with ``Retry-After`` (database held by another
+    process too long) or 500 (the database path is unusable). No database yet: no runs.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        try:
+            query = RunsQuery.from_arguments(self.request.query_arguments)
+        except InvalidQuery as exc:
+            self._error(400, exc)
+            return
+        await self._answer(
+            partial(
+                self.runs.page,
+                cursor=query.cursor,
+                limit=query.limit,
+                state=query.state,
+                search=query.search,
+            )
+        )
+
+
+class RunHandler(_BoonbHandler):
+    """``GET /boonb/api/orchestrator/runs/{run_id}``: one run's status, steps, logs and result.
+
+    Answers a ``RunDetail``: ``status`` (a ``workflow:status`` frame), ``args``,
+    ``result``, ``steps`` (``workflow:step`` frames, one per agent call, each with the
+    ``trace_id`` of its row in the run's trace tree), ``logs`` (``workflow:log`` frames,
+    the last 20,000 at most) and ``logs_total``. Errors: 400 (a parameter was given, or the
+    id is no UUID), 404 (no such run stored), 503 with ``Retry-After``, 500.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        if not self._no_query():
+            await self._answer(partial(self.runs.detail, run_id))
+
+
 def handlers(base_url: str) -> list[tuple[str, type[APIHandler]]]:
     """URL patterns (under the server's base URL) and their handlers."""
     api = url_path_join(base_url, "boonb", "api")
+    orchestrator = url_path_join(api, "orchestrator")
     return [
+        (url_path_join(orchestrator, "workflows"), WorkflowsHandler),
+        (url_path_join(orchestrator, "runs"), RunsHandler),
+        (url_path_join(orchestrator, "runs", r"(?P<run_id>[^/]+)"), RunHandler),
         (url_path_join(api, "traces", r"(?P<root_id>[^/]+)", "tree"), TreeHandler),
         (url_path_join(api, "chats", r"(?P<chat_id>[^/]+)", "traces"), TracesHandler),
         (url_path_join(api, "traces", r"(?P<trace_id>[^/]+)"), TraceDetailHandler),

@@ -33,7 +33,7 @@ import duckdb
 from boonb.frames import Frame, ModelCallComplete, ToolTraceComplete, TraceRecord
 from boonb.store.database import Database
 from boonb.store.errors import DatabaseLocked, StoreError
-from boonb.store.rows import TRACE_COLUMNS, Action, Row, cache_row
+from boonb.store.rows import TRACE_COLUMNS, Action, Row, cache_row, frame_rows
 from boonb.store.trace_table import trace_table
 
 log = logging.getLogger("boonb.store")
@@ -222,6 +222,8 @@ class Writer:
                 rows.extend(cache_row(item.trace, segment) for segment in item.cache)
             elif isinstance(item, Row):
                 rows.append(item)
+            else:  # a workflow run's steps and log lines (see STORED_FRAME_TYPES)
+                rows.extend(frame_rows(item))
         try:
             self._write(rows, traces)
         except DatabaseLocked as exc:

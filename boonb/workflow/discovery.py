@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import ErrorDetails
 
 from boonb.errors import WorkflowError
 
@@ -51,6 +52,16 @@ class ArgSpec(BaseModel):
         return self.required if self.required is not None else self.default is None
 
 
+_A_TYPE: dict[str, str] = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "an object",
+}
+
+
 class Declaration(BaseModel):
     """A workflow file's literal ``workflow = {...}``: its name, description, args and timeout."""
 
@@ -64,7 +75,15 @@ class Declaration(BaseModel):
 
 
 class WorkflowArgsError(WorkflowError, ValueError):
-    """The arguments given to a workflow do not match what it declares."""
+    """The arguments given to a workflow do not match what it declares.
+
+    ``problems`` holds one message per argument at fault (``None``: the arguments as a
+    whole), so a form can show each beside its field.
+    """
+
+    def __init__(self, message: str, problems: dict[str | None, str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: dict[str | None, str] = problems or {}
 
 
 @dataclass(frozen=True)
@@ -83,15 +102,36 @@ class WorkflowSpec:
         return self._args_model().model_json_schema()
 
     def validate_args(self, values: dict[str, Any] | None) -> dict[str, Any]:
-        """Check run arguments against the declaration; fill in defaults."""
+        """Check run arguments against the declaration; fill in defaults.
+
+        Raises :class:`WorkflowArgsError` naming every argument at fault (its
+        ``problems``), each with what to give instead.
+        """
+        if values is not None and not isinstance(values, dict):
+            problem = f"the arguments must be an object of name to value, got {values!r}"
+            raise WorkflowArgsError(f"workflow {self.name!r}: {problem}", {None: problem})
         try:
             model = self._args_model().model_validate(values or {})
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'args'}: {e['msg']}" for e in exc.errors()
-            )
-            raise WorkflowArgsError(f"workflow {self.name!r}: {problems}") from None
+            problems: dict[str | None, str] = {}
+            for error in exc.errors():
+                name = str(error["loc"][0]) if error["loc"] else None
+                problems.setdefault(name, self._problem(name, error))
+            text = "; ".join(f"{name or 'args'}: {message}" for name, message in problems.items())
+            raise WorkflowArgsError(f"workflow {self.name!r}: {text}", problems) from None
         return model.model_dump()
+
+    def _problem(self, name: str | None, error: ErrorDetails) -> str:
+        """A message for one argument that says what to give instead."""
+        spec = self.args.get(name) if name is not None else None
+        if spec is None:
+            known = ", ".join(self.args) or "none"
+            return f"{name!r} is not an argument of this workflow; its arguments: {known}"
+        if error["type"] == "missing":
+            return f"required: give {_A_TYPE[spec.type]}"
+        if len(error["loc"]) > 1:  # inside a list or object: pydantic's words say where
+            return error["msg"]
+        return f"must be {_A_TYPE[spec.type]}, got {error['input']!r}"
 
     def _args_model(self) -> type[BaseModel]:
         fields: dict[str, Any] = {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import os
 import uuid
 from collections.abc import Callable
@@ -18,24 +17,34 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, JsonValue
-
 from boonb.agent.factory import AgentFactory
 from boonb.agent.sessions import process_alive
 from boonb.bus import Bus
 from boonb.config import Settings
 from boonb.engine import Engine, EngineFuture
 from boonb.errors import WorkflowError
-from boonb.frames import WorkflowState
-from boonb.store import Store, make_row
+from boonb.frames import WorkflowState, WorkflowStatus
+from boonb.store import RunDetail, RunPage, Store, WorkflowRunStore
+from boonb.store.workflow_runs import DEFAULT_RUNS_LIMIT, MAX_LOG_LINES, run_row
 from boonb.workflow.cache import ResultCache
 from boonb.workflow.calls import serve_call
-from boonb.workflow.discovery import Discovery, WorkflowSpec, default_sources, discover
+from boonb.workflow.discovery import (
+    Discovery,
+    WorkflowArgsError,
+    WorkflowSpec,
+    default_sources,
+    discover,
+)
+from boonb.workflow.models import ArgError, ArgsCheck, RunStatus, WorkflowInfo, workflow_info
+from boonb.workflow.report import RunReport
 from boonb.workflow.runner import WorkflowRun
 from boonb.workflow.sandbox import SandboxPool, SandboxResult
 
 CELL = "<cell>"
 Entry = Literal["script", "run"]
+KEPT_RUNS = 20
+"""Ended runs whose steps and log lines this kernel keeps in memory; older ones (and their
+many log lines) are let go and read back from the store."""
 
 
 class UnknownWorkflow(WorkflowError, LookupError):
@@ -44,33 +53,6 @@ class UnknownWorkflow(WorkflowError, LookupError):
 
 class UnknownRun(WorkflowError, LookupError):
     """No workflow run has that id."""
-
-
-class WorkflowInfo(BaseModel):
-    """One discovered workflow as ``%workflow list`` and the views show it."""
-
-    name: str
-    description: str
-    args_schema: dict[str, Any]
-    source: str
-    path: str
-
-
-class RunStatus(BaseModel):
-    """Where a run stands; ``result`` once it completed."""
-
-    run_id: uuid.UUID
-    workflow: str
-    state: WorkflowState
-    phase: str | None = None
-    agents_done: int = 0
-    agents_total: int = 0
-    agents_run: int = 0
-    tokens_used: int = 0
-    budget: int | None = None
-    result: JsonValue = None
-    error: str | None = None
-    violation: str | None = None
 
 
 @dataclass
@@ -83,13 +65,18 @@ class _Run:
     host: WorkflowRun | None = None
     future: EngineFuture[RunStatus] | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    released: bool = False
+    """Its steps and log lines were let go (see :data:`KEPT_RUNS`): the store has them."""
 
 
 class WorkflowManager:
     """Discovers workflows, starts runs in the sandbox, and tracks, cancels and records them.
 
     ``run(name, args)`` and ``run_script(source, args)`` start a run on the engine and
-    return its id at once; ``status``, ``wait``, ``future`` and ``cancel`` follow it.
+    return its id at once; ``status``, ``wait``, ``future`` and ``cancel`` follow it,
+    ``rerun`` starts it again. What the views show: ``list`` (workflows and their
+    arguments), ``check_args`` (a form's arguments, checked without running), ``detail``
+    (a run's pane) and ``runs`` (the project's runs), the last two for any kernel's runs.
     """
 
     def __init__(
@@ -137,18 +124,26 @@ class WorkflowManager:
         return self._discovery
 
     def list(self, *, refresh: bool = False) -> list[WorkflowInfo]:
+        """Every workflow found (project, user, built-in), by name, with its arguments."""
         return [
-            WorkflowInfo(
-                name=spec.name,
-                description=spec.description,
-                args_schema=spec.args_schema(),
-                source=spec.source,
-                path=str(spec.path),
-            )
+            workflow_info(spec)
             for spec in sorted(
                 self.discovery(refresh=refresh).workflows.values(), key=lambda s: s.name
             )
         ]
+
+    def check_args(self, workflow: str, args: dict[str, Any] | None) -> ArgsCheck:
+        """Check arguments as :meth:`run` would, running nothing: every problem, per argument.
+
+        An unknown workflow raises :class:`UnknownWorkflow` (there is no form to show).
+        """
+        spec = self.get(workflow)
+        try:
+            values = spec.validate_args(args)
+        except WorkflowArgsError as exc:
+            errors = [ArgError(arg=name, message=text) for name, text in exc.problems.items()]
+            return ArgsCheck(workflow=spec.name, ok=False, values=None, errors=errors)
+        return ArgsCheck(workflow=spec.name, ok=True, values=values, errors=[])
 
     def get(self, name: str) -> WorkflowSpec:
         workflows = self.discovery().workflows
@@ -169,7 +164,11 @@ class WorkflowManager:
         budget: int | None = None,
         timeout: float | None = None,
     ) -> uuid.UUID:
-        """Start a discovered workflow; returns its run id at once (it may wait as pending)."""
+        """Start a discovered workflow; returns its run id at once (it may wait as pending).
+
+        Arguments that do not match the declaration raise :class:`WorkflowArgsError` (its
+        ``problems`` per argument) and nothing runs.
+        """
         spec = self.get(workflow) if isinstance(workflow, str) else workflow
         values = spec.validate_args(args)
         limit = timeout or spec.timeout or self.settings.workflow_timeout_s
@@ -189,30 +188,111 @@ class WorkflowManager:
             CELL, source, dict(args or {}), budget=budget, timeout=limit, entry="script"
         )
 
+    def rerun(
+        self, run_id: uuid.UUID | str, *, budget: int | None = None, timeout: float | None = None
+    ) -> uuid.UUID:
+        """Start an ended run's workflow again with the same arguments; returns the new run id.
+
+        Agents whose results are cached (same prompt, input, model and tools) are answered
+        from the cache, so their steps read ``cached``. A run of another kernel can be run
+        again when it ran a discovered workflow (a cell's script is only in its kernel).
+        The budget is the first run's unless ``budget`` is given.
+        """
+        key = _uuid(run_id)
+        run = self._runs.get(key)
+        if run is not None:
+            if run.status.state in ("pending", "running"):
+                raise WorkflowError(
+                    f"run {key} has not ended; cancel it (%workflow cancel {key}) or wait, "
+                    "then run it again"
+                )
+            limit = budget or run.status.budget
+            new = (
+                self.run_script(run.source, run.args, budget=limit, timeout=timeout or run.timeout)
+                if run.entry == "script"
+                else self.run(run.status.workflow, run.args, budget=limit, timeout=timeout)
+            )
+            return new
+        stored = self._run_store().summary(key)
+        if stored is None:
+            raise UnknownRun(_not_stored(key))
+        if stored.state in ("pending", "running"):
+            raise WorkflowError(
+                f"run {key} is still {stored.state} in another kernel; wait for it to end"
+            )
+        if stored.workflow == CELL:
+            raise WorkflowError(
+                f"run {key} ran a cell's script, which only its own kernel kept; "
+                "run that cell again"
+            )
+        limit = budget or stored.budget
+        return self.run(stored.workflow, stored.args, budget=limit, timeout=timeout)
+
     def cancel(self, run_id: uuid.UUID | str) -> bool:
-        """Stop a run: the sandbox worker is killed, its agents cancelled, the run marked so."""
+        """Stop a run: the sandbox worker is killed, its agents cancelled, the run marked so.
+
+        Its open traces close with outcome ``cancelled``. False when it had already ended.
+        """
         run = self._run(run_id)
         if run.future is None or run.future.done():
             return False
         return run.future.cancel()
 
     def status(self, run_id: uuid.UUID | str) -> RunStatus:
+        """Where a run stands: this kernel's from memory, any other from the store."""
         run_id = _uuid(run_id)
         run = self._runs.get(run_id)
         if run is not None:
             if run.host is not None and run.status.state == "running":
-                host = run.host
-                run.status = run.status.model_copy(
-                    update={
-                        "phase": host.phase,
-                        "agents_done": host.agents_done,
-                        "agents_total": host.agents_total,
-                        "agents_run": host.agents_run,
-                        "tokens_used": host.tokens_used,
-                    }
-                )
+                run.status = run.status.model_copy(update=_progress(run.host))
             return run.status
-        return self._stored_status(run_id)
+        detail = self._stored_detail(run_id)
+        return RunStatus(run_id=run_id, result=detail.result, **_status_fields(detail.status))
+
+    def detail(self, run_id: uuid.UUID | str) -> RunDetail:
+        """A run's pane: status, steps, log lines and result, from memory or the store.
+
+        This kernel's runs come from memory (``live`` True), any other run (another
+        kernel's, or one from before a restart) from the store. :class:`UnknownRun` if
+        neither knows it.
+        """
+        key = _uuid(run_id)
+        run = self._runs.get(key)
+        if run is None or run.released:
+            return self._stored_detail(key)
+        status = self.status(key)
+        host = run.host
+        logs = host.logs if host is not None else []
+        return RunDetail(
+            status=_status_frame(status, host),
+            args=run.args,
+            result=status.result,
+            steps=list(host.steps.values()) if host is not None else [],
+            logs=logs[-MAX_LOG_LINES:],
+            logs_total=len(logs),
+            created_at=run.created_at,
+            session_id=self.session_id,
+            live=True,
+        )
+
+    def runs(
+        self,
+        *,
+        cursor: str | None = None,
+        limit: int = DEFAULT_RUNS_LIMIT,
+        state: WorkflowState | None = None,
+        search: str | None = None,
+    ) -> RunPage:
+        """A page of the project's runs (all kernels), newest first.
+
+        Bad cursors, limits and states raise the store's ``InvalidQuery`` errors.
+        """
+        self.store.writer.flush()
+        return self._run_store().page(cursor, limit, state=state, search=search)
+
+    def report(self, run_id: uuid.UUID | str) -> RunReport:
+        """A run's readable summary (what ``%workflow status RUN`` prints and returns)."""
+        return RunReport(self.detail(run_id))
 
     def wait(self, run_id: uuid.UUID | str, timeout: float | None = None) -> RunStatus:
         run = self._run(run_id)
@@ -254,6 +334,7 @@ class WorkflowManager:
         )
         self._runs[run_id] = run
         self._record(run)
+        self.bus.publish(_status_frame(run.status, None))  # a view shows it waiting at once
         run.future = self.engine.submit(self._execute(run))
         return run_id
 
@@ -278,7 +359,7 @@ class WorkflowManager:
                     session_id=self.session_id,
                 )
                 run.host = host
-                self._update(run, state="running")
+                self._update(run, state="running", host=host)
                 self.bus.publish(host.status_frame("running"))
                 result = await self._pool.run(
                     run.source,
@@ -289,11 +370,17 @@ class WorkflowManager:
                 )
             self._finish(run, host, result)
         except asyncio.CancelledError:
-            self._update(run, state="cancelled", error="cancelled", host=host)
             if host is not None:
-                self.bus.publish(host.status_frame("cancelled", "cancelled"))
+                host.log("cancelled", level="error")
+                frame = host.status_frame("cancelled", "cancelled")
+                self._update(run, state="cancelled", error="cancelled", host=host)
+                self.bus.publish(frame)
                 host.record_end("cancelled", "cancelled")
                 host.close()
+                self._release_old_runs()
+            else:
+                self._update(run, state="cancelled", error="cancelled")
+                self.bus.publish(_status_frame(run.status, None))
             raise
         return run.status
 
@@ -302,6 +389,9 @@ class WorkflowManager:
         if result.status == "cancelled":
             state = "cancelled"
         error = result.error or result.violation
+        if error:
+            host.log(f"{state}: {error}", level="error")
+        frame = host.status_frame(state, error)  # first: it marks the run finished
         self._update(
             run,
             state=state,
@@ -310,48 +400,40 @@ class WorkflowManager:
             violation=result.violation,
             host=host,
         )
-        self.bus.publish(host.status_frame(state, error))
+        self.bus.publish(frame)
         host.record_end(state, error)
         host.close()
+        self._release_old_runs()
 
     def _update(self, run: _Run, *, host: WorkflowRun | None = None, **changes: Any) -> None:
         if host is not None:
-            changes.update(
-                phase=host.phase,
-                agents_done=host.agents_done,
-                agents_total=host.agents_total,
-                agents_run=host.agents_run,
-                tokens_used=host.tokens_used,
-            )
+            changes.update(_progress(host))
+        elif changes.get("state") not in (None, "pending", "running"):
+            changes.setdefault("finished_at", datetime.now(UTC))
         run.status = run.status.model_copy(update=changes)
         self._record(run)
 
     def _record(self, run: _Run) -> None:
-        status = run.status
-        now = datetime.now(UTC)
         self.store.writer.enqueue(
-            make_row(
-                "workflow_runs",
-                {
-                    "id": status.run_id,
-                    "workflow": status.workflow,
-                    "source": None if status.workflow == CELL else status.workflow,
-                    "args": run.args,
-                    "state": status.state,
-                    "result": status.result,
-                    "error": status.error,
-                    "tokens_used": status.tokens_used,
-                    "budget": status.budget,
-                    "session_id": self.session_id,
-                    "kernel_pid": os.getpid(),
-                    "created_at": run.created_at,
-                    "started_at": now if status.state == "running" else None,
-                    "finished_at": now if status.state not in ("pending", "running") else None,
-                },
-                json_columns=frozenset({"args", "result"}),
-                action="upsert",
+            run_row(
+                _status_frame(run.status, run.host),
+                args=run.args,
+                result=run.status.result,
+                session_id=self.session_id,
+                kernel_pid=os.getpid(),
+                created_at=run.created_at,
             )
         )
+
+    def _release_old_runs(self) -> None:
+        """Let go of the steps and log lines of all but the last :data:`KEPT_RUNS` ended runs."""
+        ended = [
+            run
+            for run in self._runs.values()
+            if not run.released and run.status.state not in ("pending", "running")
+        ]
+        for run in ended[: max(len(ended) - KEPT_RUNS, 0)]:
+            run.host, run.released = None, True
 
     def _run(self, run_id: uuid.UUID | str) -> _Run:
         run = self._runs.get(_uuid(run_id))
@@ -362,41 +444,84 @@ class WorkflowManager:
             )
         return run
 
-    def _stored_status(self, run_id: uuid.UUID) -> RunStatus:
+    def _run_store(self) -> WorkflowRunStore:
+        return WorkflowRunStore(self.store.db)
+
+    def _stored_detail(self, run_id: uuid.UUID) -> RunDetail:
         store = self.store
         store.writer.flush()
-        with store.db.connection() as con:
-            row = con.execute(
-                "SELECT workflow, state, tokens_used, budget, result, error FROM workflow_runs "
-                "WHERE id = ?",
-                [run_id],
-            ).fetchone()
-        if row is None:
-            raise UnknownRun(
-                f"no workflow run {run_id} is stored in this project; copy the id that "
-                "%workflow run printed"
-            )
-        workflow, state, tokens, budget, result, error = row
-        return RunStatus(
-            run_id=run_id,
-            workflow=workflow,
-            state=state,
-            tokens_used=tokens,
-            budget=budget,
-            result=json.loads(result) if result else None,
-            error=error,
-        )
+        found = WorkflowRunStore(store.db).detail(run_id)
+        if found is None:
+            raise UnknownRun(_not_stored(run_id))
+        return found
+
+
+def _progress(host: WorkflowRun) -> dict[str, Any]:
+    """What a run's status takes from its host while it runs."""
+    return {
+        "phase": host.phase,
+        "agents_done": host.agents_done,
+        "agents_total": host.agents_total,
+        "agents_run": host.agents_run,
+        "agents_cached": host.agents_cached,
+        "agents_failed": host.agents_failed,
+        "tokens_used": host.tokens_used,
+        "started_at": host.started_at,
+        "finished_at": host.finished_at,
+    }
+
+
+def _status_frame(status: RunStatus, host: WorkflowRun | None) -> WorkflowStatus:
+    """The ``workflow:status`` frame of a run as ``status`` has it."""
+    return WorkflowStatus(
+        run_id=status.run_id,
+        workflow=status.workflow,
+        state=status.state,
+        phase=status.phase,
+        agents_done=status.agents_done,
+        agents_total=status.agents_total,
+        tokens_used=status.tokens_used,
+        error=status.error,
+        agents_cached=status.agents_cached,
+        agents_failed=status.agents_failed,
+        budget=status.budget,
+        started_at=status.started_at if host is None else host.started_at,
+        finished_at=status.finished_at,
+    )
+
+
+def _status_fields(frame: WorkflowStatus) -> dict[str, Any]:
+    return {
+        "workflow": frame.workflow,
+        "state": frame.state,
+        "phase": frame.phase,
+        "agents_done": frame.agents_done,
+        "agents_total": frame.agents_total,
+        "agents_run": frame.agents_done - frame.agents_cached,
+        "agents_cached": frame.agents_cached,
+        "agents_failed": frame.agents_failed,
+        "tokens_used": frame.tokens_used,
+        "budget": frame.budget,
+        "error": frame.error,
+        "started_at": frame.started_at,
+        "finished_at": frame.finished_at,
+    }
+
+
+def _not_stored(run_id: uuid.UUID) -> str:
+    return (
+        f"no workflow run {run_id} is stored in this project; copy the id that "
+        "%workflow run printed (the orchestrator's runs list shows every run)"
+    )
 
 
 def mark_interrupted_runs(store: Store) -> int:
     """Runs a dead kernel of this host left pending or running read as ``interrupted``."""
-    with store.db.connection() as con:
-        rows = con.execute(
-            "SELECT id, kernel_pid FROM workflow_runs WHERE state IN ('pending', 'running')"
-        ).fetchall()
-        dead = [run_id for run_id, pid in rows if pid != os.getpid() and not process_alive(pid)]
-        for run_id in dead:
-            con.execute("UPDATE workflow_runs SET state = 'interrupted' WHERE id = ?", [run_id])
+    runs = WorkflowRunStore(store.db)
+    dead = [
+        run_id for run_id, pid in runs.open_runs() if pid != os.getpid() and not process_alive(pid)
+    ]
+    runs.mark_interrupted(dead)
     return len(dead)
 
 

@@ -10,6 +10,12 @@ root, each phase a ``phase`` row under it, each agent call an ``agent`` row unde
 phase (or the run), and the agent's chat hangs under its ``agent`` row. An agent served
 from the result cache is an ``agent`` row with outcome ``cached`` and no children. Rows
 are published as ``tool_trace:complete`` frames when their part ends, like any call's.
+
+Each call of an agent is a step of its own (``workflow:step``), keyed by its ``agent`` row's
+id and named by a label unique in the run: the agent's id when it is called once, else the
+id and the call's number (``analyst #2``). The label is the ``agent`` row's name, the
+step's and its log lines', so the tree, the steps and the log agree. The run keeps its
+steps and log lines (:attr:`WorkflowRun.steps`, :attr:`WorkflowRun.logs`) for its pane.
 """
 
 from __future__ import annotations
@@ -18,14 +24,15 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from time import perf_counter
+from typing import Literal
 
 from pydantic import JsonValue
 
-from boonb.agent.loop import AgentError
 from boonb.agent.recorder import TraceParent
 from boonb.bus import Bus
 from boonb.errors import WorkflowError
@@ -35,6 +42,7 @@ from boonb.frames import (
     Outcome,
     StepState,
     ToolTraceComplete,
+    ToolTraceStart,
     TraceKind,
     TraceRecord,
     WorkflowLog,
@@ -79,6 +87,10 @@ _OUTCOMES: dict[WorkflowState, Outcome] = {
 }
 
 
+PREVIEW_CHARS = 200
+"""Characters of an agent's input a step shows."""
+
+
 @dataclass(slots=True)
 class _Span:
     """A run, phase or agent under way: its row's id and parent, and when it started."""
@@ -121,13 +133,32 @@ class WorkflowRun:
         self.tokens_used = 0
         self.agents_run = 0
         """Agents actually dispatched (not answered from the cache)."""
+        self.agents_cached = 0
+        self.agents_failed = 0
+        self.steps: dict[uuid.UUID, WorkflowStep] = {}
+        """Every step as last sent, by ``trace_id``, in the order they started."""
+        self.logs: list[WorkflowLog] = []
+        """Every line logged, in order (``seq`` 1, 2, ...)."""
+        self.finished_at: datetime | None = None
+        self._calls: Counter[str] = Counter()
         self._chats: dict[uuid.UUID, Scope] = {}
+        self._chat_steps: dict[uuid.UUID, uuid.UUID] = {}
+        self._chat_tokens: Counter[uuid.UUID] = Counter()
+        self._last_log: dict[uuid.UUID, str] = {}
         self._run_span = self._open(run_id, None)
         self._phase_span: _Span | None = None
-        self._unsubscribe = bus.subscribe(self._on_model_call, types={"model_call:complete"})
+        self._unsubscribe = [
+            bus.subscribe(self._on_model_call, types={"model_call:complete"}),
+            bus.subscribe(self._on_tool_start, types={"tool_trace:start"}),
+        ]
+
+    @property
+    def started_at(self) -> datetime:
+        return self._run_span.started_at
 
     def close(self) -> None:
-        self._unsubscribe()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
 
     def record_end(self, state: WorkflowState, error: str | None = None) -> None:
         """Record the run's ``workflow`` row, the root of its tree (once, when it ends)."""
@@ -160,15 +191,41 @@ class WorkflowRun:
             budget = self.budgets[budget_id] = Budget(limit, phase=self.phase)
         return budget
 
+    def labels(self, agent_ids: Sequence[str]) -> list[tuple[str, int]]:
+        """Each next call's label and number: calls of one agent are told apart by number.
+
+        An agent called once so far, and once in this batch, is labelled by its id; any
+        other call by its id and number (a batch calling ``analyst`` three times gets
+        ``analyst #1`` to ``#3``).
+        """
+        in_batch = Counter(agent_ids)
+        numbered = []
+        for agent_id in agent_ids:
+            self._calls[agent_id] += 1
+            n = self._calls[agent_id]
+            label = agent_id if n == 1 and in_batch[agent_id] == 1 else f"{agent_id} #{n}"
+            numbered.append((label, n))
+        return numbered
+
     async def run_agent(
-        self, agent_id: str, input: JsonValue, *, scope: Scope | None = None
+        self,
+        agent_id: str,
+        input: JsonValue,
+        *,
+        scope: Scope | None = None,
+        label: tuple[str, int] | None = None,
     ) -> str:
+        """Run one call of a registered agent (or answer it from the cache); its content.
+
+        ``label`` is the call's label and number from :meth:`labels`; a lone call gets its own.
+        """
         spec = self.agents.get(agent_id)
         if spec is None:
             known = ", ".join(sorted(self.agents)) or "none"
             raise WorkflowError(f"no agent {agent_id!r} was registered; registered: {known}")
         scope = (scope or self.scope).inner(spec.budget)
         scope.check()
+        name, number = label or self.labels([agent_id])[0]
         self.agents_total += 1
         self._status()
         model = spec.model or self.default_model
@@ -181,77 +238,112 @@ class WorkflowRun:
             options={"max_turns": AGENT_MAX_TURNS},
         )
         span = self._open(new_id(), (self._phase_span or self._run_span).id)
-        if spec.cache and self.cache is not None:
-            hit = await asyncio.to_thread(self.cache.get, key)
-            if hit is not None:
-                self.log(f"cached {spec.id} {key[:12]}", agent_id=spec.id)
-                self._step(spec.id, "cached")
-                self._record_agent(span, spec.id, input, "cached", output=hit.result)
-                self.agents_done += 1
-                self._status()
-                return str(hit.result)
-        agent = self.new_agent(
-            model=spec.model,
-            tools=tools,
-            system_prompt=spec.prompt,
+        step = WorkflowStep(
+            run_id=self.run_id,
             agent_id=spec.id,
-            workflow_run_id=self.run_id,
-            max_turns=AGENT_MAX_TURNS,
-            parent=TraceParent(span.id, self.run_id),  # under its agent row, in the run's tree
+            phase=self.phase,
+            state="started",
+            trace_id=span.id,
+            label=name,
+            call_index=number,
+            index=len(self.steps) + 1,
+            input_preview=_preview(input),
+            started_at=span.started_at,
         )
+        self.steps[span.id] = step  # its place in the run is taken now, before any wait
+        if spec.cache and self.cache is not None:
+            cached = await self._from_cache(self.cache, key, span, step, input)
+            if cached is not None:
+                return cached
+        try:
+            agent = self.new_agent(
+                model=spec.model,
+                tools=tools,
+                system_prompt=spec.prompt,
+                agent_id=spec.id,
+                workflow_run_id=self.run_id,
+                max_turns=AGENT_MAX_TURNS,
+                parent=TraceParent(span.id, self.run_id),  # under its agent row, in the tree
+            )
+        except Exception as exc:  # e.g. an unknown tool: the step fails before it runs
+            self._fail(span, step, input, str(exc), None)
+            raise
         chat_id: uuid.UUID = agent.chat_id  # type: ignore[attr-defined]
+        step = replace(step, chat_id=chat_id)
         task = asyncio.current_task()
         assert task is not None
         self._chats[chat_id] = scope
+        self._chat_steps[chat_id] = span.id
         scope.enter(task)
-        self._step(spec.id, "started")
+        self._send_step(step)
         self.agents_run += 1
         try:
             result = await agent.run(_as_prompt(input))  # type: ignore[attr-defined]
         except asyncio.CancelledError:
             spent = next((b for b in scope.budgets if b.exceeded), None)
             if spent is None:
-                self._step(spec.id, "cancelled")
-                self._record_agent(span, spec.id, input, "cancelled")
+                self._end_step(span, step, "cancelled", chat_id=chat_id)
+                self._record_agent(span, step, input, "cancelled")
                 raise
             task.uncancel()  # the budget cancelled it: report that, not a cancellation
-            self._step(spec.id, "failed", error=spent.message())
-            self._record_agent(span, spec.id, input, "error", error=spent.message())
+            self._fail(span, step, input, spent.message(), chat_id)
             raise BudgetExceeded(spent.message()) from None
-        except AgentError as exc:
-            self._step(spec.id, "failed", error=str(exc))
-            self._record_agent(span, spec.id, input, "error", error=str(exc))
+        except Exception as exc:  # AgentError, or a bug: either way the step failed
+            self._fail(span, step, input, str(exc), chat_id)
             raise
         finally:
             scope.leave(task)
             self._chats.pop(chat_id, None)
+            self._chat_steps.pop(chat_id, None)
         self.agents_done += 1
-        tokens = result.stats.usage.tokens_used
-        self._record_agent(span, spec.id, input, "success", output=result.content)
-        self._step(spec.id, "completed", tokens=tokens)
+        self._record_agent(span, step, input, "success", output=result.content)
+        self._end_step(span, step, "completed", chat_id=chat_id)
         self._status()
         content: str = result.content
         if spec.cache and self.cache is not None:
             self.cache.put(key, agent_id=spec.id, result=content)
         return content
 
+    async def _from_cache(
+        self, cache: ResultCache, key: str, span: _Span, step: WorkflowStep, input: JsonValue
+    ) -> str | None:
+        """The call's cached result, its step and row closed as ``cached``; None on a miss."""
+        try:
+            hit = await asyncio.to_thread(cache.get, key)
+        except asyncio.CancelledError:  # cancelled before it ran: still a closed step
+            self._end_step(span, step, "cancelled")
+            self._record_agent(span, step, input, "cancelled")
+            raise
+        if hit is None:
+            return None
+        self.log(f"cached {step.label} {key[:12]}", step=step)
+        self.agents_done += 1
+        self.agents_cached += 1
+        self._end_step(span, step, "cached")
+        self._record_agent(span, step, input, "cached", output=hit.result)
+        self._status()
+        return str(hit.result)
+
     async def parallel(
         self, items: Sequence[tuple[str, JsonValue]], *, budget: Budget | None = None
     ) -> list[str | None]:
         """Run agents at once; a failed agent's slot is None (its error is logged)."""
         scope = self.scope.inner(budget)
+        labels = self.labels([agent_id for agent_id, _ in items])
         outcomes = await asyncio.gather(
-            *(self.run_agent(agent_id, value, scope=scope) for agent_id, value in items),
+            *(
+                self.run_agent(agent_id, value, scope=scope, label=label)
+                for (agent_id, value), label in zip(items, labels, strict=True)
+            ),
             return_exceptions=True,
         )
         results: list[str | None] = []
-        for (agent_id, _), outcome in zip(items, outcomes, strict=True):
+        for outcome in outcomes:
             if isinstance(outcome, BudgetExceeded):
                 raise outcome
             if isinstance(outcome, asyncio.CancelledError):
                 raise outcome
-            if isinstance(outcome, BaseException):
-                self.log(f"agent {agent_id} failed: {outcome}", agent_id=agent_id)
+            if isinstance(outcome, BaseException):  # run_agent logged it with its step
                 results.append(None)
             else:
                 results.append(outcome)
@@ -280,16 +372,30 @@ class WorkflowRun:
             self._record(span, kind="phase", name=name, outcome=outcome)
         return {agent_id: result for (agent_id, _), result in zip(items, results, strict=True)}
 
-    def log(self, message: str, *, agent_id: str | None = None) -> None:
-        self.bus.publish(
-            WorkflowLog(
-                run_id=self.run_id,
-                phase=self.phase,
-                agent_id=agent_id,
-                message=message,
-                at=utcnow(),
-            )
+    def log(
+        self,
+        message: str,
+        *,
+        agent_id: str | None = None,
+        step: WorkflowStep | None = None,
+        level: Literal["info", "error"] = "info",
+    ) -> None:
+        """Log a line of the run, about one step when ``step`` is given."""
+        line = WorkflowLog(
+            run_id=self.run_id,
+            phase=step.phase if step is not None else self.phase,
+            agent_id=step.agent_id if step is not None else agent_id,
+            message=message,
+            at=utcnow(),
+            seq=len(self.logs) + 1,
+            label=step.label if step is not None else None,
+            trace_id=step.trace_id if step is not None else None,
+            level=level,
         )
+        self.logs.append(line)
+        if step is not None and step.trace_id is not None:
+            self._last_log[step.trace_id] = message
+        self.bus.publish(line)
 
     # The run's own rows in the trace tree.
 
@@ -300,7 +406,7 @@ class WorkflowRun:
     def _record_agent(
         self,
         span: _Span,
-        agent_id: str,
+        step: WorkflowStep,
         input: JsonValue,
         outcome: Outcome,
         *,
@@ -310,12 +416,12 @@ class WorkflowRun:
         self._record(
             span,
             kind="agent",
-            name=agent_id,
+            name=step.label,  # the tree names the call as the steps and the log do
             outcome=outcome,
             input=input,
             output=output,
             error=error,
-            agent_id=agent_id,
+            agent_id=step.agent_id,
         )
 
     def _record(
@@ -356,29 +462,70 @@ class WorkflowRun:
 
     def _on_model_call(self, frame: Frame) -> None:
         assert isinstance(frame, ModelCallComplete)
-        scope = self._chats.get(frame.trace.chat_id)
+        chat_id = frame.trace.chat_id
+        scope = self._chats.get(chat_id)
         if scope is not None:
             self.tokens_used += frame.trace.tokens_used
+            self._chat_tokens[chat_id] += frame.trace.tokens_used
             scope.charge(frame.trace.tokens_used)
 
-    def _step(
-        self, agent_id: str, state: StepState, *, tokens: int = 0, error: str | None = None
+    def _on_tool_start(self, frame: Frame) -> None:
+        """Log each tool call one of the run's agents starts (``→ read_file``)."""
+        assert isinstance(frame, ToolTraceStart)
+        trace_id = self._chat_steps.get(frame.chat_id)
+        step = self.steps.get(trace_id) if trace_id is not None else None
+        if step is not None:
+            self.log(f"→ {frame.tool_name}", step=step)
+
+    def _fail(
+        self,
+        span: _Span,
+        step: WorkflowStep,
+        input: JsonValue,
+        error: str,
+        chat_id: uuid.UUID | None,
     ) -> None:
-        self.bus.publish(
-            WorkflowStep(
-                run_id=self.run_id,
-                agent_id=agent_id,
-                phase=self.phase,
+        self.agents_done += 1
+        self.agents_failed += 1
+        self.log(f"agent {step.label} failed: {error}", step=step, level="error")
+        self._end_step(span, step, "failed", chat_id=chat_id, error=error)
+        self._record_agent(span, step, input, "error", error=error)
+        self._status()
+
+    def _end_step(
+        self,
+        span: _Span,
+        step: WorkflowStep,
+        state: StepState,
+        *,
+        chat_id: uuid.UUID | None = None,
+        error: str | None = None,
+    ) -> None:
+        assert step.trace_id is not None
+        self._send_step(
+            replace(
+                step,
                 state=state,
-                tokens_used=tokens,
+                tokens_used=self._chat_tokens.pop(chat_id, 0) if chat_id is not None else 0,
                 error=error,
+                finished_at=datetime.now(UTC),
+                duration_ms=(perf_counter() - span.started) * 1000,
+                last_log=self._last_log.pop(step.trace_id, None),
             )
         )
+
+    def _send_step(self, step: WorkflowStep) -> None:
+        assert step.trace_id is not None
+        self.steps[step.trace_id] = step
+        self.bus.publish(step)
 
     def _status(self, state: WorkflowState = "running", error: str | None = None) -> None:
         self.bus.publish(self.status_frame(state, error))
 
     def status_frame(self, state: WorkflowState, error: str | None = None) -> WorkflowStatus:
+        """The run's status now; a final state marks the run finished (once)."""
+        if state not in ("pending", "running") and self.finished_at is None:
+            self.finished_at = datetime.now(UTC)
         return WorkflowStatus(
             run_id=self.run_id,
             workflow=self.workflow,
@@ -388,8 +535,22 @@ class WorkflowRun:
             agents_total=self.agents_total,
             tokens_used=self.tokens_used,
             error=error,
+            agents_cached=self.agents_cached,
+            agents_failed=self.agents_failed,
+            budget=self.budget.limit,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
         )
 
 
 def _as_prompt(value: JsonValue) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _preview(value: JsonValue) -> str | None:
+    """The first line of an input, cut to :data:`PREVIEW_CHARS`."""
+    if value is None:
+        return None
+    text = _as_prompt(value).strip()
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"

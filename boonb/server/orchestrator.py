@@ -1,0 +1,94 @@
+"""Blocking reads for the orchestrator's handlers: workflows, runs and one run's pane.
+
+Call them in a worker thread, not the event loop. Workflows are discovered from the
+project's files (statically, as a kernel does: nothing is executed); runs, their steps
+and log lines come from the project database, whichever kernel wrote them.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from boonb.store import (
+    Database,
+    InvalidCursor,
+    InvalidRunId,
+    RunDetail,
+    RunPage,
+    StoreError,
+    WorkflowRunStore,
+)
+from boonb.store.traces import parse_uuid
+from boonb.workflow.discovery import default_sources, discover
+from boonb.workflow.models import WorkflowInfo, workflow_info
+
+
+class RunNotFound(StoreError, LookupError):
+    """No workflow run with this id is stored in the project (or no database yet)."""
+
+
+class WorkflowList(BaseModel):
+    """The workflows a project can run, by name, with their arguments."""
+
+    workflows: list[WorkflowInfo]
+    skipped: list[str]
+    """Workflow files that could not be used, each as ``path: why``."""
+
+
+class ProjectRuns:
+    """The project's workflows and workflow runs, for the orchestrator's REST endpoints.
+
+    Like :class:`boonb.server.traces.ProjectTraces`, it never creates the database:
+    until a kernel wrote one, the runs list is empty and every run unknown.
+    """
+
+    def __init__(self, project: Path, path: Path, *, lock_timeout: float) -> None:
+        self.project = project
+        self.path = path
+        self.lock_timeout = lock_timeout
+        self._db: Database | None = None
+        self._lock = threading.Lock()
+
+    def workflows(self) -> WorkflowList:
+        """Every workflow found now (project, user, built-in), by name."""
+        found = discover(default_sources(self.project))
+        return WorkflowList(
+            workflows=[workflow_info(found.workflows[name]) for name in sorted(found.workflows)],
+            skipped=[f"{path}: {why}" for path, why in found.skipped],
+        )
+
+    def page(
+        self, *, cursor: str | None, limit: int, state: str | None, search: str | None
+    ) -> RunPage:
+        """A page of runs, newest first; an empty page while there is no database."""
+        db = self._database()
+        if db is None:
+            if cursor is not None:  # no database signed it: refuse it as a page would
+                raise InvalidCursor(
+                    "cursor signature does not match: it belongs to another database; "
+                    "start from the first page"
+                )
+            return RunPage(runs=[], next_cursor=None)
+        return WorkflowRunStore(db).page(cursor, limit, state=state, search=search)
+
+    def detail(self, run_id: str) -> RunDetail:
+        """One run's status, steps, log lines and result; :class:`RunNotFound` if not stored."""
+        run = parse_uuid(run_id, InvalidRunId, "run id")
+        db = self._database()
+        found = WorkflowRunStore(db).detail(run) if db is not None else None
+        if found is None:
+            where = self.path if db is not None else f"{self.path} (it does not exist yet)"
+            raise RunNotFound(
+                f"no workflow run {run} is stored in {where}. A run is stored by its kernel "
+                "moments after it starts; take run ids from GET /boonb/api/orchestrator/runs."
+            )
+        return found
+
+    def _database(self) -> Database | None:
+        with self._lock:
+            if self._db is None and self.path.exists():
+                self._db = Database(self.path, lock_timeout=self.lock_timeout)
+            return self._db
