@@ -7,6 +7,7 @@ a new runtime, arguments checked per argument without running, cancel and re-run
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,6 +186,10 @@ def test_cancel_ends_the_run_cancelled_with_its_steps_and_traces_closed(
         'both = parallel([(agent("a", prompt="p"), "slow one"), (agent("a", prompt="p"), "slow")])'
     )
     assert started.wait(30)
+    sim, deadline = runtime.simulator(), time.monotonic() + 30
+    while len(sim.requests) < 2 and time.monotonic() < deadline:  # both in their model calls
+        time.sleep(0.01)
+    assert len(sim.requests) == 2
     assert manager.cancel(run_id)
     assert manager.wait(run_id, timeout=30).state == "cancelled"
     detail = manager.detail(run_id)
