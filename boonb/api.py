@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import tempfile
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +18,14 @@ from boonb.agent.recorder import TraceParent
 from boonb.agent.sessions import RESTART_NOTE, list_sessions
 from boonb.agent.tools.definition import Tool
 from boonb.agent.tools.definition import tool as make_tool
+from boonb.attachments import (
+    SWEEP_AGE_S,
+    AttachmentRef,
+    AttachmentStore,
+    ImageSource,
+    add_image,
+    default_upload_dir,
+)
 from boonb.background import TaskFailed, TaskNotReady, TaskResult, Tasks
 from boonb.frames import TaskUpdate
 from boonb.runtime import Runtime, get_runtime
@@ -272,9 +281,76 @@ def find_chat(chat_id: uuid.UUID | str, *, runtime: Runtime | None = None) -> Ag
         ) from None
 
 
-def start(agent: Agent, prompt: str | list[dict[str, Any]], *, wait: bool = True) -> Any:
-    """Run ``prompt`` on the engine: wait for the result, or return an :class:`AgentHandle`."""
-    return start_run(agent, agent.run(prompt), wait=wait)
+def start(
+    agent: Agent,
+    prompt: str | list[dict[str, Any]],
+    *,
+    images: Sequence[ImageSource] = (),
+    wait: bool = True,
+) -> Any:
+    """Run ``prompt`` on the engine: wait for the result, or return an :class:`AgentHandle`.
+
+    ``images`` are attached to the prompt: paths, bytes, PIL images, matplotlib figures or
+    objects with ``_repr_png_`` (see :func:`add_images`). A bad image, or any image for a
+    model that cannot see, raises before anything is sent or added to the chat.
+    """
+    refs = add_images(images)
+    return start_run(agent, agent.run(prompt, images=refs), wait=wait)
+
+
+def add_images(
+    images: Sequence[ImageSource] | Mapping[str, ImageSource], *, runtime: Runtime | None = None
+) -> list[AttachmentRef]:
+    """Store images in the project's attachments; a mapping gives each its display name.
+
+    All are checked before any is kept in a message; a bad one raises an
+    :class:`~boonb.errors.AttachmentError` naming it.
+    """
+    store = attachments(runtime)
+    named = images.items() if isinstance(images, Mapping) else ((None, i) for i in images)
+    return [add_image(store, image, name=name) for name, image in named]
+
+
+_attachment_stores: weakref.WeakKeyDictionary[Runtime, AttachmentStore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def attachments(runtime: Runtime | None = None) -> AttachmentStore:
+    """The kernel's attachment store for the current project and settings.
+
+    The first call sweeps staged uploads older than ``SWEEP_AGE_S`` (a crash's leftovers)
+    and starts the sweep on the engine, every ``SWEEP_AGE_S / 2`` seconds.
+    """
+    runtime = runtime or get_runtime()
+    settings = runtime.settings
+    store = _attachment_stores.get(runtime)
+    wanted = (
+        Path(settings.project) / ".boonb" / "attachments",
+        settings.upload_dir or default_upload_dir(),
+        settings.max_attachment_size_mb,
+    )
+    if store is None or (store.folder, store.upload_dir, store.max_size_mb) != wanted:
+        first = store is None
+        store = AttachmentStore(
+            settings.project,
+            upload_dir=settings.upload_dir,
+            max_size_mb=settings.max_attachment_size_mb,
+        )
+        _attachment_stores[runtime] = store
+        if first:  # leftovers of an earlier kernel go now, later ones on the engine's timer
+            store.sweep()
+            runtime.engine.submit(_sweep_forever(runtime))
+    return store
+
+
+async def _sweep_forever(runtime: Runtime) -> None:
+    """Remove staged uploads a crash left behind, for as long as the engine runs."""
+    while True:
+        await asyncio.sleep(SWEEP_AGE_S / 2)
+        store = _attachment_stores.get(runtime)
+        if store is not None:
+            await asyncio.to_thread(store.sweep)
 
 
 def start_run(agent: Agent, run: Coroutine[Any, Any, AgentResult], *, wait: bool) -> Any:

@@ -122,6 +122,29 @@ class Settings(BaseModel):
         ),
         json_schema_extra={"env": "BOONB_MAX_PENDING_ROWS"},
     )
+    max_attachment_size_mb: float = Field(
+        default=20,
+        gt=0,
+        le=1_000,
+        description="Largest image a prompt may carry, in MB; larger ones are refused.",
+        json_schema_extra={"env": "MAX_ATTACHMENT_SIZE_MB"},
+    )
+    upload_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where uploads are staged before they are stored; defaults to a boonb-uploads "
+            "folder in the system temp dir. Staged files are removed after use."
+        ),
+        json_schema_extra={"env": "UPLOAD_DIR"},
+    )
+    vision: bool | None = Field(
+        default=None,
+        description=(
+            "Whether the model can take images; unset: the model's profile decides. Set it "
+            "for a model boonb does not know (e.g. a local vision model)."
+        ),
+        json_schema_extra={"env": "BOONB_VISION"},
+    )
     lock_timeout_s: float = Field(
         default=30.0,
         gt=0,

@@ -26,7 +26,7 @@ from boonb.agent.tools.registry import ToolRegistry, default_registry
 from boonb.background import SUBAGENT_ID_PREFIX, Tasks, subagent_tools
 from boonb.bus import Bus
 from boonb.engine import Engine
-from boonb.providers import ChatClient
+from boonb.providers import Capabilities, ChatClient
 from boonb.store import STORED_FRAME_TYPES, Row, Store, make_row
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class Runtime:
         self.savers: dict[uuid.UUID, SessionSaver] = {}
         self.last_chat_id: uuid.UUID | None = None
         self._sim: SimServer | None = None
-        self._clients: dict[tuple[str, str, str, str | None], ChatClient] = {}
+        self._clients: dict[tuple[str, str, str, str | None, Capabilities], ChatClient] = {}
         self._workflows: WorkflowManager | None = None
         self._tasks: Tasks | None = None
         for made in subagent_tools(lambda: self.tasks):
@@ -199,7 +199,9 @@ class Runtime:
 
     def client(self, choice: ProviderChoice) -> ChatClient:
         """A chat client per provider, URL, model and key, reused so connections are pooled."""
-        key = (choice.name, choice.profile.base_url, choice.model, choice.api_key)
+        # The model's capabilities are in the key: `%boonb config vision=...` changes them.
+        caps = choice.profile.spec(choice.model).capabilities
+        key = (choice.name, choice.profile.base_url, choice.model, choice.api_key, caps)
         with self._lock:
             client = self._clients.get(key)
             if client is None:

@@ -29,12 +29,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from boonb.attachments import IMAGE_PART, AttachmentRef, image_tokens
 from boonb.frames import CacheSegment, Segment
 
 SEGMENTS: tuple[Segment, ...] = ("system", "tools", "history", "attachments")
 
-# An image's share of the prompt is not in its URL's length; count a fixed amount
-# (OpenAI bills a low-detail image at 85 tokens).
+# An image's share of the prompt is not in its URL's length. A stored image (a reference
+# with its size in pixels) is counted by OpenAI's published tile rule
+# (boonb.attachments.tokens); a bare URL, whose size is unknown, at the fixed amount
+# OpenAI bills a low-detail image.
 IMAGE_TOKENS = 85
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -61,6 +64,8 @@ class PromptSegments:
     tools: list[Any] = field(default_factory=list)
     history: list[Any] = field(default_factory=list)
     attachments: list[str] = field(default_factory=list)
+    attachment_tokens: list[int] = field(default_factory=list)
+    """Estimated input tokens of each image in ``attachments``, in the same order."""
 
     @classmethod
     def split(
@@ -79,8 +84,14 @@ class PromptSegments:
             if isinstance(content, list):
                 kept = []
                 for part in content:
-                    if isinstance(part, dict) and part.get("type") == "image_url":
+                    if isinstance(part, dict) and part.get("type") == IMAGE_PART:
+                        stored = AttachmentRef.model_validate(part["image"])
+                        parts.attachments.append(stored.sha256[:16])
+                        parts.attachment_tokens.append(image_tokens(stored.width, stored.height))
+                        kept.append({"type": IMAGE_PART, "ref": parts.attachments[-1]})
+                    elif isinstance(part, dict) and part.get("type") == "image_url":
                         parts.attachments.append(ref(part.get("image_url", {}).get("url", "")))
+                        parts.attachment_tokens.append(IMAGE_TOKENS)
                         kept.append({"type": "image_url", "ref": parts.attachments[-1]})
                     else:
                         kept.append(part)
@@ -186,13 +197,13 @@ class CacheTracker:
             "system": sum(tokens for _, tokens in system),
             "tools": sum(tokens for _, tokens in tool_list),
             "history": sum(tokens for _, tokens in history),
-            "attachments": IMAGE_TOKENS * len(refs),
+            "attachments": sum(prompt.attachment_tokens),
         }
         appended: dict[Segment, int] = {
             "system": 0,
             "tools": 0,
             "history": sum(tokens for _, tokens in history[sent_history:]),
-            "attachments": IMAGE_TOKENS * len(refs[sent_images:]),
+            "attachments": sum(prompt.attachment_tokens[sent_images:]),
         }
         # A segment sent before and still sent unchanged at the start keeps its size, and
         # only what was appended to it is new; a changed segment is new as a whole.

@@ -21,10 +21,12 @@ from typing import Any, Literal
 from pydantic import JsonValue
 
 from boonb.agent.cache import CacheTracker
+from boonb.agent.images import history_images, user_content, vision_check, wire_messages
 from boonb.agent.recorder import Recorder, json_or_text
 from boonb.agent.tools.context import ToolContext
 from boonb.agent.tools.errors import ToolError
 from boonb.agent.tools.registry import Tool
+from boonb.attachments import AttachmentRef, AttachmentStore
 from boonb.errors import AgentError
 from boonb.frames import (
     MessageComplete,
@@ -39,6 +41,7 @@ from boonb.providers import (
     ChatClient,
     ChatResult,
     ProviderError,
+    ProviderHTTPError,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
@@ -149,6 +152,7 @@ class Agent:
         budget: int | None = None,
         provider_name: str = "",
         max_tool_output: int = 200_000,
+        attachments: AttachmentStore | None = None,
     ) -> None:
         if max_turns < 1:
             raise ValueError(f"max_turns must be at least 1, got {max_turns}")
@@ -164,6 +168,8 @@ class Agent:
         self.provider_name = provider_name
         self.max_tool_output = max_tool_output
         """Characters of a tool's output the model reads and the store keeps."""
+        self.attachments = attachments or AttachmentStore(context.project_root)
+        """Where the bytes of this chat's images are read from when a request is built."""
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
         self.turn_number = 0
         self.total = RunStats()
@@ -188,15 +194,68 @@ class Agent:
     def chat_id(self) -> uuid.UUID:
         return self.recorder.chat_id
 
-    async def run(self, prompt: str | list[dict[str, Any]]) -> AgentResult:
-        """Send ``prompt`` (text, or content parts with images) and run turns to an answer."""
+    async def run(
+        self, prompt: str | list[dict[str, Any]], *, images: Sequence[AttachmentRef] = ()
+    ) -> AgentResult:
+        """Send ``prompt`` (text, or content parts) with ``images`` and run turns to an answer.
+
+        Images are stored references (:mod:`boonb.attachments`): the history keeps the
+        reference, and each request carries the image as a data URI built as it is sent.
+        A model that cannot see raises :class:`~boonb.providers.CapabilityError` here,
+        before anything is sent or added to the history, so the next text turn works.
+        """
+        vision_check(
+            self.client.profile,
+            self.model,
+            self.attachments,
+            images,
+            earlier=history_images(self.messages),
+        )
+        title = prompt if isinstance(prompt, str) and prompt else "(message with attachments)"
+        if images:
+            prompt = user_content(prompt, images)
         if not self._started:
             self._started = True
-            title = prompt if isinstance(prompt, str) else "(message with attachments)"
             self.title = title[:200]
             self.recorder.chat_started(provider=self.provider_name, model=self.model, title=title)
-        self._append({"role": "user", "content": prompt}, turn_number=self.turn_number + 1)
-        return await self._run_turns()
+        message = {"role": "user", "content": prompt}
+        self._append(message, turn_number=self.turn_number + 1)
+        if not images:
+            return await self._run_turns()
+        try:
+            return await self._run_turns()
+        except AgentError as exc:
+            if not self._refused_as_sent(exc, message):
+                raise
+            self._drop(message)
+            raise AgentError(
+                f"the model server refused the message with {len(images)} image(s): "
+                f"{exc.__cause__}. The message was taken out of the chat, so the next one "
+                "works; use a vision model, or %boonb config vision=false if this model "
+                "cannot see."
+            ) from exc
+
+    def _refused_as_sent(self, exc: AgentError, message: dict[str, Any]) -> bool:
+        """Whether the server refused the request (400) before answering ``message`` at all.
+
+        A profile can be wrong about a model (a local server, a vision override): then the
+        server, not boonb, refuses the images, and the message must not stay in the history
+        to be re-sent, and refused, on every later turn.
+        """
+        cause = exc.__cause__
+        refused = isinstance(cause, ProviderHTTPError) and cause.status == 400
+        answered = any(m["role"] == "assistant" for m in self._after(message))
+        return refused and not answered
+
+    def _after(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        index = next(i for i, m in enumerate(self.messages) if m is message)
+        return self.messages[index + 1 :]
+
+    def _drop(self, message: dict[str, Any]) -> None:
+        index = next(i for i, m in enumerate(self.messages) if m is message)
+        del self.messages[index]
+        self._sent = min(self._sent, len(self.messages))
+        self._set_state("failed", phase="idle", final=True)  # save the history without it
 
     async def resume(
         self, note: str | None = None, *, finished: Mapping[str, ToolOutcome] | None = None
@@ -326,6 +385,8 @@ class Agent:
             request["system"] = system
             request["tool_schemas"] = _jsonable(tools)
         self._sent = len(messages)
+        # Data URIs are built here, for this request only (file reads: off the loop).
+        wire = await asyncio.to_thread(wire_messages, messages, self.attachments)
         trace = self.recorder.open(self.turn_number)
         self._asked_by = trace.id
 
@@ -342,7 +403,7 @@ class Agent:
 
         try:
             result = await self.client.complete(
-                messages, tools=tools, model=self.model, on_event=forward
+                wire, tools=tools, model=self.model, on_event=forward
             )
         except asyncio.CancelledError:
             self.recorder.model_finished(

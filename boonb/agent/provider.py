@@ -45,4 +45,10 @@ def choose_provider(settings: Settings, *, sim_base_url: str | None = None) -> P
     base_url = settings.base_url or (sim_base_url if name == "sim" else None)
     if base_url:
         profile = profile.with_overrides(base_url=base_url)
-    return ProviderChoice(name, profile, settings.model or profile.default_model, key)
+    model = settings.model or profile.default_model
+    if settings.vision is not None:  # the user knows better than the profile (a local model)
+        caps = profile.spec(model).capabilities
+        profile = profile.with_overrides(
+            capabilities={model: caps.model_copy(update={"vision": settings.vision})}
+        )
+    return ProviderChoice(name, profile, model, key)

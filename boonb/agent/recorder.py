@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from boonb.attachments import AttachmentRef
 from boonb.bus import Bus
 from boonb.frames import (
     CacheSegment,
@@ -312,7 +313,23 @@ def message_parts(message: dict[str, Any]) -> list[dict[str, Any]]:
         parts.append({"type": "text", "text": content})
     elif isinstance(content, list):
         for item in content:
-            if item.get("type") == "image_url":
+            stored = AttachmentRef.from_part(item)
+            if stored is not None:  # a stored image: its reference, never its bytes
+                parts.append(
+                    {
+                        "type": "image",
+                        "url": f"attachment:{stored.sha256}",
+                        "mime": stored.mime,
+                        "size_bytes": stored.size_bytes,
+                        "sha256": stored.sha256,
+                        "data": {
+                            "width": stored.width,
+                            "height": stored.height,
+                            "name": stored.name,
+                        },
+                    }
+                )
+            elif item.get("type") == "image_url":
                 url = item["image_url"]["url"]
                 # Data URIs are kept out of the table: the attachment store owns the bytes.
                 shown = url if not url.startswith("data:") else None

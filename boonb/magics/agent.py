@@ -54,6 +54,15 @@ class AgentPrompt(MagicLine):
         str | None, Option("continue this chat of the kernel instead of starting a new one", "CHAT")
     ] = None
     no_wait: Annotated[bool, Option("return a handle at once")] = False
+    image: Annotated[
+        list[str],
+        Option(
+            "attach an image: a file path, or a notebook variable holding a figure, PIL "
+            "image, bytes or path (repeatable)",
+            "PATH|VAR",
+            repeat=True,
+        ),
+    ] = []
 
     @field_validator("tools", mode="before")
     @classmethod
@@ -141,10 +150,21 @@ class AgentMagics(Magics):
                 max_turns=options.max_turns,
                 user_ns=self.shell.user_ns if self.shell else None,
             )
+        images = api.add_images(image_sources(options.image, self.shell))
         shown = show_chat(self.shell, agent)
         if options.no_wait:
-            return api.start(agent, prompt, wait=False)
-        return _run_streaming(agent, api.stored(agent.run(prompt)), shown)
+            return api.start(agent, prompt, images=images, wait=False)
+        return _run_streaming(agent, api.stored(agent.run(prompt, images=images)), shown)
+
+
+def image_sources(names: list[str], shell: Any) -> dict[str, Any]:
+    """What each ``--image`` names: a notebook variable if there is one, else a file path.
+
+    A variable wins, so ``--image fig`` attaches the figure ``fig`` even if a file ``fig``
+    exists; a name that is neither is read as a path (and its error says it is missing).
+    """
+    namespace = getattr(shell, "user_ns", None) or {}
+    return {name: namespace.get(name, name) if name.isidentifier() else name for name in names}
 
 
 def show_chat(shell: Any, agent: api.Agent) -> ChatDisplay | None:

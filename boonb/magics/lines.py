@@ -52,6 +52,8 @@ class Option:
 
     help: str
     metavar: str = ""
+    repeat: bool = False
+    """May be given more than once; the field gets the list of values, in order."""
 
 
 class MagicLine(BaseModel):
@@ -213,7 +215,9 @@ def _read_words(model: type[MagicLine], words: Sequence[str]) -> dict[str, Any]:
             name = options.get(flag)
             if name is None:
                 raise _BadWords(f"unknown option {flag}")
-            if name in values:
+            marker = _marker(fields[name])
+            repeat = isinstance(marker, Option) and marker.repeat
+            if name in values and not repeat:
                 raise _BadWords(f"{flag} is given twice")
             if fields[name].annotation is bool:
                 if eq:
@@ -226,7 +230,10 @@ def _read_words(model: type[MagicLine], words: Sequence[str]) -> dict[str, Any]:
                 inline = words.pop(0)
             if not inline.strip():
                 raise _BadWords(f"{flag} is empty; give a value or leave the option out")
-            values[name] = inline
+            if repeat:
+                values.setdefault(name, []).append(inline)
+            else:
+                values[name] = inline
         elif positional:
             name = positional[0]
             marker = _marker(fields[name])
@@ -264,6 +271,8 @@ def _synopsis(name: str, info: FieldInfo) -> str:
         shown = f"{shown} ..." if marker.many else shown
     elif info.annotation is not bool:
         shown = f"{shown} {_metavar(name, info)}"
+        if isinstance(marker, Option) and marker.repeat:
+            shown = f"{shown} ..."
     return shown if info.is_required() else f"[{shown}]"
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .faults import Fault, FaultQueue
+from .images import invalid_image, text_only_refusal
 from .messages import image_count
 from .replies import plan_reply
 from .responses import (
@@ -105,7 +106,7 @@ def _fault_response(fault: Fault) -> JsonResponse | None:
     return None
 
 
-def _validate(body: Any, *, vision: bool) -> JsonResponse | None:
+def _validate(body: Any, raw: bytes, *, vision: bool) -> JsonResponse | None:
     if not isinstance(body, dict):
         return _bad_request("The request body must be a JSON object.")
     messages = body.get("messages")
@@ -119,12 +120,13 @@ def _validate(body: Any, *, vision: bool) -> JsonResponse | None:
                 f"messages[{index}] must be an object with a 'role'.", param=f"messages[{index}]"
             )
         if not vision and image_count(message):
-            return _bad_request(
-                f"messages[{index}] contains an image_url part, but this model does not accept "
-                "images (the simulator runs with vision=False). Send text only or use a "
-                "vision model.",
-                param=f"messages[{index}].content",
+            return json_response(
+                400, error_body(text_only_refusal(raw, index), code="invalid_request_error")
             )
+    if vision:
+        problem = invalid_image(messages)
+        if problem is not None:
+            return _bad_request(problem, param="messages")
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, list):
         return _bad_request("'tools' must be a list.", param="tools")
@@ -150,7 +152,7 @@ def handle_chat(raw: bytes, state: SimState) -> Response:
             return replaced
         if fault.kind == "timeout":
             state.stopping.wait(fault.seconds)
-    invalid = _validate(body, vision=state.vision)
+    invalid = _validate(body, raw, vision=state.vision)
     if invalid is not None:
         return invalid
 

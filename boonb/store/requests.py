@@ -37,6 +37,9 @@ class StoredPart:
     mime: str | None
     size_bytes: int | None
     data: Any
+    sha256: str | None = None
+    """An image's content hash: with mime, size and ``data`` (width, height, name), its
+    attachment reference; the bytes are under ``.boonb/attachments/``."""
 
 
 @dataclass(slots=True)
@@ -105,7 +108,7 @@ def _message(message: StoredMessage) -> dict[str, Any]:
         if part.type == "tool_call":
             calls.append(part.data)
         elif part.type == "image":
-            content.append({"type": "image_url", "image_url": {"url": _image_url(part)}})
+            content.append(_image_part(part))
         else:
             content.append({"type": "text", "text": part.text or ""})
     shown: Any
@@ -120,6 +123,25 @@ def _message(message: StoredMessage) -> dict[str, Any]:
     if calls:
         rebuilt["tool_calls"] = calls
     return rebuilt
+
+
+def _image_part(part: StoredPart) -> dict[str, Any]:
+    """An image as sent, with its stored reference (``attachment``) instead of its bytes.
+
+    The data URI it was sent as is never stored; a view shows the image by the reference.
+    """
+    shown: dict[str, Any] = {"type": "image_url", "image_url": {"url": _image_url(part)}}
+    if part.sha256 is not None:
+        data = part.data if isinstance(part.data, dict) else {}
+        shown["attachment"] = {
+            "sha256": part.sha256,
+            "mime": part.mime,
+            "size_bytes": part.size_bytes,
+            "width": data.get("width"),
+            "height": data.get("height"),
+            "name": data.get("name", ""),
+        }
+    return shown
 
 
 def _image_url(part: StoredPart) -> str:

@@ -287,12 +287,12 @@ class TraceStore:
             context = from_json(found[0]) if found else None
         rows = con.execute(_MESSAGES_SQL, [trace.chat_id, wanted]).fetchall()
         messages: list[StoredMessage] = []
-        for message_id, role, position, type_, text, url, mime, size, data in rows:
+        for message_id, role, position, type_, text, url, mime, size, data, sha256 in rows:
             if not messages or messages[-1].id != message_id:
                 messages.append(StoredMessage(id=message_id, role=role))
             if position is not None:
                 value = from_json(data) if data is not None else None
-                messages[-1].parts.append(StoredPart(type_, text, url, mime, size, value))
+                messages[-1].parts.append(StoredPart(type_, text, url, mime, size, value, sha256))
         return sent_request(call, context if isinstance(context, dict) else None, messages)
 
     def cache_breaks(self, chat_id: UUID | str) -> list[CacheBreak]:
@@ -543,7 +543,8 @@ WITH sent AS (
     SELECT id, role, created_at FROM messages WHERE chat_id = ?
     ORDER BY created_at, id LIMIT ?
 )
-SELECT sent.id, sent.role, p.position, p.type, p.text, p.url, p.mime, p.size_bytes, p.data
+SELECT sent.id, sent.role, p.position, p.type, p.text, p.url, p.mime, p.size_bytes, p.data,
+    p.sha256
 FROM sent LEFT JOIN message_parts p ON p.message_id = sent.id
 ORDER BY sent.created_at, sent.id, p.position
 """
