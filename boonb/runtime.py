@@ -150,23 +150,21 @@ class Runtime:
         Created on first use; its worker starts on the engine then (it also polls the
         table for what other processes ask of this kernel's tasks).
         """
-        if self._tasks is None:
-            tasks = Tasks(
-                engine=self.engine,
-                bus=self.bus,
-                store=lambda: self.store,
-                settings=lambda: self.settings,
-                agents=self.agent_factory,
-                tools=self.tools,
-                session_id=self.session_id,
-            )
-            with self._lock:
-                if self._tasks is None:
-                    self._tasks = tasks
-                    tasks.ensure_worker()
-                else:
-                    tasks.close()
-        return self._tasks
+        # Built under the lock (its constructor only subscribes to the bus): a second one
+        # made and closed here would wait on the engine, which may wait for this lock.
+        with self._lock:
+            if self._tasks is None:
+                self._tasks = Tasks(
+                    engine=self.engine,
+                    bus=self.bus,
+                    store=lambda: self.store,
+                    settings=lambda: self.settings,
+                    agents=self.agent_factory,
+                    tools=self.tools,
+                    session_id=self.session_id,
+                )
+                self._tasks.ensure_worker()
+            return self._tasks
 
     @property
     def workflows(self) -> WorkflowManager:

@@ -97,8 +97,8 @@ class Kit:
         return self.engine.run(found.invoke(arguments, context))
 
 
-def make_kit(*, latency: float = 0.0) -> Iterator[Kit]:
-    store = Store(config.get_settings().database, flush_interval=0.05)
+def make_kit(*, latency: float = 0.0, flush_interval: float = 0.05) -> Iterator[Kit]:
+    store = Store(config.get_settings().database, flush_interval=flush_interval)
     engine = Engine()
     bus = Bus()
     bus.subscribe(store.writer.enqueue_frame, types=STORED_FRAME_TYPES)

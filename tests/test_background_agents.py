@@ -8,6 +8,7 @@ task id are added once the id exists, as a model reads it from its conversation.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -154,3 +155,18 @@ def test_asking_about_a_task_another_agent_spawned_is_a_tool_error_the_model_rea
     tool_message = next(m for m in main.messages if m["role"] == "tool")
     assert tool_message["content"].startswith("Error: ")
     assert "was not spawned by you" in tool_message["content"]
+
+
+def test_spawn_subagent_answers_once_the_task_row_is_on_disk() -> None:
+    # The writer's own timer would take a minute, and its thread is held busy until a
+    # timer lets go: an answer given before the commit finds no row.
+    busy = threading.Event()
+    for kit in make_kit(flush_interval=60):
+        kit.store.writer.when_written(lambda _: busy.wait(WAIT_S), outlive_stall=True)
+        threading.Timer(0.5, busy.set).start()
+        answer = kit.call("spawn_subagent", {"prompt": "Say hello"})
+        with kit.store.db.connection() as con:
+            stored = con.execute(
+                "SELECT state FROM tasks WHERE id = ?", [uuid.UUID(answer["task_id"])]
+            ).fetchall()
+        assert answer["status"] == "pending" and len(stored) == 1

@@ -65,8 +65,11 @@ def test_workflow_line_commands_list_run_status_and_cancel(kernel: Kernel) -> No
                          "'{\"target\": \"slow\", \"foci\": [\"slow\"]}'\nprint(run)")
     run_id = "".join(out["stdout"]).strip()
     uuid.UUID(run_id)
-    time.sleep(1.0)
-    status = kernel.execute(f"%workflow status {run_id}")["result"][0]
+    deadline = time.monotonic() + 30
+    while True:  # until its agents are at work (the run starts pending)
+        status = kernel.execute(f"%workflow status {run_id}")["result"][0]
+        if " · pending" not in status.splitlines()[1] or time.monotonic() > deadline:
+            break
     assert status.splitlines()[1].startswith("bounty-hunt · running")
     kernel.execute(f"%workflow cancel {run_id}")
     deadline = time.monotonic() + 5
@@ -114,10 +117,8 @@ def test_the_kernel_interrupt_cancels_a_workflow_cell(kernel: Kernel) -> None:
                    "get_runtime().simulator().add_rule(Rule('slow', latency=30, reply='x'))")
     pid = kernel.manager.provisioner.pid  # type: ignore[union-attr]
     threading.Timer(2.0, os.kill, (pid, signal.SIGINT)).start()
-    started = time.monotonic()
     out = kernel.execute('%%workflow\nresult = agent("a", prompt="p").run("slow")')
-    assert time.monotonic() - started < 10
-    assert "cancelled" in "".join(out["stderr"])
+    assert "cancelled" in "".join(out["stderr"])  # not the model's "x", 30 s later
     assert not out["error"]
 
 

@@ -8,6 +8,7 @@ act on; none ever waits for a subagent.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -62,6 +63,9 @@ def subagent_tools(tasks: Callable[[], Tasks]) -> list[Tool]:
             )
         except TaskError as exc:
             raise ToolError(str(exc)) from None
+        # The row is on disk before the model hears of the task, so a kernel killed right
+        # after still lists it (as interrupted, to retry). A commit, not the subagent.
+        await _written(tasks())
         return {"task_id": str(update.task_id), "status": "pending"}
 
     @tool
@@ -72,7 +76,9 @@ def subagent_tools(tasks: Callable[[], Tasks]) -> list[Tool]:
             task_id: The task_id spawn_subagent returned.
 
         """
-        update = _own(tasks(), task_id)
+        # Off the engine: a task of another kernel is read from the table, which may wait
+        # out another process's lock.
+        update = await asyncio.to_thread(_own, tasks(), task_id)
         status: dict[str, Any] = {"task_id": str(update.task_id), "status": _status(update)}
         if update.progress is not None:
             status["progress"] = _progress(update)
@@ -96,9 +102,9 @@ def subagent_tools(tasks: Callable[[], Tasks]) -> list[Tool]:
 
         """
         service = tasks()
-        _own(service, task_id)
+        await asyncio.to_thread(_own, service, task_id)  # off the engine, as in status
         try:
-            outcome = service.result(task_id)
+            outcome = await asyncio.to_thread(service.result, task_id)
         except TaskError as exc:
             raise ToolError(str(exc)) from None
         update = outcome.task
@@ -112,6 +118,22 @@ def subagent_tools(tasks: Callable[[], Tasks]) -> list[Tool]:
         return answer
 
     return [spawn_subagent, subagent_status, subagent_result]
+
+
+async def _written(service: Tasks) -> None:
+    """Until the rows enqueued so far are committed (at once while the disk is full)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bool] = loop.create_future()
+
+    def settle(committed: bool) -> None:
+        if not done.done():
+            done.set_result(committed)
+
+    def answer(committed: bool) -> None:  # on the writer's thread
+        loop.call_soon_threadsafe(settle, committed)
+
+    service.store.writer.when_written(answer, outlive_stall=False)
+    await done
 
 
 def _caller() -> uuid.UUID | None:

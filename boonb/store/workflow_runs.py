@@ -246,7 +246,12 @@ class WorkflowRunStore:
             return
         with self.db.connection() as con:
             for run_id in run_ids:
-                con.execute("UPDATE workflow_runs SET state = 'interrupted' WHERE id = ?", [run_id])
+                con.execute(
+                    "UPDATE workflow_runs SET state = 'interrupted', "
+                    "finished_at = coalesce(finished_at, now()) "
+                    "WHERE id = ? AND state IN ('pending', 'running')",
+                    [run_id],
+                )
                 con.execute(
                     "UPDATE workflow_steps SET state = 'cancelled' "
                     "WHERE run_id = ? AND state = 'started'",

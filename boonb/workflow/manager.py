@@ -243,9 +243,11 @@ class WorkflowManager:
         run_id = _uuid(run_id)
         run = self._runs.get(run_id)
         if run is not None:
-            if run.host is not None and run.status.state == "running":
-                run.status = run.status.model_copy(update=_progress(run.host))
-            return run.status
+            status = run.status  # the engine replaces it as the run goes: read it once
+            if run.host is not None and status.state == "running":
+                # A copy, never stored: writing it back could undo the engine's final status.
+                return status.model_copy(update=_progress(run.host))
+            return status
         detail = self._stored_detail(run_id)
         return RunStatus(run_id=run_id, result=detail.result, **_status_fields(detail.status))
 
