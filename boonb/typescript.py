@@ -140,7 +140,7 @@ UNITS: tuple[Unit, ...] = (
             Root("OrchestratorReply", orchestrator_protocol.OrchestratorReply, "serialization"),
             Root(
                 "OrchestratorKernelMessage",
-                orchestrator_protocol.OrchestratorReply | orchestrator_protocol.RunFrameMessage,
+                orchestrator_protocol.OrchestratorReply | orchestrator_protocol.RunFramesMessage,
                 "serialization",
             ),
         ),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from boonb import config
-from boonb.frames import Frame, WorkflowLog, WorkflowStep
+from boonb.frames import Frame, WorkflowLog, WorkflowStatus, WorkflowStep
 from boonb.runtime import Runtime
 from boonb.sim import Rule
 from boonb.workflow.manager import WorkflowManager
@@ -74,6 +74,11 @@ def test_a_script_runs_end_to_end_with_logs_in_order_and_tagged_traces(runtime: 
 def test_a_fourth_run_waits_as_pending_and_cancel_stops_a_run_quickly(runtime: Runtime) -> None:
     runtime.simulator().add_rule(Rule("slow", reply="finally", latency=30))
     manager = runtime.workflows
+    ended: list[WorkflowStatus] = []
+    runtime.bus.subscribe(
+        lambda f: ended.append(f) if f.state == "cancelled" else None,  # type: ignore[union-attr]
+        types={"workflow:status"},
+    )
     script = 'result = agent("a", prompt="p").run("slow please")'
     runs = [manager.run_script(script, timeout=60) for _ in range(4)]
     deadline = time.monotonic() + 30
@@ -95,7 +100,11 @@ def test_a_fourth_run_waits_as_pending_and_cancel_stops_a_run_quickly(runtime: R
     runtime.store.writer.flush()
     with runtime.store.db.connection() as con:
         outcomes = con.execute("SELECT outcome FROM tool_traces").fetchall()
+        states = con.execute("SELECT state FROM workflow_runs").fetchall()
     assert outcomes and set(outcomes) == {("cancelled",)}  # the agents were stopped too
+    # The pending one too, in its row and in a frame for the views (once each).
+    assert states == [("cancelled",)] * 4
+    assert sorted(str(f.run_id) for f in ended) == sorted(str(r) for r in runs)
 
 
 CACHED = """

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 import uuid
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from pydantic import BeforeValidator, Field, JsonValue
@@ -25,6 +25,9 @@ from boonb.magics.report import reports_errors
 from boonb.runtime import get_runtime
 from boonb.workflow.manager import RunStatus, WorkflowInfo
 
+if TYPE_CHECKING:
+    from boonb.widgets.orchestrator import RunDisplay
+
 FRAME_TYPES = {"workflow:log", "workflow:step", "workflow:status"}
 
 
@@ -35,18 +38,16 @@ def render(frame: Frame) -> str | None:
         where = f"[{frame.phase}] "
     match frame:
         case WorkflowLog():
-            who = (
-                f"{frame.agent_id}: "
-                if frame.agent_id and not frame.message.startswith("cached")
-                else ""
-            )
+            # Each agent call by its label (``analyst #2``), unique within the run.
+            label = frame.label or frame.agent_id
+            who = f"{label}: " if label and not frame.message.startswith("cached") else ""
             return f"{where}{who}{frame.message}\n"
         case WorkflowStep(state="started"):
-            return f"{where}▶ {frame.agent_id}\n"
+            return f"{where}▶ {frame.label or frame.agent_id}\n"
         case WorkflowStep(state="completed"):
-            return f"{where}✓ {frame.agent_id} ({frame.tokens_used:,} tokens)\n"
+            return f"{where}✓ {frame.label or frame.agent_id} ({frame.tokens_used:,} tokens)\n"
         case WorkflowStep(state="failed"):
-            return f"{where}✗ {frame.agent_id}: {frame.error}\n"
+            return f"{where}✗ {frame.label or frame.agent_id}: {frame.error}\n"
         case _:
             return None
 
@@ -64,9 +65,16 @@ def summary(status: RunStatus, seconds: float) -> str:
     return " · ".join(parts)
 
 
-def _follow_run(run_id: uuid.UUID) -> Any:
+def _follow_run(run_id: uuid.UUID, shell: Any) -> Any:
+    """Wait for the run on the cell's thread; its result is the cell's value.
+
+    In a kernel the run's pane (an ``Orchestrator`` in run mode) is the cell's output,
+    live, and once the run ends it is published again so the notebook's saved fallback
+    shows the finished run. Terminal IPython gets the run's events as lines of text.
+    """
     manager = get_runtime().workflows
     began = time.perf_counter()
+    shown = _show_run(shell, run_id)
 
     def mine(frame: Frame) -> bool:
         return isinstance(frame, WorkflowLog | WorkflowStep | WorkflowStatus) and (
@@ -74,17 +82,44 @@ def _follow_run(run_id: uuid.UUID) -> Any:
         )
 
     try:
-        status = follow(manager.future(run_id), types=FRAME_TYPES, accept=mine, render=render)
+        if shown is None:
+            status = follow(manager.future(run_id), types=FRAME_TYPES, accept=mine, render=render)
+        else:
+            status = get_runtime().engine.wait(manager.future(run_id))
     except KeyboardInterrupt:
         print(f"boonb: workflow run {run_id} cancelled", file=sys.stderr)
         return None
     finally:
         api.wait_stored()  # the cell ends once the run's rows are on disk
+        if shown is not None:
+            shown.refresh()
     print(summary(status, time.perf_counter() - began))
     if status.state != "completed":
         print(f"boonb: {status.error or status.state}", file=sys.stderr)
         return None
     return status.result
+
+
+def _show_run(shell: Any, run_id: uuid.UUID) -> RunDisplay | None:
+    """Display the run's pane, in a kernel only (terminal IPython has no widgets)."""
+    if getattr(shell, "kernel", None) is None:
+        return None
+    from boonb.widgets.orchestrator import display_run
+
+    return display_run(run_id)
+
+
+def _show_orchestrator(shell: Any) -> Any:
+    """The orchestrator in a kernel; its text (workflows, recent runs) in terminal IPython."""
+    from boonb.widgets.orchestrator import Orchestrator
+
+    pane = Orchestrator()
+    if getattr(shell, "kernel", None) is None:
+        text, _ = pane.static()
+        pane.close()
+        print(text)
+        return None
+    return pane
 
 
 def _json_object(value: object) -> object:
@@ -144,7 +179,7 @@ class WorkflowRunLine(MagicLine):
 
 
 class WorkflowStatusLine(MagicLine):
-    """``%workflow status RUN``: where a run is."""
+    """``%workflow status RUN``: where a run is, its steps, last log lines and result."""
 
     command: ClassVar[str] = "%workflow status"
 
@@ -166,7 +201,8 @@ WORKFLOW_COMMANDS: dict[str, type[MagicLine]] = {
     "cancel": WorkflowCancel,
 }
 WORKFLOW_HELP = help_text(
-    "Run the cell as a workflow script, or list, run, watch and cancel discovered workflows.",
+    "Run the cell as a workflow script, or list, run, watch and cancel discovered workflows; "
+    "with no subcommand, show the orchestrator (pick, fill in, run, watch).",
     WorkflowCell,
     *WORKFLOW_COMMANDS.values(),
 )
@@ -185,7 +221,9 @@ class WorkflowMagics(Magics):
             run_id = manager.run_script(
                 cell, options.args, budget=options.budget, timeout=options.timeout
             )
-            return run_id if options.no_wait else _follow_run(run_id)
+            return run_id if options.no_wait else _follow_run(run_id, self.shell)
+        if not line.strip():
+            return _show_orchestrator(self.shell)
         match parse_subcommand(line, WORKFLOW_COMMANDS, others=[WorkflowCell]):
             case WorkflowList(refresh=refresh):
                 print(list_text(manager.list(refresh=refresh)))
@@ -194,9 +232,11 @@ class WorkflowMagics(Magics):
                 run_id = manager.run(
                     given.name, given.args, budget=given.budget, timeout=given.timeout
                 )
-                return run_id if given.no_wait else _follow_run(run_id)
+                return run_id if given.no_wait else _follow_run(run_id, self.shell)
             case WorkflowStatusLine(run=run):
-                return manager.status(run)
+                # Shown as its summary (its repr): a cell ending in it prints it, and
+                # ``x = %workflow status RUN`` keeps the data (``x.detail``).
+                return manager.report(run)
             case WorkflowCancel(run=run):
                 stopped = manager.cancel(run)
                 print(f"cancelling run {run}" if stopped else f"run {run} is not running")

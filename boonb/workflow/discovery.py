@@ -136,8 +136,11 @@ class WorkflowSpec:
     def _args_model(self) -> type[BaseModel]:
         fields: dict[str, Any] = {}
         for name, spec in self.args.items():
-            kind = _PYTHON_TYPES[spec.type]
+            kind: Any = _PYTHON_TYPES[spec.type]
             default = ... if spec.is_required else spec.default
+            if not spec.is_required and default is None:
+                # Left out, it reads None: a re-run passes that None back, so it is valid.
+                kind = kind | None
             fields[name] = (kind, Field(default, description=spec.description or None))
         return create_model(f"{self.name}_args", __config__=ConfigDict(extra="forbid"), **fields)
 

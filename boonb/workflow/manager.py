@@ -236,7 +236,16 @@ class WorkflowManager:
         run = self._run(run_id)
         if run.future is None or run.future.done():
             return False
-        return run.future.cancel()
+        if not run.future.cancel():
+            return False
+        # A run cancelled before the engine started it never reaches _execute's handler.
+        self.engine.loop.call_soon_threadsafe(self._cancelled_while_pending, run)
+        return True
+
+    def _cancelled_while_pending(self, run: _Run) -> None:
+        if run.status.state == "pending":  # else _execute's handler has recorded it
+            self._update(run, state="cancelled", error="cancelled")
+            self.bus.publish(_status_frame(run.status, None))
 
     def status(self, run_id: uuid.UUID | str) -> RunStatus:
         """Where a run stands: this kernel's from memory, any other from the store."""
@@ -381,8 +390,7 @@ class WorkflowManager:
                 host.close()
                 self._release_old_runs()
             else:
-                self._update(run, state="cancelled", error="cancelled")
-                self.bus.publish(_status_frame(run.status, None))
+                self._cancelled_while_pending(run)
             raise
         return run.status
 
