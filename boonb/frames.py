@@ -398,6 +398,8 @@ class TaskUpdate(_Record):
     """The subagent's chat (its traces), once it has one."""
     parent_trace_id: UUID | None = None
     """The tool call that spawned it; None when spawned from the notebook."""
+    parent_chat_id: UUID | None = None
+    """The chat whose agent spawned it; None when spawned from the notebook."""
     owner: str | None = None
     """The kernel session that owns and runs it."""
     attempt: Annotated[int, Field(ge=1)] = 1

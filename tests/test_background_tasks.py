@@ -42,7 +42,8 @@ def _spawned(kit: Kit, prompt: str, **arguments: object) -> uuid.UUID:
 
 
 def test_spawn_returns_before_the_first_model_call_and_the_task_then_completes(kit: Kit) -> None:
-    kit.sim.add_rule(Rule("^slow question", reply="the slow answer", latency=1.0))
+    # Long enough that the spawn's answer (a commit, not the subagent) cannot trail it.
+    kit.sim.add_rule(Rule("^slow question", reply="the slow answer", latency=3.0))
 
     task_id = _spawned(kit, "slow question", tools=[])
 
@@ -103,7 +104,7 @@ def test_status_of_a_running_task_says_running_with_its_progress(kit: Kit) -> No
     assert status["progress"]["turn"] == 1 and status["progress"]["max_turns"] == 10
     assert status["progress"]["last_tool"] == "gate"
     assert status["progress"]["tokens_used"] > 0
-    assert status["elapsed_s"] >= 0 and "finished_at" not in status
+    assert status["elapsed_s"] > 0 and "finished_at" not in status  # it waits at the gate
     assert not_ready["status"] == "running" and "result" not in not_ready
     assert "not ready yet" in not_ready["message"] and "last tool gate" in not_ready["message"]
     ((progress,),) = kit.rows("SELECT progress FROM tasks WHERE id = ?", task_id)
@@ -179,6 +180,28 @@ def test_retry_of_a_failed_task_completes_as_a_new_attempt_linked_to_the_old(kit
     assert rows[0][4] == rows[1][4]  # the same payload
     with pytest.raises(TaskStateError, match="only a failed, cancelled or interrupted"):
         kit.tasks.retry(again.task_id)
+    # A second retry of the same task (a double click) is refused, naming the first.
+    with pytest.raises(TaskStateError, match=f"already retried as task {again.task_id}"):
+        kit.tasks.retry(failed.task_id)
+    assert len(kit.rows("SELECT id FROM tasks")) == 2
+
+
+def test_a_task_retried_from_another_kernel_is_not_retried_again_here(kit: Kit) -> None:
+    kit.sim.inject(Fault.server_error(503), times=5)
+    failed = kit.tasks.spawn("compute the total", tools=[])
+    assert kit.tasks.wait(failed.task_id, 60).state == "failed"
+    kit.store.writer.flush()
+    retry_id, now = uuid.uuid4(), datetime.now(UTC)
+    with kit.store.db.connection() as con:  # another kernel's retry, already in the table
+        con.execute(
+            "INSERT INTO tasks (id, type, state, title, payload, created_at, updated_at, "
+            "attempt, retry_of, owner) VALUES (?, 'background_subagent', 'running', 't', ?, "
+            "?, ?, 2, ?, 'another kernel')",
+            [retry_id, json.dumps({"prompt": "x"}), now, now, failed.task_id],
+        )
+
+    with pytest.raises(TaskStateError, match=f"already retried as task {retry_id}"):
+        kit.tasks.retry(failed.task_id)
 
 
 def test_a_cancel_asked_by_another_process_is_carried_out_by_the_owner(kit: Kit) -> None:
@@ -209,6 +232,27 @@ def test_a_pending_task_nobody_owns_is_taken_over_and_run(kit: Kit) -> None:
     assert done.owner == kit.tasks.owner
     assert kit.rows("SELECT state, owner FROM tasks WHERE id = ?", task_id) == [
         ("completed", kit.tasks.owner)
+    ]
+
+
+def test_a_task_cancelled_before_any_kernel_took_it_is_cancelled_not_run(kit: Kit) -> None:
+    task_id, now = uuid.uuid4(), datetime.now(UTC)
+    with kit.store.db.connection() as con:  # a retry asked for elsewhere, then cancelled
+        con.execute(
+            "INSERT INTO tasks (id, type, state, title, payload, created_at, updated_at, "
+            "attempt, cancel_requested) VALUES (?, 'background_subagent', 'pending', 'orphan', "
+            "?, ?, ?, 1, true)",
+            [task_id, json.dumps({"prompt": "orphan job", "tools": []}), now, now],
+        )
+
+    # What the worker's poll does (in any kernel of the project).
+    claimed = task_rows.claim_unowned(
+        kit.store.db, owner=kit.tasks.owner, pid=kit.tasks.pid, host=kit.tasks.host, now=now
+    )
+
+    assert claimed == []
+    assert kit.rows("SELECT state, owner FROM tasks WHERE id = ?", task_id) == [
+        ("cancelled", None)
     ]
 
 
@@ -269,3 +313,24 @@ def test_the_service_refuses_unknown_tasks_and_finished_ones(kit: Kit) -> None:
     kit.tasks.wait(done.task_id, 60)
     with pytest.raises(TaskStateError, match="nothing to cancel"):
         kit.tasks.cancel(done.task_id)
+
+
+def test_a_task_names_the_chat_that_spawned_it_in_its_frames_its_row_and_the_list(
+    kit: Kit,
+) -> None:
+    chat, elsewhere = uuid.uuid4(), uuid.uuid4()
+    ours = [kit.tasks.spawn(f"Say hello {i}", tools=[], spawned_by=chat).task_id for i in range(2)]
+    theirs = kit.tasks.spawn("Say hello", tools=[], spawned_by=elsewhere).task_id
+    notebook = kit.tasks.spawn("Say hello", tools=[]).task_id
+    for task in [*ours, theirs, notebook]:
+        kit.until_state(task, "completed")
+    assert {u.parent_chat_id for t in ours for u in kit.updates(t)} == {chat}
+    assert kit.latest(notebook).parent_chat_id is None  # type: ignore[union-attr]
+
+    kit.store.writer.flush()
+    stored = task_rows.load(kit.store.db, ours[0])
+    assert stored is not None and stored.update.parent_chat_id == chat  # as another kernel reads it
+    assert [t.task_id for t in kit.tasks.list(spawned_by=chat)] == list(reversed(ours))
+    assert [s.update.task_id for s in task_rows.recent(kit.store.db, spawned_by=elsewhere)] == [
+        theirs
+    ]

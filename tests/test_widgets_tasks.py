@@ -21,6 +21,7 @@ from boonb.background import TaskResult, TaskSummary
 from boonb.frames import TaskProgress, TaskUpdate
 from boonb.runtime import Runtime
 from boonb.store.tasks import owner_row
+from boonb.widgets.common import ChatIdError
 from boonb.widgets.tasks import TasksPane, static_html, static_text
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -207,6 +208,9 @@ def test_poll_once_pushes_only_changed_tasks(pane: Pane, runtime: Runtime) -> No
     still = other_kernels_task(runtime, state="running", seconds=0)
     moving = other_kernels_task(runtime, state="running", seconds=1)
     pane.ask({"kind": "list", "request_id": "l"})
+    # The first poll pushes each watched task once: the list read only their ids.
+    assert pane.widget.poll_once() is True
+    assert sorted(m["frame"]["task_id"] for m in pane.drain()) == sorted([str(still), str(moving)])
     assert pane.widget.poll_once() is True
     assert pane.drain() == []
     other_kernels_task(runtime, state="failed", seconds=1, error="boom", task_id=moving)
@@ -301,6 +305,9 @@ def test_traces_request_for_a_task_without_a_chat_says_when_it_will_have_one(
         ({"kind": "launch", "request_id": "x"}, "x", "invalid request"),
         ({"kind": "cancel", "request_id": "x", "task_id": "nope"}, "x", "task_id"),
         ({"kind": "list"}, None, "request_id"),
+        ({"kind": "list", "request_id": "x", "limit": 0}, "x", "limit"),
+        ({"kind": "list", "request_id": "x", "limit": 100_000}, "x", "limit"),
+        ({"kind": "list", "request_id": "x", "before": {"task_id": "nope"}}, "x", "before"),
         ("not an object", None, "invalid request"),
         (
             {"kind": "cancel", "request_id": "x", "task_id": str(uuid.UUID(int=7))},
@@ -339,3 +346,158 @@ def test_static_fallback_shows_each_task_with_state_duration_progress_and_error(
     data, _ = shown
     assert data["text/plain"].startswith("Background tasks: 3")
     assert "application/vnd.jupyter.widget-view+json" in data
+
+
+def _page(pane: Pane, limit: int, before: dict[str, Any] | None = None) -> dict[str, Any]:
+    return pane.ask({"kind": "list", "request_id": "p", "limit": limit, "before": before})
+
+
+def test_pages_hold_every_task_once_newest_first_and_the_first_is_small(
+    pane: Pane, runtime: Runtime
+) -> None:
+    theirs = [other_kernels_task(runtime, state="completed", seconds=i) for i in range(5)]
+    ours = [runtime.tasks.spawn(f"Say hello {i}").task_id for i in range(2)]  # newest
+    first = _page(pane, 3)
+    assert len(first["tasks"]) == 3 and first["next_cursor"] is not None
+    assert first["total"] == 7
+    seen = [t["task_id"] for t in first["tasks"]]
+    cursor = first["next_cursor"]
+    while cursor is not None:
+        page = _page(pane, 3, cursor)
+        assert page["tasks"], page
+        seen += [t["task_id"] for t in page["tasks"]]
+        cursor = page["next_cursor"]
+    assert seen == [str(t) for t in reversed(ours)] + [str(t) for t in reversed(theirs)]
+
+
+def test_a_page_keeps_its_place_when_a_newer_task_is_added_meanwhile(
+    pane: Pane, runtime: Runtime
+) -> None:
+    tasks = [other_kernels_task(runtime, state="failed", seconds=i) for i in range(4)]
+    first = _page(pane, 2)
+    other_kernels_task(runtime, state="completed", seconds=100)  # the newest now
+    second = _page(pane, 2, first["next_cursor"])
+    assert [t["task_id"] for t in second["tasks"]] == [str(tasks[1]), str(tasks[0])]
+    assert second["next_cursor"] is None
+    assert second["total"] == 4  # counts are refreshed by a first page, and by frames
+
+
+def test_the_counts_cover_tasks_of_pages_not_shown_and_follow_the_frames(
+    pane: Pane, runtime: Runtime
+) -> None:
+    for i in range(6):
+        other_kernels_task(runtime, state="running" if i < 2 else "completed", seconds=i)
+    first = _page(pane, 1)
+    assert len(first["tasks"]) == 1
+    assert (first["total"], first["running"]) == (6, 2)
+    ours = TaskUpdate(
+        task_id=uuid.uuid4(),
+        task_type="background_subagent",
+        state="running",
+        title="live one",
+        owner=str(runtime.session_id),
+        created_at=T0,
+        started_at=T0,
+    )
+    runtime.bus.publish(ours)
+    pushed = _next_message(pane)
+    assert (pushed["total"], pushed["running"]) == (7, 3)
+    runtime.bus.publish(TaskUpdate(**{**_fields(ours), "state": "completed", "finished_at": T0}))
+    ended = _next_message(pane)
+    assert ended["seq"] > pushed["seq"]
+    assert (ended["total"], ended["running"]) == (7, 2)
+
+
+def test_a_frame_published_after_the_page_was_read_has_a_higher_seq_than_the_page(
+    pane: Pane, runtime: Runtime
+) -> None:
+    frame = TaskUpdate(
+        task_id=uuid.uuid4(),
+        task_type="background_subagent",
+        state="pending",
+        title="live one",
+        owner=str(runtime.session_id),
+        created_at=T0,
+    )
+    runtime.bus.publish(frame)
+    before = _next_message(pane)
+    page = _page(pane, 5)
+    runtime.bus.publish(TaskUpdate(**{**_fields(frame), "state": "running", "started_at": T0}))
+    after = _next_message(pane)
+    assert before["seq"] <= page["seq"] < after["seq"]
+
+
+def test_a_pane_of_one_chat_lists_counts_and_follows_only_the_tasks_it_spawned(
+    runtime: Runtime,
+) -> None:
+    chat, elsewhere = uuid.uuid4(), uuid.uuid4()
+    widget = TasksPane(spawned_by=str(chat), runtime=runtime, poll_interval=3600)
+    pane = Pane(widget)
+    try:
+        assert widget.chat_id == str(chat)  # the view's root names the chat
+        for i, by in enumerate((chat, elsewhere, None, chat)):
+            task = other_kernels_task(runtime, state="running", seconds=i)
+            with runtime.store.db.connection() as con:
+                con.execute("UPDATE tasks SET parent_chat_id = ? WHERE id = ?", [by, task])
+        listed = _page(pane, 10)
+        assert [t["parent_chat_id"] for t in listed["tasks"]] == [str(chat), str(chat)]
+        assert (listed["total"], listed["running"]) == (2, 2)
+
+        base = TaskUpdate(
+            task_id=uuid.uuid4(),
+            task_type="background_subagent",
+            state="pending",
+            title="not ours",
+            owner=str(runtime.session_id),
+            parent_chat_id=elsewhere,
+            created_at=T0,
+        )
+        runtime.bus.publish(base)
+        ours = TaskUpdate(**{**_fields(base), "task_id": uuid.uuid4(), "parent_chat_id": chat})
+        runtime.bus.publish(ours)
+        pushed = _next_message(pane)
+        assert pushed["frame"]["task_id"] == str(ours.task_id)  # the other chat's was not sent
+        assert pushed["total"] == 3
+        assert pane.drain() == []
+    finally:
+        widget.close()
+
+
+def test_a_pane_of_a_chat_that_is_no_uuid_says_what_a_chat_id_is(runtime: Runtime) -> None:
+    with pytest.raises(ChatIdError, match="chat id must be a UUID"):
+        TasksPane(spawned_by="not-a-chat", runtime=runtime)
+
+
+def _next_message(pane: Pane, timeout: float = 10.0) -> dict[str, Any]:
+    message = pane.sent.get(timeout=timeout)
+    assert message["kind"] == "frame", message
+    return message
+
+
+def _fields(update: TaskUpdate) -> dict[str, Any]:
+    return {f: getattr(update, f) for f in update.__dataclass_fields__ if f != "type"}
+
+
+def test_the_first_page_read_as_the_pane_is_displayed_answers_its_views_first_request(
+    pane: Pane, runtime: Runtime
+) -> None:
+    shown = other_kernels_task(runtime, state="completed", seconds=0)
+    pane.widget._repr_mimebundle_()
+    # Written to the table, with no frame: the prefetched page does not read it again.
+    other_kernels_task(runtime, state="completed", seconds=5)
+    first = pane.ask({"kind": "list", "request_id": "view-1"})
+    assert first["request_id"] == "view-1"
+    assert [t["task_id"] for t in first["tasks"]] == [str(shown)]
+    again = pane.ask({"kind": "list", "request_id": "view-2"})  # used once only
+    assert len(again["tasks"]) == 2 and again["total"] == 2
+
+
+def test_a_frame_sent_after_the_pane_was_displayed_makes_the_first_request_read_afresh(
+    pane: Pane, runtime: Runtime
+) -> None:
+    pane.widget._repr_mimebundle_()
+    # A frame before the view exists never reaches it: the page must come from a new read.
+    task = runtime.tasks.spawn("Say hello")
+    first = pane.ask({"kind": "list", "request_id": "view-1"})
+    assert str(task.task_id) in [t["task_id"] for t in first["tasks"]]
+    assert first["seq"] >= 1 and first["total"] == 1

@@ -17,6 +17,7 @@ frame is published: a subscriber may call back into the service from any thread.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import concurrent.futures
 import dataclasses
@@ -119,6 +120,8 @@ class Tasks:
         self._unannounced: dict[uuid.UUID, list[uuid.UUID]] = {}
         self._worker: Worker | None = None
         self._closed = False
+        self._retried: set[uuid.UUID] = set()
+        """Tasks this kernel has retried: each is retried once (its new attempt can be)."""
         self._unsubscribe = bus.subscribe(
             self._on_frame, types=("model_call:complete", "tool_trace:start")
         )
@@ -178,19 +181,66 @@ class Tasks:
         """The task as it is now (any kernel's); :class:`UnknownTask` if there is none."""
         return self._find(task_id).update
 
-    def list(self, *, limit: int = LIST_LIMIT) -> builtins.list[TaskUpdate]:
-        """The project's tasks (all kernels), newest first.
+    def list(
+        self,
+        *,
+        limit: int = LIST_LIMIT,
+        spawned_by: uuid.UUID | None = None,
+        before: task_rows.TaskCursor | None = None,
+    ) -> builtins.list[TaskUpdate]:
+        """The project's tasks (all kernels), newest first (created_at, then id).
 
         This kernel's tasks as they are in memory (fresher than the table); other kernels'
-        from the table, those of a kernel that died as ``interrupted``.
+        from the table, those of a kernel that died as ``interrupted``. ``spawned_by``: only
+        the tasks that chat's agent spawned; ``before``: only those after that place (the
+        next page).
         """
-        stored = task_rows.recent(self.store.db, limit=limit)
+        stored = task_rows.recent(self.store.db, limit=limit, spawned_by=spawned_by, before=before)
         stored = self._interrupt_dead(stored)
-        with self._lock:
-            found = {s.update.task_id: s.update for s in stored}
-            found.update({task_id: live.update for task_id, live in self._live.items()})
+        found = {s.update.task_id: s.update for s in stored}
+        for live in self.live_tasks(spawned_by=spawned_by):
+            if before is None or before.precedes(live):
+                found[live.task_id] = live
         newest = sorted(found.values(), key=lambda u: (u.created_at, str(u.task_id)), reverse=True)
         return newest[:limit]
+
+    def live_tasks(self, *, spawned_by: uuid.UUID | None = None) -> builtins.list[TaskUpdate]:
+        """The tasks this kernel owns, as they are now (in memory, no disk read); any order."""
+        with self._lock:
+            updates = [live.update for live in self._live.values()]
+        return [u for u in updates if spawned_by is None or u.parent_chat_id == spawned_by]
+
+    def others_now(
+        self, *, spawned_by: uuid.UUID | None = None
+    ) -> tuple[builtins.list[uuid.UUID], task_rows.TaskCounts]:
+        """Other kernels' pending and running tasks (ids), and how many tasks they own and run.
+
+        Read from the table, without the tasks themselves (cheap for thousands). Those of a
+        kernel that died are marked ``interrupted`` first, and counted so.
+        """
+        db = self.store.db
+        active: builtins.list[uuid.UUID] = []
+        dead: builtins.list[uuid.UUID] = []
+        for task_id, pid, host in task_rows.active_of_others(db, self.owner, spawned_by=spawned_by):
+            gone = host == self.host and pid != self.pid and not process_alive(pid)
+            (dead if gone else active).append(task_id)
+        if dead:
+            task_rows.mark_interrupted(db, dead, now=utc_now())
+        return active, task_rows.count_of_others(db, self.owner, spawned_by=spawned_by)
+
+    def others_to_watch(
+        self, *, also: Sequence[uuid.UUID] = (), spawned_by: uuid.UUID | None = None
+    ) -> tuple[builtins.list[TaskUpdate], task_rows.TaskCounts]:
+        """Other kernels' tasks to poll, and how many tasks they own and run.
+
+        To poll: those pending or running, and those named in ``also`` (seen active
+        before, they may have ended). Those of a kernel that died read ``interrupted``,
+        and are counted so.
+        """
+        db = self.store.db
+        stored = task_rows.others_to_watch(db, self.owner, also=also, spawned_by=spawned_by)
+        watched = [s.update for s in self._interrupt_dead(stored)]
+        return watched, task_rows.count_of_others(db, self.owner, spawned_by=spawned_by)
 
     def result(self, task_id: uuid.UUID | str) -> TaskOutcome:
         """The task and, once it completed, its result, which this marks ``read``.
@@ -245,6 +295,20 @@ class Tasks:
                 "interrupted task can be retried"
                 + ("" if old.state in TERMINAL else f" (cancel it first: cancel {old.task_id})")
             )
+        with self._lock:  # a double click, or two cells at once, must not run it twice
+            again = old.task_id in self._retried
+            self._retried.add(old.task_id)
+            newer = next(
+                (i for i, live in self._live.items() if live.update.retry_of == old.task_id), None
+            )
+        if newer is None:  # another kernel's retry, or one from before a restart
+            newer = task_rows.retried_as(self.store.db, old.task_id)
+        if again or newer is not None:
+            shown = "" if newer is None else f" as task {newer}"
+            raise TaskStateError(
+                f"task {old.task_id} was already retried{shown}; look at the new attempt "
+                "with %tasks list (retry that one if it failed too)"
+            )
         payload = TaskPayload.model_validate(stored.payload)
         parent = (
             TraceParent(old.parent_trace_id, stored.parent_root_id)
@@ -262,11 +326,11 @@ class Tasks:
     def wait(self, task_id: uuid.UUID | str, timeout: float | None = None) -> TaskUpdate:
         """Block until the task has ended and return it as it ended (or as it is at ``timeout``).
 
-        Not from the engine's thread (a tool): await :meth:`finished` there.
+        Not from the engine's thread (a tool): await :meth:`ended` there.
         """
         task_id = parse_task_id(task_id)
         if self.engine.in_engine_thread():
-            raise RuntimeError("Tasks.wait on the engine's thread would deadlock; await finished()")
+            raise RuntimeError("Tasks.wait on the engine's thread would deadlock; await ended()")
         with self._lock:
             live = self._live.get(task_id)
         if live is not None:
@@ -280,6 +344,15 @@ class Tasks:
             if update.state in TERMINAL or (deadline is not None and time.monotonic() > deadline):
                 return update
             time.sleep(self.settings.background_poll_interval_s)
+
+    async def ended(self, task_id: uuid.UUID | str) -> TaskUpdate:
+        """As :meth:`wait` without a timeout, for a coroutine (a tool on the engine)."""
+        task_id = parse_task_id(task_id)
+        with self._lock:
+            live = self._live.get(task_id)
+        if live is not None:
+            return await asyncio.wrap_future(live.done)
+        return await asyncio.to_thread(self.wait, task_id)
 
     def spawned_by(self, task_id: uuid.UUID | str) -> uuid.UUID | None:
         """The chat that spawned a task (None: the notebook); :class:`UnknownTask` if none."""
@@ -453,6 +526,7 @@ class Tasks:
             state="pending",
             title=payload.title(),
             parent_trace_id=parent.trace_id if parent is not None else None,
+            parent_chat_id=parent_chat_id,
             owner=self.owner,
             attempt=attempt,
             retry_of=retry_of,

@@ -62,21 +62,110 @@ def load(db: Database, task_id: uuid.UUID) -> StoredTask | None:
     return None if row is None else _stored(row)
 
 
-def recent(db: Database, *, limit: int = 500) -> list[StoredTask]:
-    """The project's tasks, newest first."""
+@dataclass(frozen=True)
+class TaskCursor:
+    """A place in the newest-first order of tasks (``created_at``, then id, both descending).
+
+    A page asked for ``before`` a cursor holds the tasks that come after it: older ones.
+    """
+
+    created_at: datetime
+    task_id: uuid.UUID
+
+    def precedes(self, update: TaskUpdate) -> bool:
+        """Whether ``update`` comes after this place in the order (and so is on a later page)."""
+        # UUIDs compare as their text does, in DuckDB as in Python: one order on both sides.
+        mine = (self.created_at, str(self.task_id))
+        return (update.created_at, str(update.task_id)) < mine
+
+
+@dataclass(frozen=True)
+class TaskCounts:
+    """How many tasks there are, and how many of them are running now."""
+
+    total: int
+    running: int
+
+    def __add__(self, other: TaskCounts) -> TaskCounts:
+        return TaskCounts(total=self.total + other.total, running=self.running + other.running)
+
+
+def recent(
+    db: Database,
+    *,
+    limit: int = 500,
+    spawned_by: uuid.UUID | None = None,
+    before: TaskCursor | None = None,
+) -> list[StoredTask]:
+    """The project's tasks, newest first; those one chat spawned, those after a cursor.
+
+    Keyset paging: a page starts right after the last task of the one before, so a task
+    added meanwhile (at the top) never shifts a page.
+    """
+    where, params = _where(spawned_by=spawned_by)
+    if before is not None:
+        where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+        params += [before.created_at, before.created_at, before.task_id]
+    sql = f"{_SELECT}{_and(where)} ORDER BY created_at DESC, id DESC LIMIT ?"
     with db.connection() as con:
-        rows = con.execute(f"{_SELECT} ORDER BY created_at DESC, id LIMIT ?", [limit]).fetchall()
+        rows = con.execute(sql, [*params, limit]).fetchall()
     return [_stored(row) for row in rows]
 
 
-def active_of_others(db: Database, owner: str) -> list[tuple[uuid.UUID, int | None, str | None]]:
+def count_of_others(db: Database, owner: str, *, spawned_by: uuid.UUID | None = None) -> TaskCounts:
+    """How many tasks the table holds that ``owner`` does not own, and how many run."""
+    where, params = _where(spawned_by=spawned_by)
+    where.append("owner IS DISTINCT FROM ?")
+    sql = f"SELECT count(*), count(*) FILTER (WHERE state = 'running') FROM tasks{_and(where)}"
+    with db.connection() as con:
+        row = con.execute(sql, [*params, owner]).fetchone()
+    return TaskCounts(total=0, running=0) if row is None else TaskCounts(row[0], row[1])
+
+
+def others_to_watch(
+    db: Database,
+    owner: str,
+    *,
+    also: Iterable[uuid.UUID] = (),
+    spawned_by: uuid.UUID | None = None,
+) -> list[StoredTask]:
+    """Tasks ``owner`` does not own that are pending or running, and those named in ``also``.
+
+    What a pane polls: the active ones may change, and those it saw active may have ended.
+    """
+    where, params = _where(spawned_by=spawned_by)
+    where.append("owner IS DISTINCT FROM ?")
+    params.append(owner)
+    ids = list(also)
+    if ids:
+        where.append("(state IN ('pending', 'running') OR id IN ?)")
+        params.append(ids)
+    else:
+        where.append("state IN ('pending', 'running')")
+    with db.connection() as con:
+        rows = con.execute(f"{_SELECT}{_and(where)} ORDER BY created_at DESC", params).fetchall()
+    return [_stored(row) for row in rows]
+
+
+def _where(*, spawned_by: uuid.UUID | None) -> tuple[list[str], list[Any]]:
+    if spawned_by is None:
+        return [], []
+    return ["parent_chat_id = ?"], [spawned_by]
+
+
+def _and(conditions: list[str]) -> str:
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+def active_of_others(
+    db: Database, owner: str, *, spawned_by: uuid.UUID | None = None
+) -> list[tuple[uuid.UUID, int | None, str | None]]:
     """Pending and running tasks other kernels own: id, owner pid and host."""
+    where, params = _where(spawned_by=spawned_by)
+    where += ["state IN ('pending', 'running')", "owner IS DISTINCT FROM ?", "owner IS NOT NULL"]
     with db.connection() as con:
         rows = con.execute(
-            "SELECT id, owner_pid, owner_host FROM tasks "
-            "WHERE state IN ('pending', 'running') AND owner IS DISTINCT FROM ? "
-            "AND owner IS NOT NULL",
-            [owner],
+            f"SELECT id, owner_pid, owner_host FROM tasks{_and(where)}", [*params, owner]
         ).fetchall()
     return [(row[0], row[1], row[2]) for row in rows]
 
@@ -125,6 +214,13 @@ def claim_unowned(
     One statement, so two kernels polling at once never both take a task.
     """
     with db.connection() as con:
+        # A cancel asked before any kernel took the task is carried out here, not lost.
+        con.execute(
+            "UPDATE tasks SET state = 'cancelled', error = 'cancelled before it started', "
+            "finished_at = ?, updated_at = ? "
+            "WHERE owner IS NULL AND state = 'pending' AND coalesce(cancel_requested, false)",
+            [now, now],
+        )
         claimed = con.execute(
             "UPDATE tasks SET owner = ?, owner_pid = ?, owner_host = ?, updated_at = ? "
             "WHERE owner IS NULL AND state = 'pending' RETURNING id",
@@ -136,6 +232,15 @@ def claim_unowned(
             f"{_SELECT} WHERE id IN ? ORDER BY created_at", [[row[0] for row in claimed]]
         ).fetchall()
     return [_stored(row) for row in rows]
+
+
+def retried_as(db: Database, task_id: uuid.UUID) -> uuid.UUID | None:
+    """The task that retries ``task_id``, if one was made."""
+    with db.connection() as con:
+        found = con.execute(
+            "SELECT id FROM tasks WHERE retry_of = ? ORDER BY created_at LIMIT 1", [task_id]
+        ).fetchone()
+    return None if found is None else found[0]
 
 
 def mark_read(db: Database, task_id: uuid.UUID, *, now: datetime) -> None:
@@ -160,6 +265,7 @@ def _stored(row: tuple[Any, ...]) -> StoredTask:
         title=title or "",
         chat_id=chat_id,
         parent_trace_id=parent_trace_id,
+        parent_chat_id=parent_chat_id,
         owner=owner,
         attempt=attempt or 1,
         retry_of=retry_of,

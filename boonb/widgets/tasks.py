@@ -1,11 +1,15 @@
 """``TasksPane``: the project's background tasks, live (an anywidget).
 
 The view (``labextension/src/tasks/``) keeps no state in synced traits: on every render it
-asks for the project's tasks (all kernels), so a refreshed page shows the same thing. This
-kernel's tasks change through ``task:update`` frames on its bus, pushed as published (from
-the engine thread); other kernels' tasks are read from the table every
+asks for the first page of the tasks (all kernels'), and for the next pages as the user
+scrolls, so a refreshed page shows the same thing and 1,000 tasks paint as fast as ten.
+This kernel's tasks change through ``task:update`` frames on its bus, pushed as published
+(from the engine thread); other kernels' tasks are read from the table every
 ``POLL_INTERVAL_S`` while any of them is pending or running, and pushed when they change.
-Cancel, retry, View result and the subagent's traces are requests from the view.
+Every frame carries the header's counts, which cover all the tasks, also those of pages
+the view has not asked for. Cancel, retry, View result and the subagent's traces are
+requests from the view. ``TasksPane(spawned_by=chat_id)`` shows only the tasks one chat's
+agent spawned: the pane the chat view shows under an agent that spawns.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from __future__ import annotations
 import html
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -23,13 +28,16 @@ import traitlets
 from pydantic import BaseModel, ValidationError
 
 from boonb.errors import BoonbError
-from boonb.frames import Frame, TaskUpdate
-from boonb.widgets.common import bundle
+from boonb.frames import Frame, TaskState, TaskUpdate
+from boonb.store.tasks import TaskCounts, TaskCursor
+from boonb.widgets.common import bundle, chat_uuid
 from boonb.widgets.protocol import ErrorReply, describe_invalid, request_id_of
 from boonb.widgets.tasks_protocol import (
+    FIRST_PAGE,
     CancelRequest,
     ListReply,
     ListRequest,
+    PageCursor,
     ResultReply,
     ResultRequest,
     RetryRequest,
@@ -52,8 +60,11 @@ POLL_INTERVAL_S = 2.0
 
 ACTIVE_STATES = frozenset({"pending", "running"})
 
-LIST_LIMIT = 5000
-"""The most tasks the pane lists (newest first); its view draws only the visible ones."""
+PREFETCH_FRESH_S = 2.0
+"""How long a first page read as the pane is displayed may answer its view's first request."""
+
+STATIC_LIMIT = 5000
+"""The most tasks the static fallback (nbviewer, GitHub, a terminal) lists, newest first."""
 
 _MISSING_BUNDLE = """
 export default {
@@ -70,31 +81,47 @@ class TasksPane(anywidget.AnyWidget):
 
     Requests from the view arrive on the kernel's main thread (when no cell runs); frames
     arrive on the publishing thread and polls on the pane's own; all of them send, so every
-    send holds ``_send_lock`` and each message stays whole.
+    send holds ``_send_lock`` and each message stays whole. The lock also guards the
+    counts and the frames' ``seq``, so a frame's counts are those right after its task.
     """
 
     _esm = bundle("tasks.js", _MISSING_BUNDLE)
     _css = bundle("tasks.css", "")
 
     chat_id = traitlets.Unicode("").tag(sync=True)
-    """Empty: the pane shows the project's tasks, not one chat (the shared view reads it)."""
+    """The chat whose agent spawned the tasks shown; empty: all the project's tasks."""
 
     def __init__(
-        self, *, runtime: Runtime | None = None, poll_interval: float = POLL_INTERVAL_S
+        self,
+        *,
+        spawned_by: uuid.UUID | str | None = None,
+        runtime: Runtime | None = None,
+        poll_interval: float = POLL_INTERVAL_S,
     ) -> None:
         if runtime is None:
             from boonb.runtime import get_runtime
 
             runtime = get_runtime()
-        super().__init__()
+        chat = None if spawned_by is None else chat_uuid(spawned_by)
+        super().__init__(chat_id="" if chat is None else str(chat))
         self._runtime = runtime
+        self._spawned_by = chat
         self._poll_interval = poll_interval
+        # Guarded by _send_lock: what was sent, and the counts the frames carry.
         self._send_lock = threading.Lock()
-        # Guarded by _poll_lock: the poller, and the last frame sent of each other kernel's task.
+        self._seq = 0
+        self._mine: dict[uuid.UUID, TaskState] = {}
+        """The state of each of this kernel's tasks shown, as its latest frame says."""
+        self._mine_running = 0
+        self._others_count = TaskCounts(total=0, running=0)
+        self._prefetched: tuple[float, ListReply] | None = None
+        """A first page read as the pane was displayed, and when (see ``_prefetch``)."""
+        # Guarded by _poll_lock: the poller, and the last seen of each watched other task.
         self._poll_lock = threading.Lock()
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
-        self._others: dict[uuid.UUID, TaskUpdate] = {}
+        self._others: dict[uuid.UUID, TaskUpdate | None] = {}
+        """Other kernels' tasks watched: as last pushed (None: not pushed by the poller yet)."""
         self._viewers: dict[uuid.UUID, TraceViewer] = {}
         self._unsubscribe: Callable[[], None] | None = runtime.bus.subscribe(
             self._on_frame, types={"task:update"}
@@ -105,6 +132,11 @@ class TasksPane(anywidget.AnyWidget):
     def owner(self) -> str:
         """The session id of this kernel, as a task's ``owner`` names it."""
         return str(self._runtime.session_id)
+
+    @property
+    def spawned_by(self) -> uuid.UUID | None:
+        """The chat whose spawned tasks the pane shows; None: all of the project's."""
+        return self._spawned_by
 
     # Requests from the view (on the kernel's main thread, when no cell is running).
 
@@ -118,7 +150,7 @@ class TasksPane(anywidget.AnyWidget):
             tasks = self._runtime.tasks
             match request:
                 case ListRequest():
-                    return self._list(request.request_id)
+                    return self._list(request)
                 case CancelRequest():
                     task = tasks.cancel(request.task_id)
                     return TaskReply(request_id=request.request_id, task=task)
@@ -134,16 +166,97 @@ class TasksPane(anywidget.AnyWidget):
         except BoonbError as exc:
             return ErrorReply(request_id=request.request_id, message=str(exc))
 
-    def _list(self, request_id: str) -> ListReply:
-        listed = self.tasks()
-        self._watch_others(listed)
+    def _list(self, request: ListRequest) -> ListReply:
+        """A page of tasks, newest first; the first page also starts the counts afresh."""
+        first = request.before is None
+        if first:
+            ready = self._take_prefetched(request.limit)
+            if ready is not None:
+                return ready.model_copy(
+                    update={"request_id": request.request_id, "now": datetime.now(UTC)}
+                )
+            self._recount()
+        with self._send_lock:
+            # Taken before the read: a frame after this seq may be newer than the page.
+            seq, counts = self._seq, self._counts()
+        before = (
+            None
+            if request.before is None
+            else TaskCursor(request.before.created_at, request.before.task_id)
+        )
+        page = self._runtime.tasks.list(
+            limit=request.limit + 1, spawned_by=self._spawned_by, before=before
+        )
+        more = len(page) > request.limit
+        page = page[: request.limit]
+        last = page[-1] if more else None
         return ListReply(
-            request_id=request_id, tasks=listed, owner=self.owner, now=datetime.now(UTC)
+            request_id=request.request_id,
+            tasks=page,
+            next_cursor=(
+                None
+                if last is None
+                else PageCursor(created_at=last.created_at, task_id=last.task_id)
+            ),
+            seq=seq,
+            total=counts.total,
+            running=counts.running,
+            owner=self.owner,
+            now=datetime.now(UTC),
         )
 
-    def tasks(self) -> list[TaskUpdate]:
-        """The project's tasks as they are now, newest first (raises ``BoonbError``)."""
-        return list(self._runtime.tasks.list(limit=LIST_LIMIT))
+    def _prefetch(self) -> None:
+        """Read the first page now, while the pane is displayed, for its view's first request.
+
+        The view asks within a moment, and the database is open now (the static fallback
+        just read it): answered from here, its first paint waits for no disk.
+        """
+        try:
+            reply = self._list(ListRequest(kind="list", request_id="prefetch"))
+        except BoonbError as exc:
+            log.info("tasks pane: no first page ahead of the view (%s); it reads one then", exc)
+            return
+        with self._send_lock:
+            self._prefetched = (time.monotonic(), reply)
+
+    def _take_prefetched(self, limit: int) -> ListReply | None:
+        """The prefetched first page, if it is still what a read now would find (once).
+
+        It is, when no frame went out since: frames sent before the view existed are not
+        seen by it, and every change of a task this pane shows is a frame (other kernels'
+        as the poll finds them).
+        """
+        with self._send_lock:
+            taken, self._prefetched = self._prefetched, None
+            seq = self._seq
+        if taken is None or limit != FIRST_PAGE:
+            return None
+        at, reply = taken
+        fresh = time.monotonic() - at < PREFETCH_FRESH_S and reply.seq == seq
+        return reply if fresh else None
+
+    def _recount(self) -> None:
+        """Count the tasks afresh: other kernels' from the table, this kernel's from memory.
+
+        Other kernels' active tasks are watched from here on (polled while any is active).
+        """
+        tasks = self._runtime.tasks
+        watched, others = tasks.others_now(spawned_by=self._spawned_by)
+        with self._send_lock:
+            # Under the lock, so a frame published meanwhile is counted after this, not lost.
+            mine = {u.task_id: u.state for u in tasks.live_tasks(spawned_by=self._spawned_by)}
+            self._mine = mine
+            self._mine_running = sum(1 for state in mine.values() if state == "running")
+            self._others_count = others
+        self._watch_others(watched)
+
+    def _counts(self) -> TaskCounts:
+        """Every task shown and those running (with ``_send_lock`` held)."""
+        return self._others_count + TaskCounts(total=len(self._mine), running=self._mine_running)
+
+    def tasks(self, *, limit: int = STATIC_LIMIT) -> list[TaskUpdate]:
+        """The tasks as they are now, newest first (raises ``BoonbError``)."""
+        return list(self._runtime.tasks.list(limit=limit, spawned_by=self._spawned_by))
 
     def _result(self, request: ResultRequest) -> ResultReply | ErrorReply:
         outcome = self._runtime.tasks.result(request.task_id)
@@ -187,21 +300,44 @@ class TasksPane(anywidget.AnyWidget):
         with self._send_lock:
             self.send(message.model_dump(mode="json"))
 
+    def _push_frame(self, task: TaskUpdate, *, mine: bool) -> None:
+        """Send a task as it is now, numbered, with the counts it leaves."""
+        with self._send_lock:
+            if mine:
+                self._count_mine(task)
+            self._seq += 1
+            counts = self._counts()
+            message = TaskFrameMessage(
+                seq=self._seq, frame=task, total=counts.total, running=counts.running
+            )
+            self.send(message.model_dump(mode="json"))
+
+    def _count_mine(self, task: TaskUpdate) -> None:
+        """A frame of this kernel's task: its state in the counts (with ``_send_lock`` held)."""
+        before = self._mine.get(task.task_id)
+        self._mine[task.task_id] = task.state
+        self._mine_running += (task.state == "running") - (before == "running")
+
+    def _shows(self, task: TaskUpdate) -> bool:
+        return self._spawned_by is None or task.parent_chat_id == self._spawned_by
+
     # Live frames of this kernel's tasks (on the publishing thread).
 
     def _on_frame(self, frame: Frame) -> None:
-        if isinstance(frame, TaskUpdate):
-            self._push(TaskFrameMessage(frame=frame))
+        if isinstance(frame, TaskUpdate) and self._shows(frame):
+            self._push_frame(frame, mine=True)
 
     # Other kernels' tasks: polled while any of them is active.
 
-    def _watch_others(self, listed: Iterable[TaskUpdate]) -> None:
-        others = {t.task_id: t for t in listed if t.owner != self.owner}
+    def _watch_others(self, watched: list[uuid.UUID]) -> None:
+        """Watch other kernels' active tasks: poll them, while there are any.
+
+        Only their ids are read here, on the way to the first paint; the first poll pushes
+        each of them once, as it may have changed since the page that showed it was read.
+        """
         with self._poll_lock:
-            self._others = others
-            if self._poller is not None or self._stop.is_set():
-                return
-            if not any(t.state in ACTIVE_STATES for t in others.values()):
+            self._others = dict.fromkeys(watched)
+            if self._poller is not None or self._stop.is_set() or not watched:
                 return
             self._poller = threading.Thread(
                 target=self._poll, name="boonb-tasks-pane-poll", daemon=True
@@ -221,24 +357,26 @@ class TasksPane(anywidget.AnyWidget):
     def poll_once(self) -> bool:
         """Read other kernels' tasks once and push the changed ones; False when none is active.
 
+        Read: the active ones, and those active last time (they may have ended since).
         A store that cannot be read now (locked, full) is tried again on the next poll.
         """
+        with self._poll_lock:
+            seen = list(self._others)
         try:
-            listed = self.tasks()
+            watched, others = self._runtime.tasks.others_to_watch(
+                also=seen, spawned_by=self._spawned_by
+            )
         except BoonbError as exc:
             log.info("tasks pane: could not read other kernels' tasks (%s); trying again", exc)
             return True
-        changed = []
         with self._poll_lock:
-            for task in listed:
-                if task.owner == self.owner:
-                    continue
-                if self._others.get(task.task_id) != task:
-                    self._others[task.task_id] = task
-                    changed.append(task)
-            active = any(t.state in ACTIVE_STATES for t in self._others.values())
+            changed = [t for t in watched if self._others.get(t.task_id) != t]
+            self._others = {t.task_id: t for t in watched if t.state in ACTIVE_STATES}
+            active = bool(self._others)
+        with self._send_lock:
+            self._others_count = others
         for task in changed:
-            self._push(TaskFrameMessage(frame=task))
+            self._push_frame(task, mine=False)
         return active
 
     @property
@@ -276,10 +414,12 @@ class TasksPane(anywidget.AnyWidget):
             return data, metadata
         data["text/plain"] = text
         data["text/html"] = page
+        self._prefetch()
         return data, metadata
 
     def __repr__(self) -> str:
-        return "<TasksPane>"
+        shown = "" if self._spawned_by is None else f" spawned_by={str(self._spawned_by)[:8]}"
+        return f"<TasksPane{shown}>"
 
 
 def shown_state(task: TaskUpdate) -> str:

@@ -1,14 +1,15 @@
 """The tasks pane's messages between the browser view and the kernel.
 
-The view asks for the project's tasks on every render (``ListRequest``), and for what a
-user clicks: ``CancelRequest``, ``RetryRequest``, ``ResultRequest`` (View result) and
-``TracesRequest`` (the subagent's chat in a trace viewer). The kernel answers with the
-same ``request_id`` (``ListReply``, ``TaskReply``, ``ResultReply``, ``TracesReply``, or the
-shared ``ErrorReply``) and pushes every change of a task as ``TaskFrameMessage``: its own
-tasks' ``task:update`` frames from the bus, other kernels' tasks polled from the table
-while any of them is active. A frame carries the whole task, so the view keeps the
-latest one per task. The TypeScript side of these types is
-``labextension/src/tasks/protocol.ts``.
+The view asks for the first page of the tasks on every render (``ListRequest``), for the
+next pages as the user scrolls, and for what a user clicks: ``CancelRequest``,
+``RetryRequest``, ``ResultRequest`` (View result) and ``TracesRequest`` (the subagent's
+chat in a trace viewer). The kernel answers with the same ``request_id`` (``ListReply``,
+``TaskReply``, ``ResultReply``, ``TracesReply``, or the shared ``ErrorReply``) and pushes
+every change of a task as ``TaskFrameMessage``: its own tasks' ``task:update`` frames from
+the bus, other kernels' tasks polled from the table while any of them is active. A frame
+carries the whole task, so the view keeps the latest one per task, and the header's
+counts, which also cover the pages the view has not asked for. The TypeScript side of
+these types is ``labextension/src/tasks/protocol.ts``.
 """
 
 from __future__ import annotations
@@ -28,11 +29,30 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+FIRST_PAGE = 30
+"""Tasks in a first page: more than the pane shows at once, so it paints from one reply."""
+MAX_PAGE = 500
+
+
+class PageCursor(_Message):
+    """Where a page of tasks ended: the next page holds the tasks after this one."""
+
+    created_at: datetime
+    task_id: UUID
+
+
 class ListRequest(_Message):
-    """Every task of the project (all kernels), newest first; live frames follow."""
+    """A page of the project's tasks (all kernels, or one chat's), newest first.
+
+    The first page (no ``before``) also starts the live frames' counts afresh; the view
+    asks for the next pages as the user scrolls towards them.
+    """
 
     kind: Literal["list"]
     request_id: str = Field(min_length=1, max_length=200)
+    before: PageCursor | None = None
+    """The previous page's ``next_cursor``; None for the first page."""
+    limit: int = Field(default=FIRST_PAGE, ge=1, le=MAX_PAGE)
 
 
 class CancelRequest(_Message):
@@ -75,12 +95,21 @@ tasks_request_adapter: TypeAdapter[TasksRequest] = TypeAdapter(TasksRequest)
 
 
 class ListReply(_Message):
-    """The project's tasks as they are now, in answer to a ``ListRequest``."""
+    """A page of the tasks as they are now, in answer to a ``ListRequest``."""
 
     kind: Literal["list"] = "list"
     request_id: str
     tasks: list[TaskUpdate]
     """Newest first; each as its latest ``task:update`` frame would show it."""
+    next_cursor: PageCursor | None
+    """Where the next page starts; None when this page holds the last task."""
+    seq: int
+    """The last ``seq`` pushed before the page was read: a frame with a higher one may be
+    newer than the page's copy of its task, and the counts are as of this ``seq``."""
+    total: int
+    """Every task the pane shows (all pages), this kernel's and other kernels'."""
+    running: int
+    """How many of them are running (the header's badge)."""
     owner: str
     """This kernel's session: its tasks get live frames, the others are polled."""
     now: datetime
@@ -118,10 +147,17 @@ class TracesReply(_Message):
 
 
 class TaskFrameMessage(_Message):
-    """A task as it is now, pushed whenever it changes."""
+    """A task as it is now, pushed whenever it changes, with the header's counts after it.
+
+    The counts cover every task, also those of pages the view has not asked for yet.
+    """
 
     kind: Literal["frame"] = "frame"
+    seq: int
+    """Numbers the frames in the order they are sent (a ``ListReply`` says which it follows)."""
     frame: TaskUpdate
+    total: int
+    running: int
 
 
 TasksReply = ListReply | TaskReply | ResultReply | TracesReply | ErrorReply

@@ -114,6 +114,8 @@ export interface TaskUpdate {
   chat_id: string | null;
   /** The tool call that spawned it; None when spawned from the notebook. */
   parent_trace_id: string | null;
+  /** The chat whose agent spawned it; None when spawned from the notebook. */
+  parent_chat_id: string | null;
   /** The kernel session that owns and runs it. */
   owner: string | null;
   attempt: number;

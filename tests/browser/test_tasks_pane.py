@@ -7,6 +7,7 @@ server errors.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -199,3 +200,132 @@ def test_a_failed_task_is_retried_and_a_running_one_cancelled_from_the_pane(
     expect(theirs.locator("button.tk-cancel")).to_have_text("cancelling…")
     expect(theirs.locator("button.tk-cancel")).to_be_disabled()
     nb.wait_for_kernel_value("rt.tasks.get(theirs).cancel_requested", "True")
+
+
+#: An agent that fans out to two subagents, then answers; the simulator scripts both sides.
+FAN_OUT = """
+from boonb.sim import Rule
+sim.latency = 0
+sim.clear_rules()
+sim.add_rule(Rule('^Fan out', tool_calls=[
+    {'name': 'spawn_subagent', 'arguments': {'prompt': 'sub alpha: list the files',
+                                            'metadata': {'name': 'alpha'}}},
+    {'name': 'spawn_subagent', 'arguments': {'prompt': 'sub beta: count the lines',
+                                            'metadata': {'name': 'beta'}}}]))
+sim.add_rule(Rule('"status": "pending"', role='tool', reply='Both subagents are on it.'))
+sim.add_rule(Rule('^sub alpha', reply='alpha: 3 files'))
+sim.add_rule(Rule('^sub beta', reply='beta: 120 lines', latency=4.0))
+"""
+
+
+def test_an_agent_that_spawns_shows_the_pane_of_its_own_subagents_under_its_chat(
+    notebook: NotebookFactory,
+) -> None:
+    nb = notebook.open("tasks-under-agent.ipynb")
+    nb.run_cell(SETUP + FAN_OUT)
+    # A task spawned from the notebook: in the project, but not the agent's.
+    nb.run_cell("unrelated = boonb.spawn('Say hello', metadata={'name': 'not the agent'})")
+    nb.wait_for_kernel_value("rt.tasks.wait(unrelated.task_id, 30).state", "'completed'")
+
+    out = nb.run_cell("%%agent --max-turns 3\nFan out the research", wait=False)
+    pane = out.locator(".boonb-tasks")
+    # It appears with the first spawn, while the cell still runs, and follows live.
+    expect(pane.locator(".tk-entry")).to_have_count(2, timeout=30_000)
+    expect(entry(pane, "beta")).to_have_attribute("data-state", "running")
+    expect(badge(pane)).to_have_attribute("data-count", "1")
+    out.screenshot(path=SHOTS_DIR / "tasks-under-agent-running.png")
+    nb.wait_idle()
+    expect(pane).to_have_attribute("data-ready", "true")
+    chat_id = out.locator(".boonb-chat").get_attribute("data-chat-id")
+    assert chat_id and pane.get_attribute("data-chat-id") == chat_id  # that agent's pane
+    expect(pane.locator(".tk-heading")).to_have_text("Subagents")
+    titles = pane.locator(".tk-entry .tk-title")
+    expect(titles).to_have_text(["beta", "alpha"])  # newest first; not the notebook's task
+    expect(pane).to_have_attribute("data-tasks", "2")
+    done = pane.locator('.tk-entry[data-state="completed"]')
+    expect(done).to_have_count(2, timeout=LONG_MS)
+    expect(badge(pane)).to_have_attribute("data-count", "0")
+
+    # Chat, then its subagents, then the run's summary: the pane sits under the chat.
+    outputs = nb.cell_outputs(2)
+    kinds = [o["output_type"] for o in outputs]
+    assert kinds == ["display_data", "display_data", "execute_result"], kinds
+    assert "application/vnd.jupyter.widget-view+json" in outputs[1]["data"]
+    chat_box = out.locator(".boonb-chat").bounding_box()
+    pane_box = pane.bounding_box()
+    assert chat_box and pane_box and pane_box["y"] >= chat_box["y"] + chat_box["height"] - 1
+
+    entry(pane, "alpha").locator("button.tk-result").click()
+    panel = pane.locator('.tk-panel[data-kind="result"]')
+    expect(panel.locator(".tk-answer")).to_contain_text("alpha: 3 files")
+    out.scroll_into_view_if_needed()
+    out.screenshot(path=SHOTS_DIR / "tasks-under-agent-light.png")
+    nb.set_theme("dark")
+    expect(pane).to_have_attribute("data-theme", "dark")
+    out.screenshot(path=SHOTS_DIR / "tasks-under-agent-dark.png")
+    nb.set_theme("light")
+
+    # A refreshed page shows the same pane under the chat, asked of the kernel again.
+    nb.reload()
+    pane = nb.output(2).locator(".boonb-tasks")
+    expect(pane).to_have_attribute("data-ready", "true")
+    expect(pane.locator(".tk-entry .tk-title")).to_have_text(["beta", "alpha"])
+
+
+#: ``n`` task rows of another live kernel of the project: every third running, "task 0"
+#: oldest, and all newer than the tasks of other tests in the same project.
+MANY_TASKS = """
+import os, socket, uuid
+from datetime import UTC, datetime, timedelta
+from boonb.store.tasks import owner_row
+t0 = datetime.now(UTC)
+for i in range({n}):
+    state = "running" if i % 3 == 0 else "completed"
+    at = t0 + timedelta(seconds=i)
+    rt.store.writer.enqueue(owner_row({{
+        "id": uuid.uuid4(), "type": "background_subagent", "state": state,
+        "title": f"task {{i}}", "owner": "another-kernel", "owner_pid": os.getpid(),
+        "owner_host": socket.gethostname(), "attempt": 1, "payload": {{"prompt": "p"}},
+        "created_at": at, "started_at": at,
+        "finished_at": None if state == "running" else at + timedelta(seconds=3),
+        "updated_at": at,
+    }}))
+rt.store.writer.flush()
+"""
+
+
+def test_many_tasks_come_a_page_at_a_time_as_the_user_scrolls_and_the_badge_counts_all(
+    notebook: NotebookFactory,
+) -> None:
+    nb = notebook.open("tasks-many.ipynb")
+    nb.run_cell(SETUP + MANY_TASKS.format(n=300))
+    # Earlier tests of the session leave their (finished) tasks in the same project.
+    total = int(nb.kernel_value("len(rt.tasks.list(limit=100_000))"))
+    running = nb.kernel_value("sum(t.state == 'running' for t in rt.tasks.list(limit=100_000))")
+    assert total >= 300 and int(running) >= 100
+    out = nb.run_cell("pane = TasksPane()\npane")
+    pane = out.locator(".boonb-tasks")
+    expect(pane).to_have_attribute("data-ready", "true")
+    # The first reply holds one page; the header counts every task, the badge every running one.
+    expect(pane).to_have_attribute("data-loaded", "30")
+    expect(pane).to_have_attribute("data-tasks", str(total))
+    expect(pane.locator(".tk-count")).to_have_text(f"{total} tasks")
+    expect(badge(pane)).to_have_attribute("data-count", running)
+    expect(pane.locator(".tk-entry").first.locator(".tk-title")).to_have_text("task 299")
+
+    # Scrolled to the end: the pages between come, and the oldest task is there, in order.
+    scroller = pane.locator(".tk-scroller")
+    scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(pane).to_have_attribute("data-loaded", str(total))
+    expect(pane.locator(".tk-entry").last).to_be_visible()
+    expect(pane.locator(".tk-loading")).to_have_count(0)
+    rows = pane.locator(".tk-entry")
+    tops = rows.evaluate_all(
+        "els => els.map((e) => [e.querySelector('.tk-title').textContent, parseFloat(e.style.top)])"
+    )
+    ordered = [title for title, _ in sorted(tops, key=lambda t: t[1])]
+    oldest = ast.literal_eval(nb.kernel_value("rt.tasks.list(limit=100_000)[-1].title"))
+    assert ordered[-1] == oldest and "task 0" in ordered, ordered
+    numbers = [int(title.split()[1]) for title in ordered if re.fullmatch(r"task \d+", title)]
+    assert numbers == sorted(numbers, reverse=True), numbers  # newest first, no gaps
+    assert numbers == list(range(numbers[0], numbers[0] - len(numbers), -1)), numbers

@@ -11,22 +11,47 @@ export interface CancelRequest {
   task_id: string;
 }
 
-/** The project's tasks as they are now, in answer to a ``ListRequest``. */
+/** A page of the tasks as they are now, in answer to a ``ListRequest``. */
 export interface ListReply {
   kind: "list";
   request_id: string;
   /** Newest first; each as its latest ``task:update`` frame would show it. */
   tasks: TaskUpdate[];
+  /** Where the next page starts; None when this page holds the last task. */
+  next_cursor: PageCursor | null;
+  /**
+   * The last ``seq`` pushed before the page was read: a frame with a higher one may be
+   * newer than the page's copy of its task, and the counts are as of this ``seq``.
+   */
+  seq: number;
+  /** Every task the pane shows (all pages), this kernel's and other kernels'. */
+  total: number;
+  /** How many of them are running (the header's badge). */
+  running: number;
   /** This kernel's session: its tasks get live frames, the others are polled. */
   owner: string;
   /** The kernel's clock, so the view's elapsed times do not drift with the browser's. */
   now: string;
 }
 
-/** Every task of the project (all kernels), newest first; live frames follow. */
+/**
+ * A page of the project's tasks (all kernels, or one chat's), newest first.
+ *
+ * The first page (no ``before``) also starts the live frames' counts afresh; the view
+ * asks for the next pages as the user scrolls towards them.
+ */
 export interface ListRequest {
   kind: "list";
   request_id: string;
+  /** The previous page's ``next_cursor``; None for the first page. */
+  before?: PageCursor | null;
+  limit?: number;
+}
+
+/** Where a page of tasks ended: the next page holds the tasks after this one. */
+export interface PageCursor {
+  created_at: string;
+  task_id: string;
 }
 
 /** A completed task's answer and its summary: turns, tool calls, tokens, cost. */
@@ -53,10 +78,18 @@ export interface RetryRequest {
   task_id: string;
 }
 
-/** A task as it is now, pushed whenever it changes. */
+/**
+ * A task as it is now, pushed whenever it changes, with the header's counts after it.
+ *
+ * The counts cover every task, also those of pages the view has not asked for yet.
+ */
 export interface TaskFrameMessage {
   kind: "frame";
+  /** Numbers the frames in the order they are sent (a ``ListReply`` says which it follows). */
+  seq: number;
   frame: TaskUpdate;
+  total: number;
+  running: number;
 }
 
 /** The task a cancel or retry acted on, as it is now (a retry: the new attempt). */

@@ -1,6 +1,7 @@
-// The tasks pane's state: the latest frame of every task, their order, and open panels.
+// The tasks pane's state: the latest frame of every task, the pages shown, their order,
+// the header's counts, and open panels.
 import type { TaskUpdate } from "../frames";
-import type { ResultReply } from "./protocol";
+import type { ListReply, PageCursor, ResultReply } from "./protocol";
 
 /** A state as the pane shows it: `read` (a collected result) shows as completed. */
 export type ShownState =
@@ -43,28 +44,75 @@ export type Panel =
   | { kind: "result" | "traces"; taskId: string; status: "failed"; message: string }
   | { kind: "traces"; taskId: string; status: "loading" | "loaded"; widget: string | null };
 
+/**
+ * A task's place in the kernel's order (created_at, then id, both descending), as a number
+ * and a string: microseconds since the epoch (Date.parse keeps only milliseconds, and a
+ * page's cursor must match the kernel's to the microsecond), then the id.
+ */
+export function sortKey(createdAt: string, id: string): [number, string] {
+  const ms = Date.parse(createdAt);
+  const fraction = /\.(\d+)/.exec(createdAt)?.[1] ?? "";
+  const micros = Number((fraction + "000000").slice(3, 6));
+  return [(Number.isNaN(ms) ? 0 : ms) * 1000 + micros, id];
+}
+
+/** Whether a task at key ``a`` comes before one at ``b`` (newest first). */
+function comesBefore(a: [number, string], b: [number, string]): boolean {
+  return a[0] !== b[0] ? a[0] > b[0] : a[1] > b[1];
+}
+
 export class TasksState {
+  /** Every task known: those of the pages shown, and any a frame brought. */
   readonly tasks = new Map<string, TaskUpdate>();
   /** This kernel's session (its tasks come live); null before the first list. */
   owner: string | null = null;
   /** The kernel's clock minus the browser's, in ms, from the list reply. */
   clockOffsetMs = 0;
+  /** Where the pages shown end (the next page starts after it); null when all are shown. */
+  cursor: PageCursor | null = null;
+  /** Every task and those running, as the kernel counts them (also pages not shown). */
+  total = 0;
+  running = 0;
   /** Cancels and retries sent and not yet answered, by task id. */
   readonly busy = new Set<string>();
   panel: Panel | null = null;
   /** Bumped on every change, so a paint can tell whether anything moved. */
   version = 0;
   private ordered: string[] | null = null;
+  /** The ``seq`` of the latest frame of each task, to tell it from an older page's copy. */
+  private readonly frameSeq = new Map<string, number>();
+  /** The ``seq`` the counts are as of. */
+  private countsSeq = -1;
+  private cursorKey: [number, string] | null = null;
 
-  /** Replace everything with a list from the kernel (a render or a re-render). */
-  reset(tasks: readonly TaskUpdate[], owner: string, kernelNow: string): void {
-    this.tasks.clear();
-    for (const task of tasks) this.tasks.set(task.task_id, task);
-    this.owner = owner;
-    const now = Date.parse(kernelNow);
-    this.clockOffsetMs = Number.isNaN(now) ? 0 : now - Date.now();
+  /**
+   * A page from the kernel: the first one replaces what was shown, a next one extends it.
+   * A task whose frame came after the page was read (a higher ``seq``) keeps that frame.
+   */
+  addPage(reply: ListReply, first: boolean): void {
+    if (first) {
+      for (const id of [...this.tasks.keys()]) {
+        if ((this.frameSeq.get(id) ?? -1) <= reply.seq) this.tasks.delete(id);
+      }
+      this.owner = reply.owner;
+      const now = Date.parse(reply.now);
+      this.clockOffsetMs = Number.isNaN(now) ? 0 : now - Date.now();
+    }
+    for (const task of reply.tasks) {
+      if ((this.frameSeq.get(task.task_id) ?? -1) <= reply.seq) this.tasks.set(task.task_id, task);
+    }
+    this.cursor = reply.next_cursor;
+    this.cursorKey = reply.next_cursor === null ? null : sortKey(reply.next_cursor.created_at, reply.next_cursor.task_id);
+    this.setCounts(reply.seq, reply.total, reply.running);
     this.ordered = null;
     this.version += 1;
+  }
+
+  /** A frame: the task as it is now, and the counts after it. */
+  frame(seq: number, task: TaskUpdate, total: number, running: number): void {
+    this.frameSeq.set(task.task_id, seq);
+    this.upsert(task);
+    this.setCounts(seq, total, running);
   }
 
   /** A task as it is now (a frame or a reply): it replaces what was known. */
@@ -75,28 +123,32 @@ export class TasksState {
     this.version += 1;
   }
 
-  /** Task ids, newest first (created_at, then id, so equal times keep one order). */
+  private setCounts(seq: number, total: number, running: number): void {
+    if (seq < this.countsSeq) return;
+    this.countsSeq = seq;
+    this.total = total;
+    this.running = running;
+  }
+
+  /**
+   * The ids of the tasks shown, newest first: the pages loaded, and tasks newer than
+   * their end. A frame's task past the end waits for its page, so no row skips ahead.
+   */
   order(): readonly string[] {
     if (this.ordered === null) {
-      const keyed = [...this.tasks.values()].map((t) => ({
-        id: t.task_id,
-        at: Date.parse(t.created_at),
-      }));
-      keyed.sort((a, b) => b.at - a.at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-      this.ordered = keyed.map((k) => k.id);
+      const keyed = [...this.tasks.values()].map((t) => sortKey(t.created_at, t.task_id));
+      const end = this.cursorKey;
+      const shown = end === null ? keyed : keyed.filter((k) => !comesBefore(end, k));
+      shown.sort((a, b) => (comesBefore(a, b) ? -1 : comesBefore(b, a) ? 1 : 0));
+      this.ordered = shown.map((k) => k[1]);
     }
     return this.ordered;
   }
 
-  runningCount(): number {
-    let n = 0;
-    for (const task of this.tasks.values()) if (task.state === "running") n += 1;
-    return n;
-  }
-
-  anyRunning(): boolean {
-    for (const task of this.tasks.values()) if (task.state === "running") return true;
-    return false;
+  /** Rows the list has: the tasks shown and, while more pages wait, room for them. */
+  rows(): number {
+    const shown = this.order().length;
+    return this.cursor === null ? shown : Math.max(shown + 1, this.total);
   }
 
   nowMs(): number {

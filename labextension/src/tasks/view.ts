@@ -17,6 +17,12 @@ import { type Panel, TasksState, isActive } from "./state";
 const MAX_HEIGHT = ENTRY_HEIGHT * 7;
 const OVERSCAN = 4;
 const TICK_MS = 1000;
+/** Tasks in the first page: the kernel's default, more than MAX_HEIGHT shows. */
+const FIRST_PAGE = 30;
+/** Tasks asked for at least when the user scrolls towards rows not loaded yet. */
+const NEXT_PAGE = 100;
+/** The most tasks one page may hold (the kernel's limit). */
+const MAX_PAGE = 500;
 /** User-timing marks, for benchmarks/bench_tasks_pane.py: the view starts, the list reply
  * arrives, and the frame after its entries went into the DOM (each with the view's id). */
 export const RENDER_MARK = "boonb-tasks-render";
@@ -42,8 +48,13 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
   private panelDrawn: Panel | null = null;
   private panelUnfolded = false;
   private panelAbort: AbortController | null = null;
+  private loadingRow: HTMLElement | null = null;
   private listed = false;
   private firstPaintMarked = false;
+  /** The first-page request in flight (a render's), whose reply replaces the list. */
+  private firstPageId: string | null = null;
+  /** A next-page request is in flight: one at a time, each after the one before. */
+  private loadingMore = false;
 
   constructor(
     model: WidgetModel,
@@ -60,14 +71,18 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
     this.runningBadge.setAttribute("role", "status");
     this.runningBadge.dataset["count"] = "0";
     this.status = h("span", "tk-status", "loading…");
-    header.append(h("span", "tk-heading", "Tasks"), this.runningBadge, this.count, this.status);
+    // Under an agent's chat (a chat id), the pane shows the subagents that agent spawned.
+    const ofChat = model.get("chat_id") !== "";
+    const heading = ofChat ? "Subagents" : "Tasks";
+    header.append(h("span", "tk-heading", heading), this.runningBadge, this.count, this.status);
 
     this.scroller = h("div", "tk-scroller");
     this.scroller.setAttribute("role", "list");
-    this.scroller.setAttribute("aria-label", "Background tasks");
+    this.scroller.setAttribute("aria-label", ofChat ? "Subagents this agent spawned" : "Background tasks");
     this.spacer = h("div", "tk-spacer");
     this.scroller.append(this.spacer);
-    this.empty = h("div", "tk-empty", "No background tasks in this project yet.");
+    const none = ofChat ? "This agent has spawned no subagents yet." : "No background tasks in this project yet.";
+    this.empty = h("div", "tk-empty", none);
     this.empty.hidden = true;
     this.panelBox = h("div", "tk-panel");
     this.panelBox.hidden = true;
@@ -82,8 +97,10 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
       this.stopTicking();
       this.panelAbort?.abort();
     });
-    // A (re)rendered view holds nothing yet: ask the kernel for the tasks as they are now.
-    this.requests.send({ kind: "list", request_id: this.requests.id("list") });
+    // A (re)rendered view holds nothing yet: ask the kernel for the tasks as they are now,
+    // one page that fills the view; the rest comes as the user scrolls towards it.
+    this.firstPageId = this.requests.id("list");
+    this.requests.send({ kind: "list", request_id: this.firstPageId, before: null, limit: FIRST_PAGE });
   }
 
   // Kernel messages
@@ -91,16 +108,23 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
   protected onMessage(message: TasksKernelMessage): void {
     switch (message.kind) {
       case "frame":
-        this.state.upsert(message.frame);
+        this.state.frame(message.seq, message.frame, message.total, message.running);
         this.schedule();
         return;
-      case "list":
+      case "list": {
         if (this.requests.take(message.request_id) === undefined) return;
-        if (!this.listed) performance.mark(LISTED_MARK, { detail: { view: this.requests.viewId } });
-        this.state.reset(message.tasks, message.owner, message.now);
+        const first = message.request_id === this.firstPageId;
+        if (first) {
+          this.firstPageId = null;
+          if (!this.listed) performance.mark(LISTED_MARK, { detail: { view: this.requests.viewId } });
+        } else {
+          this.loadingMore = false;
+        }
+        this.state.addPage(message, first);
         this.listed = true;
         this.paintNow(); // the list is what the user waits for: no extra frame before it
         return;
+      }
       case "task": {
         if (!this.takeFor(message.request_id)) return;
         this.state.upsert(message.task);
@@ -131,6 +155,7 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
       case "error": {
         const kind = this.requests.take(message.request_id);
         if (kind === undefined) return;
+        if (kind === "list" && message.request_id !== this.firstPageId) this.loadingMore = false;
         const taskId = message.request_id !== null ? this.forTask.get(message.request_id) : undefined;
         if (message.request_id !== null) this.forTask.delete(message.request_id);
         if (taskId !== undefined) this.state.busy.delete(taskId);
@@ -219,31 +244,34 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
   protected paint(): void {
     const state = this.state;
     const order = state.order();
-    const running = state.runningCount();
+    const rows = state.rows();
+    const running = state.running;
+    const total = Math.max(state.total, order.length);
     this.runningBadge.textContent = `${running} running`;
     this.runningBadge.dataset["count"] = String(running);
     this.runningBadge.classList.toggle("is-active", running > 0);
-    this.count.textContent = `${order.length} ${order.length === 1 ? "task" : "tasks"}`;
+    this.count.textContent = `${total} ${total === 1 ? "task" : "tasks"}`;
     if (this.listed && !this.status.classList.contains("is-error")) this.status.textContent = "";
-    this.empty.hidden = !this.listed || order.length > 0;
-    this.scroller.hidden = order.length === 0;
-    this.paintEntries(order);
+    this.empty.hidden = !this.listed || rows > 0;
+    this.scroller.hidden = rows === 0;
+    this.paintEntries(order, rows);
     this.paintPanel();
-    if (state.anyRunning() && !this.kernelGone) this.startTicking();
+    if (running > 0 && !this.kernelGone) this.startTicking();
     else this.stopTicking();
     if (this.listed) {
       this.root.dataset["ready"] = "true";
-      this.root.dataset["tasks"] = String(order.length);
+      this.root.dataset["tasks"] = String(total);
+      this.root.dataset["loaded"] = String(order.length);
       if (!this.firstPaintMarked) {
         this.firstPaintMarked = true;
-        const detail = { view: this.requests.viewId, tasks: order.length };
+        const detail = { view: this.requests.viewId, tasks: total, loaded: order.length };
         requestAnimationFrame(() => performance.mark(FIRST_PAINT_MARK, { detail }));
       }
     }
   }
 
-  private paintEntries(order: readonly string[]): void {
-    const total = order.length * ENTRY_HEIGHT;
+  private paintEntries(order: readonly string[], rows: number): void {
+    const total = rows * ENTRY_HEIGHT;
     const height = `${Math.min(total, MAX_HEIGHT)}px`;
     if (this.scroller.style.height !== height) this.scroller.style.height = height;
     const spacerHeight = `${total}px`;
@@ -251,7 +279,9 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
     const top = this.scroller.scrollTop;
     const viewport = this.scroller.clientHeight || MAX_HEIGHT;
     const first = Math.max(0, Math.floor(top / ENTRY_HEIGHT) - OVERSCAN);
-    const last = Math.min(order.length - 1, Math.ceil((top + viewport) / ENTRY_HEIGHT) + OVERSCAN);
+    const last = Math.min(rows - 1, Math.ceil((top + viewport) / ENTRY_HEIGHT) + OVERSCAN);
+    this.placeholders(order.length, last);
+    this.loadMore(order.length, last);
     const visible = new Set<string>();
     const now = this.state.nowMs();
     for (let i = first; i <= last; i += 1) {
@@ -275,7 +305,7 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
       const rowTop = `${i * ENTRY_HEIGHT}px`;
       if (entry.el.style.top !== rowTop) entry.el.style.top = rowTop;
       entry.el.setAttribute("aria-posinset", String(i + 1));
-      entry.el.setAttribute("aria-setsize", String(order.length));
+      entry.el.setAttribute("aria-setsize", String(rows));
     }
     for (const [id, entry] of this.rendered) {
       // Keep an entry whose button has the focus, so tabbing is not lost when it scrolls away.
@@ -284,6 +314,34 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
         this.rendered.delete(id);
       }
     }
+  }
+
+  /** One "loading…" row standing for the rows from ``loaded`` on that are in view. */
+  private placeholders(loaded: number, last: number): void {
+    const missing = last >= loaded;
+    if (!missing) {
+      this.loadingRow?.remove();
+      this.loadingRow = null;
+      return;
+    }
+    if (this.loadingRow === null) {
+      this.loadingRow = h("div", "tk-loading", "loading more tasks…");
+      this.loadingRow.setAttribute("role", "status");
+      this.spacer.append(this.loadingRow);
+    }
+    const top = `${loaded * ENTRY_HEIGHT}px`;
+    if (this.loadingRow.style.top !== top) this.loadingRow.style.top = top;
+  }
+
+  /** Ask for the next page once rows not loaded yet come into view (one request at a time). */
+  private loadMore(loaded: number, last: number): void {
+    const cursor = this.state.cursor;
+    if (cursor === null || this.loadingMore || this.firstPageId !== null || this.kernelGone) return;
+    if (last + OVERSCAN < loaded) return;
+    // Enough for what is in view (a jump down the scrollbar included), and a page beyond it.
+    const limit = Math.min(MAX_PAGE, Math.max(NEXT_PAGE, last + OVERSCAN - loaded + NEXT_PAGE));
+    this.loadingMore = true;
+    this.requests.send({ kind: "list", request_id: this.requests.id("list"), before: cursor, limit });
   }
 
   private paintPanel(): void {
