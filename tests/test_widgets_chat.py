@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import io
 import os
 import queue
 import subprocess
@@ -397,7 +400,9 @@ def test_agent_cell_in_a_kernel_answers_in_the_chat_view_only_and_saves_the_fini
     streamed = "".join(c["text"] for c in by_type.get("stream", []))
     assert "Paris" not in streamed  # the chat view is the output: no second copy as text
 
-    (shown,) = by_type["display_data"]
+    # The chat, then the empty slot its subagents' pane fills if its agent spawns any.
+    shown, slot = by_type["display_data"]
+    assert slot["data"] == {"text/plain": ""}
     assert WIDGET_VIEW in shown["data"]
     display_id = shown["transient"]["display_id"]
     assert "· 0 turns" in shown["data"]["text/plain"]  # displayed before the run
@@ -433,7 +438,8 @@ def test_a_failed_agent_cell_in_a_kernel_still_saves_the_chat_as_it_ended(projec
         if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"
     )
     assert "boonb: " in stderr, messages  # the run failed, and said so
-    (shown,) = [m["content"] for m in messages if m["msg_type"] == "display_data"]
+    shown, slot = [m["content"] for m in messages if m["msg_type"] == "display_data"]
+    assert slot["data"] == {"text/plain": ""}  # no subagents: their pane's slot stays empty
     updates = [m["content"] for m in messages if m["msg_type"] == "update_display_data"]
     assert [u["transient"]["display_id"] for u in updates] == [shown["transient"]["display_id"]]
     assert f"user: {QUESTION}" in updates[0]["data"]["text/plain"]
@@ -462,3 +468,279 @@ def test_agent_cell_in_terminal_ipython_streams_the_answer_as_text(project: Path
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(ANSWER) == 1, done.stdout  # streamed once, no chat view
     assert "application/vnd.jupyter.widget-view+json" not in done.stdout
+
+
+# Images: uploads and thumbnails as binary buffers of the comm messages, follow-ups with
+# images, and messages that show them.
+
+
+def png_bytes(size: tuple[int, int] = (1200, 800), color: str = "orange") -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "PNG")
+    return out.getvalue()
+
+
+class BinaryView:
+    """A ChatView whose messages carry binary buffers both ways, as the comm does."""
+
+    def __init__(self, widget: ChatView) -> None:
+        self.widget = widget
+        self.replies: queue.Queue[tuple[dict[str, Any], list[bytes]]] = queue.Queue()
+
+        def capture(content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+            if content["kind"] != "frame":
+                self.replies.put((content, [bytes(b) for b in buffers or []]))
+
+        widget.send = capture
+
+    def ask(
+        self, content: dict[str, Any], buffers: list[Any] | None = None
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """Deliver a message with its buffers, and wait for the reply to its request id."""
+        self.widget._handle_msg(
+            {
+                "content": {"data": {"method": "custom", "content": content}},
+                "buffers": buffers or [],
+            }
+        )
+        while True:
+            reply, got = self.replies.get(timeout=20)
+            if reply.get("request_id") == content.get("request_id"):
+                return reply, got
+
+    def upload(
+        self, data: bytes, name: str = "plot.png", *, chunk: int = 1 << 22
+    ) -> dict[str, Any]:
+        """Upload as the view does: chunk after chunk, each once the last was acknowledged."""
+        offset = 0
+        while True:
+            request = {
+                "kind": "upload",
+                "request_id": f"u-{name}-{offset}",
+                "upload_id": f"up-{name}",
+                "name": name,
+                "size": len(data),
+                "offset": offset,
+            }
+            reply, _ = self.ask(request, [memoryview(data)[offset : offset + chunk]])
+            if reply["kind"] == "error" or reply["attachment"] is not None:
+                return reply
+            assert reply["received"] > offset, reply
+            offset = reply["received"]
+
+
+def stored_files(runtime: Runtime) -> list[Path]:
+    folder = Path(runtime.settings.project) / ".boonb" / "attachments"
+    return sorted(p for p in folder.glob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_upload_from_a_binary_buffer_stores_the_image_and_replies_its_reference(
+    runtime: Runtime,
+) -> None:
+    view = BinaryView(ChatView(agent=agent_with_rules(runtime), runtime=runtime))
+    data = png_bytes()
+    reply = view.upload(data)
+    assert reply["kind"] == "upload", reply
+    ref = reply["attachment"]
+    assert ref["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (ref["mime"], ref["width"], ref["height"], ref["name"]) == (
+        "image/png",
+        1200,
+        800,
+        "plot.png",
+    )
+    assert [p.read_bytes() for p in stored_files(runtime)] == [data]
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "complaint"),
+    [
+        (b"%PDF-1.7\n" + b"0" * 2000, "report.png", "pdf"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg"></svg>', "logo.png", "svg"),
+        (png_bytes()[:200], "cut.png", "png"),
+    ],
+)
+def test_upload_of_a_file_that_is_no_supported_image_is_refused_and_nothing_is_stored(
+    runtime: Runtime, data: bytes, name: str, complaint: str
+) -> None:
+    view = BinaryView(ChatView(agent=agent_with_rules(runtime), runtime=runtime))
+    reply = view.upload(data, name)
+    assert reply["kind"] == "error" and reply["request_id"].startswith(f"u-{name}")
+    assert complaint in reply["message"].lower()
+    assert stored_files(runtime) == []
+
+
+def test_upload_larger_than_the_limit_is_refused_from_its_declared_size(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = BinaryView(ChatView(agent=agent_with_rules(runtime), runtime=runtime))
+    data = png_bytes()
+    request = {
+        "kind": "upload",
+        "request_id": "big",
+        "upload_id": "big",
+        "name": "big.png",
+        "size": 30 << 20,
+    }
+    reply, _ = view.ask(request, [memoryview(data)])  # the first chunk: refused before the rest
+    assert reply["kind"] == "error" and "limit is 20 MB" in reply["message"]
+    assert stored_files(runtime) == []
+
+
+def test_upload_without_a_buffer_is_refused_with_what_to_do(runtime: Runtime) -> None:
+    view = BinaryView(ChatView(agent=agent_with_rules(runtime), runtime=runtime))
+    request = {"kind": "upload", "request_id": "u", "upload_id": "u", "name": "a.png", "size": 10}
+    reply, _ = view.ask(request)
+    assert reply["kind"] == "error" and "attach it again" in reply["message"]
+
+
+def test_upload_in_chunks_is_stored_whole_once_the_last_chunk_is_in(runtime: Runtime) -> None:
+    view = BinaryView(ChatView(agent=agent_with_rules(runtime), runtime=runtime))
+    data = png_bytes((1500, 1000))
+    chunk = len(data) // 3 + 1
+    reply = view.upload(data, chunk=chunk)
+    assert reply["kind"] == "upload" and reply["received"] == len(data)
+    assert reply["attachment"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert [p.read_bytes() for p in stored_files(runtime)] == [data]
+    staged = Path(runtime.settings.upload_dir or api.attachments(runtime).upload_dir)
+    assert not list(staged.glob("boonb-upload-*"))  # the chunks' staged file is gone
+
+
+def test_a_chunk_out_of_order_drops_the_upload_and_says_to_attach_again(
+    runtime: Runtime,
+) -> None:
+    view = BinaryView(ChatView(agent=agent_with_rules(runtime), runtime=runtime))
+    data = png_bytes()
+    first = {"kind": "upload", "upload_id": "x", "name": "a.png", "size": len(data)}
+    reply, _ = view.ask({**first, "request_id": "1", "offset": 0}, [data[:1000]])
+    assert (reply["received"], reply["attachment"]) == (1000, None)
+    reply, _ = view.ask({**first, "request_id": "2", "offset": 5000}, [data[5000:6000]])
+    assert reply["kind"] == "error" and "out of order" in reply["message"]
+    assert "attach it again" in reply["message"]
+    reply, _ = view.ask({**first, "request_id": "3", "offset": 1000}, [data[1000:]])
+    assert reply["kind"] == "error" and "not open" in reply["message"]
+    assert stored_files(runtime) == []
+
+
+def test_follow_up_with_images_sends_the_uploaded_bytes_and_shows_them_in_the_chat(
+    runtime: Runtime,
+) -> None:
+    agent = agent_with_rules(runtime, tools=[])
+    view = BinaryView(ChatView(agent=agent, runtime=runtime))
+    runtime.engine.run(agent.run("hello"))
+    first, second = png_bytes(color="orange"), png_bytes((300, 500), color="teal")
+    refs = [view.upload(first, "a.png")["attachment"], view.upload(second, "b.png")["attachment"]]
+    send = {"kind": "send", "request_id": "f", "text": "what is this?", "images": refs}
+    reply, _ = view.ask(send)
+    assert reply == {"kind": "send", "request_id": "f", "turn_number": 2}
+    run = view.widget._run
+    assert run is not None
+    run.result(10)
+    sent = runtime.simulator().requests[-1]["messages"]
+    parts = [p for m in sent if isinstance(m["content"], list) for p in m["content"]]
+    uris = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
+    assert [base64.b64decode(u.partition(",")[2]) for u in uris] == [first, second]
+    snap, _ = view.ask({"kind": "snapshot", "request_id": "s"})
+    user = [m for m in snap["messages"] if m["role"] == "user"][-1]
+    assert user["content"] == "what is this?"
+    assert [r["sha256"] for r in user["images"]] == [r["sha256"] for r in refs]
+    assert snap["max_attachment_bytes"] == 20 << 20
+
+
+def test_message_complete_frame_of_a_user_message_carries_its_images(runtime: Runtime) -> None:
+    agent = agent_with_rules(runtime, tools=[])
+    view = View(ChatView(agent=agent, runtime=runtime))
+    ref = api.attachments(runtime).add_bytes(png_bytes(), name="plot.png")
+    runtime.engine.run(agent.run("look", images=[ref]))
+    users = [
+        f["message"]
+        for f in view.frames()
+        if f["frame"]["type"] == "message:complete" and f["frame"]["role"] == "user"
+    ]
+    assert [(m["content"], m["images"]) for m in users] == [
+        ("look", [ref.model_dump(mode="json")])
+    ]
+
+
+def test_thumbnail_is_a_binary_buffer_at_most_600_wide_and_the_full_image_is_the_file(
+    runtime: Runtime,
+) -> None:
+    from PIL import Image
+
+    view = BinaryView(ChatView(agent=agent_with_rules(runtime), runtime=runtime))
+    data = png_bytes((1200, 800))
+    ref = view.upload(data)["attachment"]
+    request = {"kind": "image", "request_id": "t", "attachment": ref, "max_width": 600}
+    reply, buffers = view.ask(request)
+    assert reply == {
+        "kind": "image",
+        "request_id": "t",
+        "sha256": ref["sha256"],
+        "mime": "image/png",
+        "width": 600,
+        "height": 400,
+    }
+    assert Image.open(io.BytesIO(buffers[0])).size == (600, 400)
+    full, buffers = view.ask({"kind": "image", "request_id": "f", "attachment": ref})
+    assert (full["width"], full["height"]) == (1200, 800) and buffers == [data]
+
+
+def test_image_whose_file_was_deleted_gets_an_error_saying_to_attach_it_again(
+    runtime: Runtime,
+) -> None:
+    view = BinaryView(ChatView(agent=agent_with_rules(runtime), runtime=runtime))
+    ref = view.upload(png_bytes())["attachment"]
+    for path in stored_files(runtime):
+        path.unlink()
+    reply, buffers = view.ask(
+        {"kind": "image", "request_id": "t", "attachment": ref, "max_width": 600}
+    )
+    assert reply["kind"] == "error" and "attach the image again" in reply["message"]
+    assert buffers == []
+
+
+def test_follow_up_with_an_image_to_a_text_only_model_is_refused_and_the_chat_unchanged(
+    runtime: Runtime,
+) -> None:
+    from boonb.providers import Capabilities, ChatClient, get_profile
+
+    agent = agent_with_rules(runtime, tools=[])
+    runtime.engine.run(agent.run("hello"))
+    agent.client = ChatClient(
+        get_profile("sim").with_overrides(
+            base_url=agent.client.profile.base_url,
+            capabilities={"sim-chat": Capabilities(tools=True, vision=False, reasoning=False)},
+        ),
+        max_retries=0,
+    )
+    view = BinaryView(ChatView(agent=agent, runtime=runtime))
+    ref = view.upload(png_bytes())["attachment"]
+    before = list(agent.messages)
+    reply, _ = view.ask({"kind": "send", "request_id": "f", "text": "see?", "images": [ref]})
+    assert reply["kind"] == "error" and reply["message"].startswith("not sent: ")
+    assert "cannot read images" in reply["message"]
+    assert agent.messages == before and view.widget._run is None
+    again, _ = view.ask({"kind": "send", "request_id": "g", "text": "just text"})
+    assert again["kind"] == "send"
+
+
+def test_a_saved_chat_shows_its_images_from_the_store_and_names_them_in_the_fallback(
+    runtime: Runtime,
+) -> None:
+    agent = agent_with_rules(runtime, tools=[])
+    ref = api.attachments(runtime).add_bytes(png_bytes(), name="plot.png")
+    runtime.engine.run(agent.run("look", images=[ref]))
+    del runtime.chats[agent.chat_id]  # as in a new kernel that has not resumed it
+    del runtime.savers[agent.chat_id]
+    view = BinaryView(ChatView(agent.chat_id, runtime=runtime))
+    snap, _ = view.ask({"kind": "snapshot", "request_id": "s"})
+    user = [m for m in snap["messages"] if m["role"] == "user"][0]
+    assert (user["content"], user["images"]) == ("look", [ref.model_dump(mode="json")])
+    text = mimebundle(view.widget)["text/plain"]
+    assert "[1 image: plot.png (1200×800)]" in text
+    thumb, buffers = view.ask(
+        {"kind": "image", "request_id": "t", "attachment": user["images"][0], "max_width": 600}
+    )
+    assert thumb["kind"] == "image" and len(buffers) == 1

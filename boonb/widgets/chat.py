@@ -10,6 +10,7 @@ thread), numbered so the view can tell which ones its snapshot already holds.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 from pydantic import ValidationError
 
+from boonb.agent.images import history_images, vision_check
 from boonb.agent.sessions import load_snapshot, snapshot
+from boonb.attachments import AttachmentError, AttachmentStore
 from boonb.frames import (
     Frame,
     MessageComplete,
@@ -30,6 +33,7 @@ from boonb.frames import (
     TurnComplete,
     TurnStart,
 )
+from boonb.providers import CapabilityError
 from boonb.store import StoreError
 from boonb.widgets.chat_history import (
     chat_message,
@@ -45,15 +49,26 @@ from boonb.widgets.chat_protocol import (
     ChatFrameMessage,
     ChatMessage,
     ChatReply,
+    ImageRequest,
     SendReply,
     SendRequest,
     SnapshotReply,
     SnapshotRequest,
     StreamingText,
+    UploadReply,
+    UploadRequest,
     parse_chat_request,
 )
 from boonb.widgets.common import STATIC, ChatIdError, ChatWidget, bundle, chat_uuid
+from boonb.widgets.images import (
+    ChunkedUploads,
+    attachment_store,
+    finish_upload,
+    read_image,
+    reply_in_background,
+)
 from boonb.widgets.protocol import ErrorReply, describe_invalid, request_id_of
+from boonb.widgets.tasks import TasksPane
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -64,6 +79,9 @@ if TYPE_CHECKING:
     from boonb.runtime import Runtime
 
 log = logging.getLogger("boonb.widgets")
+
+SPAWN_TOOL = "spawn_subagent"
+"""The tool whose first call puts the tasks pane under the chat."""
 
 LIVE_FRAME_TYPES = frozenset(
     {
@@ -130,12 +148,23 @@ class ChatView(ChatWidget):
         self._streaming: dict[int, str] = {}
         self._turn_started: dict[int, datetime] = {}
         self._run: concurrent.futures.Future[AgentResult] | None = None
+        self._uploads = ChunkedUploads()
+        # Where the pane of the subagents this chat's agent spawns goes (see display_chat),
+        # and that pane once its first spawn_subagent call started.
+        self._tasks_slot: DisplayHandle | None = None
+        self._tasks_pane: TasksPane | None = None
+        self._tasks_shown: threading.Thread | None = None
         super().__init__(chat, runtime, frame_types=LIVE_FRAME_TYPES)
 
     # Requests from the view (on the kernel's main thread, when no cell is running).
 
     def answer(self, content: Any) -> ChatReply:
-        """The reply to one request from the view; a bad request gets an ``ErrorReply``."""
+        """The reply to one request from the view; a bad request gets an ``ErrorReply``.
+
+        Requests with image bytes come through ``_on_custom_msg``, which has the message's
+        buffers: upload chunks (the last one stored off this thread) and thumbnails (read
+        off this thread, sent as a buffer). Here they get no bytes.
+        """
         try:
             request = parse_chat_request(content)
         except ValidationError as exc:
@@ -146,10 +175,53 @@ class ChatView(ChatWidget):
                     return self.snapshot(request.request_id)
                 case SendRequest():
                     return self._follow_up(request)
+                case UploadRequest():  # its bytes come through _on_custom_msg
+                    return _no_bytes(request)
+                case ImageRequest():
+                    return read_image(self._attachments(), request)[0]
                 case _:
                     assert_never(request)
         except StoreError as exc:
             return ErrorReply(request_id=request.request_id, message=str(exc))
+
+    def _on_custom_msg(self, _widget: object, content: Any, buffers: Any) -> None:
+        try:
+            request = parse_chat_request(content)
+        except ValidationError:
+            request = None
+        if not isinstance(request, UploadRequest | ImageRequest):
+            super()._on_custom_msg(_widget, content, buffers)
+            return
+        store = self._attachments()
+        match request:
+            case UploadRequest():
+                self._receive_upload(store, request, list(buffers or []))
+            case ImageRequest():
+                reply_in_background(self, lambda: read_image(store, request))
+            case _:
+                assert_never(request)
+
+    def _receive_upload(
+        self, store: AttachmentStore, request: UploadRequest, buffers: list[Any]
+    ) -> None:
+        """Append a chunk of an upload; once the file is whole, store it off this thread."""
+        reply: ChatReply
+        if not buffers:
+            reply = _no_bytes(request)
+        else:
+            try:
+                upload = self._uploads.receive(store, request, buffers[0])
+            except AttachmentError as exc:
+                reply = ErrorReply(request_id=request.request_id, message=str(exc))
+            else:
+                if upload.received == upload.size:
+                    reply_in_background(self, lambda: (finish_upload(store, request, upload), []))
+                    return
+                reply = UploadReply(request_id=request.request_id, received=upload.received)
+        self._send_message(reply.model_dump(mode="json"))
+
+    def _attachments(self) -> AttachmentStore:
+        return attachment_store(self._runtime)
 
     def snapshot(self, request_id: str) -> SnapshotReply:
         """What the view shows now (raises ``StoreError`` when the chat cannot be found)."""
@@ -218,6 +290,7 @@ class ChatView(ChatWidget):
             restarts=sorted({m.turn_number for m in messages if m.restart}),
             streaming=stream,
             restored=restored,
+            max_attachment_bytes=int(self._runtime.settings.max_attachment_size_mb * 1024 * 1024),
         )
 
     def _send_blocked(
@@ -243,8 +316,18 @@ class ChatView(ChatWidget):
         blocked = self._send_blocked(agent, state, running_here=running_here)
         if blocked is not None or agent is None:
             return ErrorReply(request_id=request.request_id, message=f"not sent: {blocked}")
+        try:  # refused here, not in the run: the view must hear why nothing was sent
+            vision_check(
+                agent.client.profile,
+                agent.model,
+                agent.attachments,
+                request.images,
+                earlier=history_images(agent.messages),
+            )
+        except (AttachmentError, CapabilityError) as exc:
+            return ErrorReply(request_id=request.request_id, message=f"not sent: {exc}")
         turn = agent.turn_number + 1
-        future = self._runtime.engine.submit(agent.run(request.text))
+        future = self._runtime.engine.submit(agent.run(request.text, images=request.images))
         future.add_done_callback(_log_failure)
         with self._send_lock:
             self._run = future
@@ -258,6 +341,8 @@ class ChatView(ChatWidget):
     def _on_frame(self, frame: Frame) -> None:
         if _chat_of(frame) != self._chat:
             return
+        if isinstance(frame, ToolTraceStart) and frame.tool_name == SPAWN_TOOL:
+            self._show_tasks()
         with self._send_lock:
             message = None
             match frame:
@@ -275,6 +360,44 @@ class ChatView(ChatWidget):
             self._seq += 1
             content = ChatFrameMessage(seq=self._seq, frame=frame, message=message)
             self.send(content.model_dump(mode="json"))
+
+    def _show_tasks(self) -> None:
+        """Fill the slot under the chat with the pane of its agent's subagents (once)."""
+        with self._send_lock:
+            slot = self._tasks_slot
+            if slot is None or self._tasks_pane is not None:
+                return
+            pane = self._tasks_pane = TasksPane(spawned_by=self._chat, runtime=self._runtime)
+        # By display id, so it lands in the chat's cell from any thread, and also after that
+        # cell finished (a follow-up from the chat's input box spawning). From a thread of
+        # its own: displaying reads the project database (the static fallback), which the
+        # engine's thread, publishing this frame, must not wait for.
+        shown = threading.Thread(
+            target=slot.update, args=(pane,), name="boonb-chat-tasks-slot", daemon=True
+        )
+        self._tasks_shown = shown
+        shown.start()
+
+    def refresh_tasks(self) -> None:
+        """Publish the tasks pane again, once shown, so its saved fallback is as of now."""
+        slot, pane, shown = self._tasks_slot, self._tasks_pane, self._tasks_shown
+        if slot is None or pane is None:
+            return
+        if shown is not None:
+            shown.join()  # after the first display, never overtaken by it
+        slot.update(pane)
+
+    @property
+    def tasks_pane(self) -> TasksPane | None:
+        """The pane of the subagents this chat's agent spawned, once it spawned one."""
+        return self._tasks_pane
+
+    def close(self) -> None:
+        """Close the chat's tasks pane too, then the view."""
+        pane, self._tasks_pane = getattr(self, "_tasks_pane", None), None
+        if pane is not None:
+            pane.close()
+        super().close()
 
     def _message_of(self, frame: MessageComplete) -> ChatMessage | None:
         """The message just appended to the agent's history (published right after it)."""
@@ -313,15 +436,30 @@ class ChatDisplay:
         run; without this a notebook opened on GitHub shows an empty chat.
         """
         self.handle.update(self.view)
+        self.view.refresh_tasks()
 
 
 def display_chat(agent: Agent) -> ChatDisplay:
-    """Display the agent's chat view in the running cell's output, with a display id."""
+    """Display the agent's chat view in the running cell's output, with a display id.
+
+    Under it goes an empty output: the slot the pane of the agent's subagents fills once
+    the agent spawns one. Empty, it takes no room in JupyterLab (an empty ``text/plain``
+    output has no height) and shows nothing in a saved notebook.
+    """
     from IPython.display import display
 
     view = ChatView(agent=agent)
     handle = display(view, display_id=True)
+    view._tasks_slot = display({"text/plain": ""}, raw=True, display_id=True)
     return ChatDisplay(view=view, handle=handle)
+
+
+def _no_bytes(request: UploadRequest) -> ErrorReply:
+    return ErrorReply(
+        request_id=request.request_id,
+        message=f"{request.name or 'the image'!r} arrived without its bytes (the upload "
+        "carries them as the comm message's binary buffer); attach it again",
+    )
 
 
 def _chat_of(frame: Frame) -> uuid.UUID | None:

@@ -13,7 +13,10 @@ from html import escape
 from typing import Any
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from boonb.agent.sessions import RESTART_NOTE
+from boonb.attachments import AttachmentRef
 from boonb.store import Store
 from boonb.store.projections import turns as turns_of
 from boonb.widgets.chat_protocol import (
@@ -94,7 +97,10 @@ def message_turns(messages: Sequence[Mapping[str, Any]], answered: Sequence[int]
 
 
 def content_text(content: Any) -> str:
-    """Message content as text; image parts become ``[image]``."""
+    """Message content as text, without stored images (``content_images`` has them).
+
+    A data-URI ``image_url`` part becomes ``[image]``.
+    """
     if content is None:
         return ""
     if isinstance(content, str):
@@ -106,10 +112,30 @@ def content_text(content: Any) -> str:
                 parts.append(str(part.get("text", "")))
             elif isinstance(part, Mapping) and part.get("type") == "image_url":
                 parts.append("[image]")
+            elif _image_of(part) is not None:
+                continue
             else:
                 parts.append(json.dumps(part, default=str))
         return "\n".join(parts)
     return json.dumps(content, default=str)
+
+
+def content_images(content: Any) -> list[AttachmentRef]:
+    """The stored images of a message's content parts, in order."""
+    if not isinstance(content, list):
+        return []
+    return [ref for ref in map(_image_of, content) if ref is not None]
+
+
+def _image_of(part: Any) -> AttachmentRef | None:
+    # A part that says it is an image but does not hold a valid reference (a session saved
+    # by a newer boonb, a hand-edited file) shows as JSON text rather than breaking the chat.
+    if not isinstance(part, dict):
+        return None
+    try:
+        return AttachmentRef.from_part(part)
+    except ValidationError:
+        return None
 
 
 def chat_message(message: Mapping[str, Any], *, index: int, turn_number: int) -> ChatMessage:
@@ -127,6 +153,7 @@ def chat_message(message: Mapping[str, Any], *, index: int, turn_number: int) ->
         role=message.get("role", "user"),
         turn_number=turn_number,
         content=text,
+        images=content_images(message.get("content")),
         tool_calls=calls,
         tool_call_id=message.get("tool_call_id"),
         restart=message.get("role") == "user" and text == RESTART_NOTE,
@@ -191,6 +218,14 @@ def _results(reply: SnapshotReply) -> dict[str, str]:
     return {m.tool_call_id: m.content for m in reply.messages if m.tool_call_id is not None}
 
 
+def _images_note(images: Sequence[AttachmentRef]) -> str:
+    # The bytes live in the project's .boonb/attachments/, not in the notebook: name them.
+    names = ", ".join(
+        f"{ref.name or ref.sha256[:12]} ({ref.width}×{ref.height})" for ref in images
+    )
+    return f"[{len(images)} image{'' if len(images) == 1 else 's'}: {names}]"
+
+
 def static_text(reply: SnapshotReply) -> str:
     state = STATE_LABELS.get(reply.state, reply.state)
     turns = len(reply.turns)
@@ -214,6 +249,8 @@ def static_text(reply: SnapshotReply) -> str:
             continue
         if message.content:
             lines.append(f"{message.role}: {_cut(message.content)}")
+        if message.images:
+            lines.append(f"  {_images_note(message.images)}")
         for call in message.tool_calls:
             outcome = "pending" if call.id in pending else _cut(results.get(call.id, ""))
             lines.append(f"  tool {call.name}({call.arguments[:200]}) -> {outcome}")
@@ -238,6 +275,8 @@ def static_html(reply: SnapshotReply) -> str:
             rows.append("<div><em>— kernel restarted; session resumed —</em></div>")
             continue
         body = escape(_cut(message.content))
+        if message.images:
+            body += f"<br><em>{escape(_images_note(message.images))}</em>"
         calls = "".join(
             f"<details><summary><code>{escape(c.name)}</code>"
             f"{' (pending)' if c.id in pending else ''}</summary>"

@@ -28,7 +28,9 @@ from pydantic import ValidationError
 from boonb.frames import Frame, ModelCallComplete, ToolTraceComplete, ToolTraceStart, TraceRecord
 from boonb.store import MAX_LIMIT, StoreError, TraceStore
 from boonb.store.projections import timeline, turns
+from boonb.widgets.chat_protocol import ImageRequest
 from boonb.widgets.common import ChatWidget, bundle, chat_uuid
+from boonb.widgets.images import attachment_store, read_image, reply_in_background
 from boonb.widgets.protocol import (
     CacheReply,
     CacheRequest,
@@ -84,6 +86,21 @@ class TraceViewer(ChatWidget):
         super().__init__(chat, runtime, frame_types=LIVE_FRAME_TYPES)
 
     # Requests from the view (on the kernel's main thread, when no cell is running).
+
+    def _on_custom_msg(self, _widget: object, content: Any, buffers: Any) -> None:
+        # An image in a call's input shows as a thumbnail: the view asks for its bytes as the
+        # chat view does (chat_protocol.ImageRequest), answered with a binary buffer.
+        if isinstance(content, dict) and content.get("kind") == "image":
+            try:
+                request = ImageRequest.model_validate(content)
+            except ValidationError as exc:
+                reply = ErrorReply(request_id=request_id_of(content), message=describe_invalid(exc))
+                self._send_message(reply.model_dump(mode="json"))
+                return
+            store = attachment_store(self._runtime)
+            reply_in_background(self, lambda: read_image(store, request))
+            return
+        super()._on_custom_msg(_widget, content, buffers)
 
     def answer(self, content: Any) -> Reply:
         """The reply to one request from the view; a bad request gets an ``ErrorReply``."""

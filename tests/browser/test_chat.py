@@ -144,17 +144,29 @@ def test_timeline_click_scrolls_and_folds_and_a_follow_up_runs_a_new_turn(
     answer_text = answer.inner_text()
 
     # The chat view is the cell's output: the answer is not printed again as text, and
-    # the run's one-line summary still follows the view.
+    # the run's one-line summary still follows the view. Between them, the slot for the
+    # pane of the agent's subagents stays empty (this agent spawns none) and takes no room.
     outputs = nb.cell_outputs(1)
-    assert [o["output_type"] for o in outputs] == ["display_data", "execute_result"], outputs
-    assert "3 turns" in outputs[1]["data"]["text/plain"]
-    expect(out.locator(".jp-OutputArea-output")).to_have_count(2)
+    kinds = [o["output_type"] for o in outputs]
+    assert kinds == ["display_data", "display_data", "execute_result"], outputs
+    assert outputs[1]["data"] == {"text/plain": ""}, outputs[1]
+    assert "3 turns" in outputs[2]["data"]["text/plain"]
+    shown = out.locator(".jp-OutputArea-output")
+    expect(shown).to_have_count(3)
+    expect(out.locator(".boonb-tasks")).to_have_count(0)
+    slot = shown.nth(1).bounding_box()
+    assert slot is not None and slot["height"] == 0, slot  # no gap under the chat
+    chat_bottom = chat.evaluate("el => el.getBoundingClientRect().bottom")
+    summary_top = shown.nth(2).evaluate("el => el.getBoundingClientRect().top")
+    assert summary_top - chat_bottom < 8, (chat_bottom, summary_top)
+    out.screenshot(path=ARTIFACTS_DIR / "chat-output-without-subagents.png")
     assert answer_text not in out.inner_text().replace(chat.inner_text(), "")
 
     # Saved, the notebook's fallback for the view (what GitHub shows) is the finished chat.
     nb.save()
     saved = _saved_outputs(nb.file, 1)
-    (view,) = [o for o in saved if o["output_type"] == "display_data"]
+    view, slot = [o for o in saved if o["output_type"] == "display_data"]
+    assert _text(slot["data"]["text/plain"]) == ""  # the empty slot shows nothing on GitHub
     assert "application/vnd.jupyter.widget-view+json" in view["data"]
     assert "awaiting input · 3 turns" in _text(view["data"]["text/plain"])
     assert html.escape(answer_text) in _text(view["data"]["text/html"])

@@ -4,6 +4,7 @@ import { highlight, payloadBlock, prettyJson } from "../shared/json";
 import type { ChatMessage, ToolCallView } from "./protocol";
 import type { CallStatus, ChatState, SessionState } from "./state";
 import { h } from "../shared/dom";
+import { thumbnailGrid, type ImageContext } from "../shared/images";
 
 /** Characters of a tool payload shown (the rest is cut with a note). */
 const PAYLOAD_CUT = 6000;
@@ -122,6 +123,7 @@ export function fillTurnBody(
   state: ChatState,
   turn: number,
   expandedCalls: ReadonlySet<string>,
+  images: ImageContext,
 ): void {
   body.replaceChildren();
   for (const message of state.messagesOf(turn)) {
@@ -132,7 +134,7 @@ export function fillTurnBody(
       body.append(note);
       continue;
     }
-    body.append(messageBubble(state, message, expandedCalls));
+    body.append(messageBubble(state, message, expandedCalls, images));
   }
   const answer = state.answerOf(turn);
   const streamed = state.streaming.get(turn);
@@ -151,11 +153,15 @@ function messageBubble(
   state: ChatState,
   message: ChatMessage,
   expandedCalls: ReadonlySet<string>,
+  images: ImageContext,
 ): HTMLElement {
   const bubble = h("div", `chat-msg chat-msg-${message.role}`);
   bubble.dataset["index"] = String(message.index);
   bubble.append(h("div", "chat-msg-role", message.role));
   if (message.content !== "") bubble.append(h("div", "chat-msg-text", message.content));
+  if (message.images.length > 0) {
+    bubble.append(thumbnailGrid(message.images, images.loader, images.lightbox));
+  }
   if (message.tool_calls.length > 0) {
     const tools = h("div", "chat-tools");
     for (const call of message.tool_calls) {

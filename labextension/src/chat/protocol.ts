@@ -4,6 +4,22 @@
 import type { Frame, SessionRestored } from "../frames";
 import type { ErrorReply } from "../shared/protocol";
 
+/** A stored image, by content. Equal bytes give an equal ``sha256`` and one file. */
+export interface AttachmentRef {
+  /** SHA-256 of the bytes, hex. */
+  sha256: string;
+  /** The type detected from the content, not the name. */
+  mime: "image/png" | "image/jpeg" | "image/gif" | "image/webp";
+  /** Size of the stored file in bytes. */
+  size_bytes: number;
+  /** Width in pixels (the first frame of a GIF/WebP). */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /** The name it was given (display only). */
+  name: string;
+}
+
 /** A live frame of the chat, numbered so the view can drop what a snapshot covered. */
 export interface ChatFrameMessage {
   kind: "frame";
@@ -20,12 +36,34 @@ export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
   /** The turn it belongs to: a user message belongs to the turn it starts. */
   turn_number: number;
-  /** Text; image parts are shown as ``[image]``. */
+  /** The text parts; image parts are in ``images``. */
   content: string;
+  /** The images of a user message, in order (fetch them with an ``ImageRequest``). */
+  images: AttachmentRef[];
   tool_calls: ToolCallView[];
   tool_call_id: string | null;
   /** The note boonb adds when a session is resumed after a kernel restart. */
   restart: boolean;
+}
+
+/** A stored image's bytes, as the message's first binary buffer (never in this JSON). */
+export interface ImageReply {
+  kind: "image";
+  request_id: string;
+  sha256: string;
+  /** PNG or JPEG for a thumbnail; the stored type for a full image. */
+  mime: "image/png" | "image/jpeg" | "image/gif" | "image/webp";
+  width: number;
+  height: number;
+}
+
+/** A stored image's bytes: a thumbnail at most ``max_width`` wide, or the full image. */
+export interface ImageRequest {
+  kind: "image";
+  request_id: string;
+  attachment: AttachmentRef;
+  /** None: the full image, as stored. */
+  max_width?: number | null;
 }
 
 /** A tool call the model asked for whose result is not in yet. */
@@ -49,7 +87,9 @@ export interface SendReply {
 export interface SendRequest {
   kind: "send";
   request_id: string;
-  text: string;
+  text?: string;
+  /** Images uploaded before (``UploadReply.attachment``), sent with the text. */
+  images?: AttachmentRef[];
 }
 
 /** The chat as it is now, for a view that opens or reconnects; live frames follow. */
@@ -76,6 +116,11 @@ export interface SnapshotReply {
   streaming: StreamingText | null;
   /** The session as saved, as a ``session_restored`` frame (None if never saved). */
   restored: SessionRestored | null;
+  /**
+   * The largest image the kernel takes (MAX_ATTACHMENT_SIZE_MB), so the browser can
+   * refuse a larger one before reading it; 0: unknown. The kernel checks again.
+   */
+  max_attachment_bytes: number;
 }
 
 /** Everything the view shows: the conversation, its turns and the pending tool calls. */
@@ -118,17 +163,57 @@ export interface TurnSummary {
   cache_broken_by: string | null;
 }
 
+/** A chunk arrived; after the last one, the image was checked and stored. */
+export interface UploadReply {
+  kind: "upload";
+  request_id: string;
+  /** Bytes of the file the kernel holds so far: the next chunk starts there. */
+  received: number;
+  /** The stored image, once the whole file is in: send it with the follow-up. */
+  attachment: AttachmentRef | null;
+}
+
+/**
+ * A chunk of an image the user attached: its bytes are the message's buffer.
+ *
+ * The bytes are the comm message's first binary buffer, never base64 in this JSON, at
+ * most ``UPLOAD_CHUNK_BYTES`` of them; the chunks of a file follow each other, each sent
+ * once the previous one was acknowledged. When the last one is in, the kernel reads the
+ * type from the content (``name`` is for display only) and stores the image; what is not
+ * a supported image or is too large gets an ``ErrorReply`` saying why.
+ */
+export interface UploadRequest {
+  kind: "upload";
+  request_id: string;
+  /** The same for every chunk of one file. */
+  upload_id: string;
+  name?: string;
+  /**
+   * The whole file's size as the browser declares it: checked against the limit with
+   * the first chunk, before the rest is sent.
+   */
+  size: number;
+  /** Where this chunk starts in the file. */
+  offset?: number;
+}
+
 export type ChatRequest =
   | SnapshotRequest
-  | SendRequest;
+  | SendRequest
+  | UploadRequest
+  | ImageRequest;
 
 export type ChatReply =
   | SnapshotReply
   | SendReply
+  | UploadReply
+  | ImageReply
   | ErrorReply;
 
 export type ChatKernelMessage =
   | SnapshotReply
   | SendReply
+  | UploadReply
+  | ImageReply
   | ErrorReply
   | ChatFrameMessage;

@@ -1,6 +1,7 @@
 // The chat's state in the browser: a snapshot from the kernel plus the live frames after it.
 import type { JsonValue, TraceRecord } from "../frames";
 import type {
+  AttachmentRef,
   ChatFrameMessage,
   ChatMessage,
   SnapshotReply,
@@ -22,6 +23,40 @@ export interface ToolRun {
 /** The command that resumes a chat in a new kernel: the id as the view's header shows it. */
 export function resumeCommand(chatId: string): string {
   return `%agent resume ${chatId.slice(0, 8)}`;
+}
+
+/**
+ * A message's content as a frame carries it: plain text, or (a user message with images)
+ * the JSON of its parts, ``{"type": "text", "text"}`` and ``{"type": "image", "image": ref}``.
+ */
+export function contentParts(content: string): { text: string; images: AttachmentRef[] } {
+  if (!content.startsWith("[{")) return { text: content, images: [] };
+  let parts: unknown;
+  try {
+    parts = JSON.parse(content);
+  } catch {
+    return { text: content, images: [] };
+  }
+  if (!Array.isArray(parts)) return { text: content, images: [] };
+  const texts: string[] = [];
+  const images: AttachmentRef[] = [];
+  for (const part of parts as Array<Record<string, unknown>>) {
+    if (part?.["type"] === "text" && typeof part["text"] === "string") texts.push(part["text"]);
+    else if (part?.["type"] === "image" && isRef(part["image"])) images.push(part["image"]);
+    else return { text: content, images: [] }; // not parts after all: show it as it is
+  }
+  return { text: texts.join("\n"), images };
+}
+
+function isRef(value: unknown): value is AttachmentRef {
+  if (value === null || typeof value !== "object") return false;
+  const ref = value as Record<string, unknown>;
+  return (
+    typeof ref["sha256"] === "string" &&
+    typeof ref["mime"] === "string" &&
+    typeof ref["width"] === "number" &&
+    typeof ref["height"] === "number"
+  );
 }
 
 /** What a frame asks of the view beyond repainting. */
@@ -56,6 +91,8 @@ export class ChatState {
    */
   kernelGone = false;
   sending = false;
+  /** The largest image the kernel takes, so a larger one is refused before it is read. */
+  maxAttachmentBytes = 0;
   messages: ChatMessage[] = [];
   readonly turns = new Map<number, TurnSummary>();
   readonly streaming = new Map<number, string>();
@@ -78,6 +115,7 @@ export class ChatState {
     this.title = reply.title;
     this.state = reply.state;
     this.live = reply.live;
+    this.maxAttachmentBytes = reply.max_attachment_bytes;
     this.kernelBlocked = reply.live ? null : reply.send_blocked;
     this.messages = [...reply.messages].sort((a, b) => a.index - b.index);
     this.results.clear();
@@ -208,11 +246,13 @@ export class ChatState {
         arguments: String(named["arguments"] ?? ""),
       };
     });
+    const { text, images } = contentParts(frame.content);
     return {
       index: last === undefined ? 0 : last.index + 1,
       role: frame.role,
       turn_number: frame.turn_number,
-      content: frame.content,
+      content: text,
+      images,
       tool_calls: calls,
       tool_call_id: null,
       restart: false,

@@ -8,10 +8,29 @@ import {
   updateTurnHeader,
 } from "./dom";
 import { h } from "../shared/dom";
+import { ImageLoader, KernelImages, Lightbox } from "../shared/images";
+import type { ErrorReply } from "../shared/protocol";
 import { KernelView } from "../shared/view";
 import type { WidgetModel } from "../shared/widget";
-import type { ChatFrameMessage, ChatKernelMessage, ChatRequest } from "./protocol";
+import { AttachmentTray, dragHasFiles, filesOf } from "./attach";
+import type {
+  AttachmentRef,
+  ChatFrameMessage,
+  ChatKernelMessage,
+  ChatRequest,
+  UploadReply,
+  UploadRequest,
+} from "./protocol";
 import { ChatState, resumeCommand } from "./state";
+
+/** The answer to an upload: the stored image's reference, or why it was refused. */
+type UploadAnswer = (reply: UploadReply | ErrorReply) => void;
+
+/**
+ * The most bytes of a file one upload message carries (chat_protocol.UPLOAD_CHUNK_BYTES):
+ * the Jupyter server closes a websocket whose message is over 10 MiB.
+ */
+const UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** Within this many pixels of the bottom, new content keeps the log scrolled to the end. */
 const STICK_PX = 48;
@@ -40,6 +59,10 @@ export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
   private readonly expandedCalls = new Set<string>();
   private selected: number | null = null;
   private timelineVersion = -1;
+  private readonly tray: AttachmentTray;
+  private readonly images: { loader: ImageLoader; lightbox: Lightbox };
+  /** Uploads waiting for their reply, by request id. */
+  private readonly uploads = new Map<string, UploadAnswer>();
 
   constructor(model: WidgetModel, el: HTMLElement) {
     super(model, "boonb-chat");
@@ -72,22 +95,48 @@ export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
     this.kernelGoneNote.setAttribute("role", "status");
     this.kernelGoneNote.hidden = true;
 
+    const kernelImages = new KernelImages(model);
+    const loader = new ImageLoader(kernelImages.fetch);
+    this.images = { loader, lightbox: new Lightbox(loader, this.root) };
+    this.tray = new AttachmentTray(
+      this.upload,
+      () => this.update(false),
+      () => this.state.maxAttachmentBytes,
+    );
     const compose = h("div", "chat-compose");
     this.input = h("textarea", "chat-input");
     this.input.rows = 2;
     this.input.setAttribute("aria-label", "Follow-up message");
     this.sendButton = h("button", "chat-send", "Send");
     this.sendButton.type = "button";
-    compose.append(this.input, this.sendButton);
+    compose.append(this.tray.button, this.input, this.sendButton);
 
-    this.root.append(header, this.timeline, this.log, this.error, this.kernelGoneNote, compose);
+    this.root.append(
+      header,
+      this.timeline,
+      this.log,
+      this.error,
+      this.kernelGoneNote,
+      this.tray.el,
+      compose,
+    );
     el.append(this.root);
+    this.onDestroy(() => {
+      this.images.lightbox.close();
+      kernelImages.dispose();
+      loader.dispose();
+      this.tray.dispose();
+    });
 
     this.listen(this.chips, "click", this.onChipClick);
     this.listen(this.expandAll, "click", this.onExpandAll);
     this.listen(this.log, "click", this.onLogClick);
     this.listen(this.input, "keydown", this.onKey);
     this.listen(this.sendButton, "click", this.onSendClick);
+    this.listen(this.input, "paste", this.onPaste);
+    this.listen(this.root, "dragover", this.onDragOver);
+    this.listen(this.root, "dragleave", this.onDragLeave);
+    this.listen(this.root, "drop", this.onDrop);
     this.paint();
     // A (re)rendered view holds nothing yet: ask the kernel for the current state.
     this.requestSnapshot();
@@ -112,6 +161,9 @@ export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
       h("span", "", " in a cell."),
     );
     this.kernelGoneNote.hidden = false;
+    const gone: ErrorReply = { kind: "error", request_id: null, message: "the kernel is gone" };
+    for (const answer of this.uploads.values()) answer(gone);
+    this.uploads.clear();
     this.update(false);
   }
 
@@ -122,6 +174,14 @@ export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
 
   protected onMessage(message: ChatKernelMessage): void {
     switch (message.kind) {
+      case "image":
+        return; // KernelImages takes these
+      case "upload": {
+        if (this.requests.take(message.request_id) === undefined) return;
+        this.uploads.get(message.request_id)?.(message);
+        this.uploads.delete(message.request_id);
+        return;
+      }
       case "frame":
         this.sinceSnapshot.push(message);
         this.applyFrame(message);
@@ -142,12 +202,18 @@ export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
         this.state.sending = false;
         this.state.state = "in_progress";
         this.input.value = "";
+        this.tray.clear();
         this.showError(null);
         this.update(true);
         return;
       case "error": {
         const kind = this.requests.take(message.request_id);
         if (kind === undefined) return;
+        if (kind === "upload" && message.request_id !== null) {
+          this.uploads.get(message.request_id)?.(message);
+          this.uploads.delete(message.request_id);
+          return;
+        }
         if (kind === "send") this.state.sending = false;
         this.showError(message.message);
         this.update(false);
@@ -205,7 +271,7 @@ export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
       const key = `${collapsed}:${active}:${state.state}:${state.kernelGone}`;
       if (entry.version !== version || entry.key !== key) {
         const body = entry.el.querySelector<HTMLElement>(".chat-turn-body");
-        if (body !== null) fillTurnBody(body, state, turn, this.expandedCalls);
+        if (body !== null) fillTurnBody(body, state, turn, this.expandedCalls, this.images);
         updateTurnHeader(entry.el, state, turn, collapsed);
         entry.version = version;
         entry.key = key;
@@ -290,7 +356,8 @@ export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
   private paintCompose(): void {
     const blocked = this.state.sendBlocked();
     this.input.disabled = blocked !== null;
-    this.sendButton.disabled = blocked !== null;
+    this.tray.setDisabled(blocked !== null);
+    this.sendButton.disabled = blocked !== null || this.tray.uploading();
     this.input.placeholder =
       blocked === null ? "Follow up… (Enter to send, Shift+Enter for a new line)" : blocked;
   }
@@ -307,6 +374,8 @@ export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
     data["collapsed"] = [...this.collapsed].sort((a, b) => a - b).join(",");
     data["selectedTurn"] = this.selected === null ? "" : String(this.selected);
     data["pending"] = String(this.state.unanswered().length);
+    data["attachments"] = String(this.tray.count());
+    data["uploading"] = String(this.tray.uploading());
   }
 
   /** Repaint now, the timeline too, for interactions that then measure the layout. */
@@ -378,12 +447,72 @@ export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
 
   private send(): void {
     const text = this.input.value.trim();
-    if (text === "" || this.state.sendBlocked() !== null) return;
+    const images = this.tray.refs();
+    if (text === "" && images.length === 0) return;
+    if (this.state.sendBlocked() !== null || this.tray.uploading()) return;
     this.state.sending = true;
     this.selected = null; // follow the new turn: it becomes the one highlighted
     this.collapsed.clear();
-    this.requests.send({ kind: "send", request_id: this.requests.id("send"), text });
+    this.requests.send({ kind: "send", request_id: this.requests.id("send"), text, images });
     this.stickToEnd = true; // follow the new turn, wherever the log was scrolled
     this.update(true);
   }
+
+  // Images: intake (picker, drop, paste), the bytes as a binary buffer of the upload
+
+  /** Upload a file in chunks, each sent once the kernel acknowledged the one before. */
+  private readonly upload = async (file: File): Promise<AttachmentRef> => {
+    const uploadId = this.requests.id("upload");
+    let offset = 0;
+    for (;;) {
+      const chunk = await file.slice(offset, offset + UPLOAD_CHUNK_BYTES).arrayBuffer();
+      const reply = await this.uploadChunk(
+        { kind: "upload", request_id: this.requests.id("upload"), upload_id: uploadId,
+          name: file.name, size: file.size, offset },
+        chunk,
+      );
+      if (reply.attachment !== null) return reply.attachment;
+      if (reply.received <= offset) throw new Error("the kernel took no bytes; attach it again");
+      offset = reply.received;
+    }
+  };
+
+  private uploadChunk(request: UploadRequest, chunk: ArrayBuffer): Promise<UploadReply> {
+    return new Promise((resolve, reject) => {
+      this.uploads.set(request.request_id, (reply) => {
+        if (reply.kind === "upload") resolve(reply);
+        else reject(new Error(reply.message));
+      });
+      this.requests.send(request, [chunk]);
+    });
+  }
+
+  private readonly onPaste = (event: ClipboardEvent): void => {
+    const files = filesOf(event.clipboardData);
+    if (files.length === 0) return; // pasted text goes into the box as usual
+    event.preventDefault();
+    this.tray.add(files);
+  };
+
+  private readonly onDragOver = (event: DragEvent): void => {
+    if (!dragHasFiles(event) || this.state.sendBlocked() !== null) return;
+    event.preventDefault(); // without it the browser opens the file instead of dropping it
+    event.stopPropagation(); // not Lab's notebook, which would take it as a cell drag
+    if (event.dataTransfer !== null) event.dataTransfer.dropEffect = "copy";
+    this.root.classList.add("is-drop-target");
+  };
+
+  private readonly onDragLeave = (event: DragEvent): void => {
+    if (event.relatedTarget instanceof Node && this.root.contains(event.relatedTarget)) return;
+    this.root.classList.remove("is-drop-target");
+  };
+
+  private readonly onDrop = (event: DragEvent): void => {
+    this.root.classList.remove("is-drop-target");
+    if (!dragHasFiles(event)) return;
+    event.preventDefault();
+    event.stopPropagation();
+    if (this.state.sendBlocked() !== null) return;
+    this.tray.add(filesOf(event.dataTransfer));
+  };
 }

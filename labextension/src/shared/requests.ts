@@ -10,7 +10,9 @@ export class PendingRequests<Request extends { kind: string; request_id: string 
   private readonly pending = new Map<string, Request["kind"]>();
   private counter = 0;
 
-  constructor(private readonly sendToKernel: (message: Request) => void) {}
+  constructor(
+    private readonly sendToKernel: (message: Request, buffers?: ArrayBuffer[]) => void,
+  ) {}
 
   /** A fresh id for a request of this kind. */
   id(kind: Request["kind"]): string {
@@ -18,10 +20,11 @@ export class PendingRequests<Request extends { kind: string; request_id: string 
     return `${this.viewId}:${kind}:${this.counter}`;
   }
 
-  /** Send a request and remember it until its reply is taken. */
-  send(message: Request): void {
+  /** Send a request (``buffers``: binary data, outside the JSON) and remember it until its
+   * reply is taken. */
+  send(message: Request, buffers?: ArrayBuffer[]): void {
     this.pending.set(message.request_id, message.kind);
-    this.sendToKernel(message);
+    this.sendToKernel(message, buffers);
   }
 
   /** The kind of request this reply answers, now forgotten; undefined if it is not ours. */

@@ -33,7 +33,7 @@ export abstract class KernelView<Request extends KernelRequest, Message extends 
   ) {
     this.root = h("div", `boonb-view ${className}`);
     this.root.dataset["chatId"] = model.get("chat_id");
-    this.requests = new PendingRequests((message) => this.sendToKernel(message));
+    this.requests = new PendingRequests((message, buffers) => this.sendToKernel(message, buffers));
     const onMessage = (message: Message): void => {
       if (!this.closed) this.onMessage(message);
     };
@@ -104,10 +104,12 @@ export abstract class KernelView<Request extends KernelRequest, Message extends 
    * Send a request, or notice that the kernel is gone: a view rendered after its kernel
    * restarted or shut down never saw `comm_live_update`, and the comm then throws.
    */
-  private sendToKernel(message: Request): void {
+  private sendToKernel(message: Request, buffers?: ArrayBuffer[]): void {
     if (this.kernelGone) return;
     try {
-      this.model.send(message);
+      // Binary data goes as the comm message's buffers, never as base64 in the JSON.
+      if (buffers === undefined) this.model.send(message);
+      else this.model.send(message, undefined, buffers);
     } catch (error) {
       console.info("boonb: the kernel is gone, so the request was not sent", error);
       this.loseKernel();

@@ -10,6 +10,7 @@ import {
   localTime,
   rateClass,
 } from "../shared/format";
+import { attachmentOf, thumbnailGrid, type ImageContext, type ImageRef } from "../shared/images";
 import { binaryPlaceholder, highlight, payloadBlock, prettyJson } from "../shared/json";
 import type { ChatTotals, CutValue, SentRequest, TimelineEntry, TurnCache } from "./protocol";
 import type { DetailState, Nested, ShownTrace, TraceItem, Turn } from "./state";
@@ -324,6 +325,7 @@ export function createDetail(
   trace: ShownTrace,
   detail: DetailState | undefined,
   showMore: boolean,
+  images: ImageContext,
 ): HTMLElement {
   const panel = h("div", "tv-panel tv-detail");
   panel.dataset["detailFor"] = trace.id;
@@ -350,7 +352,7 @@ export function createDetail(
   }
   // A model call's request as sent comes first: it is what a user checks when a prompt
   // went wrong. Its trace input (what was new, and the recorded context) stays at hand.
-  if (trace.kind === "model") panel.append(requestSection(detail));
+  if (trace.kind === "model") panel.append(requestSection(detail, images));
   let cut = false;
   for (const [label, value, preview, cls] of [
     ["Input", whole?.input ?? trace.input, whole === null ? trace.input_cut : null, "tv-json-input"],
@@ -427,7 +429,7 @@ function previewBlock(preview: CutValue, cls: string, detail: DetailState | unde
 }
 
 /** A model call's request as sent: system prompt, messages and tool schemas. */
-function requestSection(detail: DetailState | undefined): HTMLElement {
+function requestSection(detail: DetailState | undefined, images: ImageContext): HTMLElement {
   const section = h("div", "tv-detail-section tv-request");
   section.append(h("div", "tv-detail-label", "Request as sent"));
   if (detail === undefined || detail.status === "loading") {
@@ -441,7 +443,7 @@ function requestSection(detail: DetailState | undefined): HTMLElement {
   const request: SentRequest = detail.reply.request;
   for (const note of request.notes) section.append(h("div", "tv-note", note));
   const messages = h("div", "tv-messages");
-  request.messages.forEach((message, i) => messages.append(messageBlock(message, i)));
+  request.messages.forEach((message, i) => messages.append(messageBlock(message, i, images)));
   section.append(messages);
   const tools = h("details", "tv-tools");
   const count = request.tools?.length ?? 0;
@@ -455,7 +457,7 @@ function requestSection(detail: DetailState | undefined): HTMLElement {
   return section;
 }
 
-function messageBlock(message: JsonValue, index: number): HTMLElement {
+function messageBlock(message: JsonValue, index: number, images: ImageContext): HTMLElement {
   const block = h("div", "tv-message");
   const fields =
     message !== null && typeof message === "object" && !Array.isArray(message) ? message : {};
@@ -467,8 +469,19 @@ function messageBlock(message: JsonValue, index: number): HTMLElement {
   for (const [key, value] of Object.entries(fields)) {
     if (key !== "role" && key !== "content") rest[key] = value;
   }
+  const refs = Array.isArray(content) ? content.map(attachmentOf) : [];
   if (typeof content === "string") {
     block.append(h("div", "tv-message-text", content));
+  } else if (Array.isArray(content) && refs.some((ref) => ref !== null)) {
+    // Images as thumbnails, under the message's other parts (its text, as JSON).
+    const others = content.filter((_, i) => refs[i] === null);
+    if (others.length > 0) {
+      const pre = payloadBlock("tv-json");
+      highlight(prettyJson(others), pre);
+      block.append(pre);
+    }
+    const shown = refs.filter((ref): ref is ImageRef => ref !== null);
+    block.append(thumbnailGrid(shown, images.loader, images.lightbox));
   } else if (content !== null) {
     const pre = payloadBlock("tv-json");
     highlight(prettyJson(content), pre);

@@ -10,6 +10,7 @@ import {
   updateTurnRow,
 } from "./dom";
 import { h } from "../shared/dom";
+import { ImageLoader, KernelImages, Lightbox, type ImageContext } from "../shared/images";
 import { KernelView } from "../shared/view";
 import type { WidgetModel } from "../shared/widget";
 import type { KernelMessage, Request } from "./protocol";
@@ -72,6 +73,8 @@ export class TraceView extends KernelView<Request, KernelMessage> {
   private spacerHeight = -1;
   private scrollerHeight = -1;
   private footerDrawnFrom = "";
+  /** Thumbnails of the images in a model call's request (shared/images.ts). */
+  private readonly images: ImageContext;
 
   constructor(model: WidgetModel, el: HTMLElement) {
     super(model, "boonb-traceviewer");
@@ -96,6 +99,14 @@ export class TraceView extends KernelView<Request, KernelMessage> {
     this.root.append(header, this.scroller, this.empty, this.footer);
     el.append(this.root);
 
+    const kernelImages = new KernelImages(model);
+    const loader = new ImageLoader(kernelImages.fetch);
+    this.images = { loader, lightbox: new Lightbox(loader, this.root) };
+    this.onDestroy(() => {
+      this.images.lightbox.close();
+      kernelImages.dispose();
+      loader.dispose();
+    });
     this.listen(this.scroller, "scroll", this.onScroll);
     this.listen(this.scroller, "click", this.onClick);
     this.listen(this.scroller, "keydown", this.onKey);
@@ -384,7 +395,7 @@ export class TraceView extends KernelView<Request, KernelMessage> {
         const from = [row.item.trace, detail, showMore];
         if (el === undefined || !this.samePanel(el, from)) {
           el?.remove();
-          el = createDetail(row.item.trace, detail, showMore);
+          el = createDetail(row.item.trace, detail, showMore, this.images);
           el.dataset["showMore"] = String(showMore);
           this.panelSource.set(el, from);
           this.resizes.observe(el);
