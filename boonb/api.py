@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import tempfile
 import uuid
 import weakref
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from boonb.agent.images import check_vision
 from boonb.agent.loop import DEFAULT_SYSTEM_PROMPT, Agent, AgentResult, tool_outcome
 from boonb.agent.recorder import TraceParent
 from boonb.agent.sessions import RESTART_NOTE, list_sessions
@@ -40,6 +42,7 @@ from boonb.store.agent_sessions import load_snapshot as load_chat_snapshot
 from boonb.store.traces import parse_uuid
 
 T = TypeVar("T")
+log = logging.getLogger("boonb.attachments")
 
 
 class AgentHandle:
@@ -131,6 +134,7 @@ class TaskHandle:
 def spawn(
     prompt: str,
     *,
+    images: Sequence[ImageSource] | Mapping[str, ImageSource] = (),
     model: str | None = None,
     tools: Sequence[str] | None = None,
     budget: int | None = None,
@@ -143,11 +147,25 @@ def spawn(
     It runs on this kernel's engine (at most ``BACKGROUND_MAX_CONCURRENT`` at once, the
     rest wait in order) while cells go on. ``tools`` names registered tools (default:
     all but the subagent tools); ``metadata["name"]`` is its title in ``%tasks``.
+    ``images`` are stored first (as for :func:`start`) and the task keeps their references;
+    a model that cannot see refuses them before any is stored.
     """
-    tasks = (runtime or get_runtime()).tasks
-    update = tasks.spawn(
-        prompt, model=model, tools=tools, budget=budget, max_turns=max_turns, metadata=metadata
+    runtime = runtime or get_runtime()
+    refs: list[AttachmentRef] = []
+    if images:
+        choice = runtime.provider()
+        check_vision(choice.profile, model or choice.model, new=len(images))
+        refs = add_images(images, runtime=runtime)
+    update = runtime.tasks.spawn(
+        prompt,
+        images=refs,
+        model=model,
+        tools=tools,
+        budget=budget,
+        max_turns=max_turns,
+        metadata=metadata,
     )
+    tasks = runtime.tasks
     return TaskHandle(update.task_id, tasks)
 
 
@@ -294,21 +312,27 @@ def start(
     objects with ``_repr_png_`` (see :func:`add_images`). A bad image, or any image for a
     model that cannot see, raises before anything is sent or added to the chat.
     """
-    refs = add_images(images)
+    refs = add_images(images, agent=agent)
     return start_run(agent, agent.run(prompt, images=refs), wait=wait)
 
 
 def add_images(
-    images: Sequence[ImageSource] | Mapping[str, ImageSource], *, runtime: Runtime | None = None
+    images: Sequence[ImageSource] | Mapping[str, ImageSource],
+    *,
+    agent: Agent | None = None,
+    runtime: Runtime | None = None,
 ) -> list[AttachmentRef]:
     """Store images in the project's attachments; a mapping gives each its display name.
 
-    All are checked before any is kept in a message; a bad one raises an
-    :class:`~boonb.errors.AttachmentError` naming it.
+    With ``agent``, a model that cannot see refuses them before any is stored
+    (:class:`~boonb.providers.CapabilityError`). All are checked before any is stored: a
+    bad one raises an :class:`~boonb.errors.AttachmentError` naming it, and none is kept.
     """
-    store = attachments(runtime)
-    named = images.items() if isinstance(images, Mapping) else ((None, i) for i in images)
-    return [add_image(store, image, name=name) for name, image in named]
+    named = list(images.items() if isinstance(images, Mapping) else ((None, i) for i in images))
+    if agent is not None:
+        check_vision(agent.client.profile, agent.model, new=len(named))
+    with attachments(runtime).all_or_nothing() as batch:
+        return [add_image(batch, image, name=name) for name, image in named]
 
 
 _attachment_stores: weakref.WeakKeyDictionary[Runtime, AttachmentStore] = (
@@ -339,9 +363,17 @@ def attachments(runtime: Runtime | None = None) -> AttachmentStore:
         )
         _attachment_stores[runtime] = store
         if first:  # leftovers of an earlier kernel go now, later ones on the engine's timer
-            store.sweep()
+            sweep_uploads(store)
             runtime.engine.submit(_sweep_forever(runtime))
     return store
+
+
+def sweep_uploads(store: AttachmentStore) -> None:
+    """Sweep staged leftovers; a failure is logged, never raised (the next sweep retries)."""
+    try:
+        store.sweep()
+    except OSError as exc:  # a leftover we may not remove, a folder we may not read
+        log.warning("boonb: could not sweep the staged uploads in %s: %s", store.upload_dir, exc)
 
 
 async def _sweep_forever(runtime: Runtime) -> None:
@@ -350,7 +382,10 @@ async def _sweep_forever(runtime: Runtime) -> None:
         await asyncio.sleep(SWEEP_AGE_S / 2)
         store = _attachment_stores.get(runtime)
         if store is not None:
-            await asyncio.to_thread(store.sweep)
+            try:
+                await asyncio.to_thread(sweep_uploads, store)
+            except Exception:  # never let the sweep die silently: say so, and go on
+                log.exception("boonb: sweeping the staged uploads failed")
 
 
 def start_run(agent: Agent, run: Coroutine[Any, Any, AgentResult], *, wait: bool) -> Any:

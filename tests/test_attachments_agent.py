@@ -6,6 +6,7 @@ The simulator over HTTP stands in for the model, a real DuckDB file for the stor
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 from dataclasses import asdict
@@ -15,13 +16,20 @@ import httpx
 import pytest
 from PIL import Image
 
-from boonb.agent import Agent
+from boonb.agent import Agent, tool
 from boonb.agent.cache import PromptSegments
 from boonb.agent.sessions import snapshot
-from boonb.attachments import AttachmentRef, AttachmentStore, image_tokens
+from boonb.attachments import (
+    AttachmentNotFound,
+    AttachmentRef,
+    AttachmentStore,
+    UnreadableImage,
+    image_tokens,
+)
 from boonb.errors import AgentError
-from boonb.frames import ModelCallComplete
+from boonb.frames import MessageComplete, ModelCallComplete, TurnStart
 from boonb.providers import Capabilities, CapabilityError, ChatClient, get_profile
+from boonb.sim import Rule
 from tests.conftest import Env
 
 
@@ -276,3 +284,134 @@ def test_chat_with_earlier_images_refuses_a_text_only_model_without_change(env: 
     with pytest.raises(CapabilityError, match="holds 1 image.*start a new chat"):
         env.run(agent, "and now?")
     assert agent.messages == before and len(env.sim.requests) == requests
+
+
+# Review mends: a refused message leaves nothing behind, data URIs in list prompts, resume.
+
+
+def user_texts(env: Env) -> list[str]:
+    rows = env.rows(
+        "SELECT p.text FROM messages m JOIN message_parts p ON p.message_id = m.id "
+        "WHERE m.role = 'user' AND p.type = 'text' ORDER BY m.created_at, p.position"
+    )
+    return [text for (text,) in rows]
+
+
+def test_a_refused_message_leaves_no_row_frame_or_wrong_rebuilt_request(env: Env) -> None:
+    env.sim.vision = False  # the profile says it can see; the server says otherwise
+    agent = env.agent(tools=[], max_retries=0)
+    env.run(agent, "hi")
+    ref = attach(env, png())
+    with pytest.raises(AgentError, match="refused"):
+        run_images(env, agent, "what is this?", [ref])
+    env.run(agent, "just text then")
+
+    assert user_texts(env) == ["hi", "just text then"]
+    assert env.rows("SELECT count(*) FROM message_parts WHERE type = 'image'") == [(0,)]
+    shown = [f for f in env.frames if isinstance(f, MessageComplete) and f.role == "user"]
+    assert [f.content for f in shown] == ["hi", "just text then"]
+    [(last,)] = env.rows(
+        "SELECT id FROM tool_traces WHERE kind = 'model' ORDER BY started_at DESC LIMIT 1"
+    )
+    detail = env.store.traces.detail(last)
+    assert detail is not None and detail.request is not None
+    rebuilt = [(m["role"], m["content"]) for m in detail.request.messages]
+    assert rebuilt == [(m["role"], m["content"]) for m in env.sim.requests[-1]["messages"]]
+
+
+def list_prompt(text: str, *urls: str) -> list[dict]:
+    return [
+        {"type": "text", "text": text},
+        *({"type": "image_url", "image_url": {"url": url}} for url in urls),
+    ]
+
+
+def test_data_uri_in_a_list_prompt_is_stored_and_kept_as_a_reference(env: Env) -> None:
+    data = png((50, 40))
+    agent = env.agent(tools=[])
+    env.engine.run(agent.run(list_prompt("what is it?", data_uri(data))))
+    env.run(agent, "and again")
+
+    assert sent_images(env.sim.requests[-1]) == [data]
+    sha = hashlib.sha256(data).hexdigest()
+    encoded = base64.b64encode(data).decode()[:100]
+    snap = json.dumps(snapshot(agent, agent_session_id=agent.chat_id), default=str)
+    frames = json.dumps([asdict(f) for f in env.frames], default=str)
+    traces = json.dumps(env.rows("SELECT CAST(input AS VARCHAR) FROM tool_traces"))
+    for kept in (json.dumps(agent.messages), snap, frames, traces):
+        assert "data:image" not in kept and encoded not in kept and sha in kept
+    assert env.rows("SELECT sha256 FROM message_parts WHERE type = 'image'") == [(sha,)]
+
+
+def test_data_uri_prompt_for_a_text_only_model_is_refused_before_anything_changes(
+    env: Env,
+) -> None:
+    agent = text_only_agent(env)
+    env.run(agent, "hello")
+    before, requests = list(agent.messages), len(env.sim.requests)
+    with pytest.raises(CapabilityError, match="cannot read images"):
+        env.engine.run(agent.run(list_prompt("what is it?", data_uri(png((8, 8))))))
+    assert agent.messages == before and len(env.sim.requests) == requests
+    assert not (env.project / ".boonb" / "attachments").exists()
+    assert "tell me a joke" in env.run(agent, "then tell me a joke").content
+
+
+def test_undecodable_data_uri_in_a_prompt_is_refused_with_what_to_do(env: Env) -> None:
+    agent = env.agent(tools=[])
+    with pytest.raises(UnreadableImage, match="cannot be decoded.*images=") as caught:
+        env.engine.run(agent.run(list_prompt("look", "data:image/png;base64,@@@")))
+    assert "part 1" in str(caught.value)
+    assert [m["role"] for m in agent.messages] == ["system"] and env.sim.requests == []
+
+
+def test_resume_with_a_missing_image_fails_the_chat_before_any_turn(env: Env) -> None:
+    ref = attach(env, png())
+    agent = env.agent(tools=[])
+    run_images(env, agent, "look", [ref])
+    (env.project / ".boonb" / "attachments" / ref.file_name).unlink()
+    saved: list[tuple[str, bool]] = []
+    agent.on_boundary = lambda a, final: saved.append((a.state, final))
+    turns, requests = sum(isinstance(f, TurnStart) for f in env.frames), len(env.sim.requests)
+
+    with pytest.raises(AttachmentNotFound, match="attach the image again"):
+        env.engine.run(agent.resume(note="the kernel restarted"))
+
+    assert agent.state == "failed" and saved == [("failed", True)]
+    assert sum(isinstance(f, TurnStart) for f in env.frames) == turns
+    assert len(env.sim.requests) == requests
+
+
+def test_an_image_deleted_during_a_run_ends_it_as_failed(env: Env) -> None:
+    ref = attach(env, png())
+
+    @tool
+    def tidy_up() -> str:
+        """Delete the attached image."""
+        (env.project / ".boonb" / "attachments" / ref.file_name).unlink()
+        return "deleted"
+
+    env.sim.add_rule(Rule("^look", tool_calls=[{"name": "tidy_up", "arguments": {}}], times=1))
+    agent = env.agent(tools=[tidy_up])
+    saved: list[tuple[str, bool]] = []
+    agent.on_boundary = lambda a, final: saved.append((a.state, final))
+    with pytest.raises(AttachmentNotFound, match="attach the image again"):
+        run_images(env, agent, "look at this", [ref])
+    assert agent.state == "failed" and saved[-1] == ("failed", True)
+
+
+def test_the_refused_call_rebuilds_the_request_it_sent(env: Env) -> None:
+    env.sim.vision = False
+    agent = env.agent(tools=[], max_retries=0)
+    env.run(agent, "hi")
+    ref = attach(env, png())
+    with pytest.raises(AgentError, match="refused"):
+        run_images(env, agent, "what is this?", [ref])
+    env.run(agent, "just text then")
+    [(refused,)] = env.rows("SELECT id FROM tool_traces WHERE kind = 'model' AND outcome = 'error'")
+    detail = env.store.traces.detail(refused)
+    assert detail is not None and detail.request is not None
+    users = [m["content"] for m in detail.request.messages if m["role"] == "user"]
+    assert users[0] == "hi" and len(users) == 2
+    assert users[1][0] == {"type": "text", "text": "what is this?"}
+    assert users[1][1]["attachment"] == ref.model_dump(mode="json")
+    assert any("refused" in note for note in detail.request.notes)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from boonb.attachments import (
     ImageTooManyPixels,
     UnreadableImage,
     UnsupportedAttachment,
+    UploadDirUnsafe,
     add_image,
     image_tokens,
 )
@@ -330,5 +333,134 @@ def test_kernel_store_sweeps_leftovers_and_uses_the_settings(tmp_path: Path) -> 
         with pytest.raises(AttachmentTooLarge, match="limit is 0.5 MB"):
             api.add_images([b"\x89PNG\r\n\x1a\n" + bytes(600_000)], runtime=runtime)
         assert api.attachments(runtime) is store
+    finally:
+        runtime.shutdown()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF"])
+def test_truncated_jpeg_and_gif_are_refused(
+    store: AttachmentStore, uploads: Path, fmt: str
+) -> None:
+    noisy = io.BytesIO()
+    Image.effect_noise((300, 300), 80).convert("RGB").save(noisy, fmt)
+    data = noisy.getvalue()
+    with pytest.raises(UnreadableImage, match="truncated or corrupt"):
+        store.add_bytes(data[: len(data) // 2], name=f"cut.{fmt.lower()}")
+    assert_nothing_kept(store, uploads)
+
+
+# The upload folder: one per user, private; a sweep that fails says so and goes on.
+
+
+@pytest.fixture
+def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system temp dir, as the default upload folder sees it."""
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    return shared
+
+
+def test_default_upload_dir_is_per_user_and_private(project: Path, temp_dir: Path) -> None:
+    store = AttachmentStore(project)
+    store.add_bytes(encoded("PNG"), name="a.png")
+    assert store.upload_dir == temp_dir / f"boonb-uploads-{os.getuid()}"
+    assert stat.S_IMODE(store.upload_dir.stat().st_mode) == 0o700
+
+
+def test_default_upload_dir_made_too_open_by_us_is_made_private(
+    project: Path, temp_dir: Path
+) -> None:
+    folder = temp_dir / f"boonb-uploads-{os.getuid()}"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    AttachmentStore(project).add_bytes(encoded("PNG"), name="a.png")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_upload_dir_of_another_user_is_refused_and_nothing_is_stored(
+    project: Path, temp_dir: Path
+) -> None:
+    folder = temp_dir / f"boonb-uploads-{os.getuid()}"
+    folder.mkdir()
+    folder.chmod(0o777)
+    os.chown(folder, 65534, 65534)  # nobody's, as if another user had made it first
+    store = AttachmentStore(project)
+    with pytest.raises(UploadDirUnsafe, match="belongs to another user.*UPLOAD_DIR"):
+        store.add_bytes(encoded("PNG"), name="a.png")
+    assert stored_files(store) == [] and list(folder.iterdir()) == []
+
+
+def test_upload_dir_that_is_a_link_or_open_for_writing_is_refused(
+    project: Path, tmp_path: Path, temp_dir: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (temp_dir / f"boonb-uploads-{os.getuid()}").symlink_to(elsewhere)
+    with pytest.raises(UploadDirUnsafe, match="not a folder"):
+        AttachmentStore(project).add_bytes(encoded("PNG"), name="a.png")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(UploadDirUnsafe, match="written by other users"):
+        AttachmentStore(project, upload_dir=shared).add_bytes(encoded("PNG"), name="a.png")
+
+
+def test_a_sweep_that_fails_is_logged_and_the_store_still_works(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from boonb import api, config
+    from boonb.runtime import Runtime
+
+    project, uploads = tmp_path / "p", tmp_path / "staging"
+    project.mkdir()
+    stuck = uploads / "boonb-upload-a-folder"  # unlink() refuses a folder: an OSError
+    stuck.mkdir(parents=True)
+    an_hour_ago = time.time() - 3600
+    os.utime(stuck, (an_hour_ago, an_hour_ago))
+    runtime = Runtime(config.Settings(project=project, upload_dir=uploads))
+    try:
+        with caplog.at_level("WARNING", logger="boonb.attachments"):
+            store = api.attachments(runtime)
+        assert "could not sweep the staged uploads" in caplog.text
+        assert store.add_bytes(encoded("PNG"), name="a.png").mime == "image/png"
+    finally:
+        runtime.shutdown()
+
+
+# A batch is kept whole or not at all.
+
+
+def test_a_bad_image_in_a_batch_leaves_none_of_the_others_stored(
+    store: AttachmentStore, uploads: Path
+) -> None:
+    with (
+        pytest.raises(UnsupportedAttachment, match="'scan.png' is a PDF"),
+        store.all_or_nothing() as batch,
+    ):
+        add_image(batch, encoded("PNG"), name="good.png")
+        add_image(batch, b"%PDF-1.7\n%%EOF\n", name="scan.png")
+    assert_nothing_kept(store, uploads)
+    with store.all_or_nothing() as batch:
+        ref = add_image(batch, encoded("PNG"), name="good.png")
+    assert store.read(ref) == encoded("PNG")
+    assert staged_files(uploads) == []
+
+
+def test_add_images_refuses_a_model_that_cannot_see_before_storing(tmp_path: Path) -> None:
+    from boonb import api, config
+    from boonb.providers import CapabilityError
+    from boonb.runtime import Runtime
+
+    project = tmp_path / "p"
+    project.mkdir()
+    runtime = Runtime(config.Settings(project=project, vision=False))
+    try:
+        agent = api.new_agent(tools=[], runtime=runtime)
+        with pytest.raises(CapabilityError, match="cannot read images"):
+            api.add_images({"plot.png": encoded("PNG")}, agent=agent, runtime=runtime)
+        with pytest.raises(UnsupportedAttachment):
+            api.add_images([encoded("PNG"), b"just text"], runtime=runtime)
+        assert not (project / ".boonb" / "attachments").exists()
     finally:
         runtime.shutdown()

@@ -151,3 +151,17 @@ def test_image_option_repeats_and_prefers_notebook_variables() -> None:
         "fig": "the figure",
         "plots/a.png": "plots/a.png",
     }
+
+
+def test_image_option_for_a_model_that_cannot_see_stores_nothing(
+    kernel: Kernel, project: Path
+) -> None:
+    assert not kernel.execute("%boonb config vision=false")["error"]
+    out = kernel.execute("%%agent --tools none --image plot.png\nwhat is this?")
+    assert "cannot read images" in "".join(out["stderr"] + out["stdout"])
+    assert not out["error"]
+    (project / "cut.png").write_bytes((project / "plot.png").read_bytes()[:60])
+    assert not kernel.execute("%boonb config vision=true")["error"]
+    out = kernel.execute("%%agent --tools none --image plot.png --image cut.png\nthese two")
+    assert "'cut.png'" in "".join(out["stderr"] + out["stdout"])
+    assert not (project / ".boonb" / "attachments").exists()

@@ -165,3 +165,38 @@ def test_the_owner_never_writes_cancel_requested() -> None:
     assert json.loads(task_rows.owner_row({"id": uuid.uuid4(), "payload": {"a": 1}}).values[1]) == {
         "a": 1
     }
+
+
+def test_a_spawned_subagent_sends_its_images_and_the_task_row_holds_only_references(
+    runtime: Runtime,
+) -> None:
+    import base64
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), "green").save(out, "PNG")
+    png = out.getvalue()
+    handle = api.spawn("describe the plot", images={"plot.png": png}, tools=[], runtime=runtime)
+    ended = handle.wait(60)
+
+    assert ended.state == "completed"
+    [request] = [r for r in runtime.simulator().requests if "describe the plot" in json.dumps(r)]
+    [image] = [
+        part
+        for message in request["messages"]
+        if isinstance(message["content"], list)
+        for part in message["content"]
+        if part["type"] == "image_url"
+    ]
+    assert base64.b64decode(image["image_url"]["url"].split(",", 1)[1]) == png
+    runtime.store.writer.flush()
+    with runtime.store.db.connection() as con:
+        [(payload,)] = con.execute(
+            "SELECT CAST(payload AS VARCHAR) FROM tasks WHERE id = ?", [handle.task_id]
+        ).fetchall()
+    [stored] = json.loads(payload)["images"]
+    assert stored["sha256"] == hashlib.sha256(png).hexdigest() and stored["name"] == "plot.png"
+    assert "data:" not in payload and base64.b64encode(png).decode()[:40] not in payload

@@ -21,13 +21,22 @@ from typing import Any, Literal
 from pydantic import JsonValue
 
 from boonb.agent.cache import CacheTracker
-from boonb.agent.images import history_images, user_content, vision_check, wire_messages
+from boonb.agent.images import (
+    history_images,
+    jsonable,
+    prompt_content,
+    refusal_error,
+    refused_by_server,
+    vision_check,
+    wire_messages,
+    without,
+)
 from boonb.agent.recorder import Recorder, json_or_text
 from boonb.agent.tools.context import ToolContext
 from boonb.agent.tools.errors import ToolError
 from boonb.agent.tools.registry import Tool
-from boonb.attachments import AttachmentRef, AttachmentStore
-from boonb.errors import AgentError
+from boonb.attachments import AttachmentError, AttachmentRef, AttachmentStore
+from boonb.errors import AgentError, BoonbError
 from boonb.frames import (
     MessageComplete,
     MessageDelta,
@@ -41,7 +50,6 @@ from boonb.providers import (
     ChatClient,
     ChatResult,
     ProviderError,
-    ProviderHTTPError,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
@@ -175,6 +183,8 @@ class Agent:
         self.total = RunStats()
         self._cache = CacheTracker()
         self._sent = 1  # messages already shown to the model (for the trace's input delta)
+        # Messages in the history not yet recorded, with their turn: see _append(hold=...).
+        self._held: list[tuple[dict[str, Any], int]] = []
         # The system prompt and tool schemas the last recorded request carried.
         self._recorded_context: tuple[Any, Any] | None = None
         # The last model call's trace: the parent of the tool calls it asked for.
@@ -203,59 +213,46 @@ class Agent:
         reference, and each request carries the image as a data URI built as it is sent.
         A model that cannot see raises :class:`~boonb.providers.CapabilityError` here,
         before anything is sent or added to the history, so the next text turn works.
+        A data-URI ``image_url`` part in a list prompt is stored and kept as a reference.
         """
-        vision_check(
-            self.client.profile,
-            self.model,
-            self.attachments,
-            images,
-            earlier=history_images(self.messages),
-        )
         title = prompt if isinstance(prompt, str) and prompt else "(message with attachments)"
-        if images:
-            prompt = user_content(prompt, images)
+        prompt, images_sent = await prompt_content(
+            prompt,
+            images,
+            profile=self.client.profile,
+            model=self.model,
+            store=self.attachments,
+            history=self.messages,
+        )
         if not self._started:
             self._started = True
             self.title = title[:200]
             self.recorder.chat_started(provider=self.provider_name, model=self.model, title=title)
         message = {"role": "user", "content": prompt}
-        self._append(message, turn_number=self.turn_number + 1)
-        if not images:
-            return await self._run_turns()
+        # A message with images is recorded once the server has accepted it: one it
+        # refuses leaves no row, frame or trace input behind to be re-sent or shown.
+        self._append(message, turn_number=self.turn_number + 1, hold=bool(images_sent))
         try:
             return await self._run_turns()
-        except AgentError as exc:
-            if not self._refused_as_sent(exc, message):
+        except BaseException as exc:
+            if not self._holds(message):
                 raise
-            self._drop(message)
-            raise AgentError(
-                f"the model server refused the message with {len(images)} image(s): "
-                f"{exc.__cause__}. The message was taken out of the chat, so the next one "
-                "works; use a vision model, or %boonb config vision=false if this model "
-                "cannot see."
-            ) from exc
+            self._withdraw(message)
+            if refused_by_server(exc):
+                assert isinstance(exc, AgentError)
+                raise refusal_error(exc, images_sent) from exc
+            raise
 
-    def _refused_as_sent(self, exc: AgentError, message: dict[str, Any]) -> bool:
-        """Whether the server refused the request (400) before answering ``message`` at all.
+    def _holds(self, message: dict[str, Any]) -> bool:
+        return any(held is message for held, _ in self._held)
 
-        A profile can be wrong about a model (a local server, a vision override): then the
-        server, not boonb, refuses the images, and the message must not stay in the history
-        to be re-sent, and refused, on every later turn.
-        """
-        cause = exc.__cause__
-        refused = isinstance(cause, ProviderHTTPError) and cause.status == 400
-        answered = any(m["role"] == "assistant" for m in self._after(message))
-        return refused and not answered
-
-    def _after(self, message: dict[str, Any]) -> list[dict[str, Any]]:
-        index = next(i for i, m in enumerate(self.messages) if m is message)
-        return self.messages[index + 1 :]
-
-    def _drop(self, message: dict[str, Any]) -> None:
-        index = next(i for i, m in enumerate(self.messages) if m is message)
-        del self.messages[index]
+    def _withdraw(self, message: dict[str, Any]) -> None:
+        """Take an unsent or refused message out; what was held behind it is recorded."""
+        self._held = [(m, turn) for m, turn in self._held if m is not message]
+        self.messages = without(self.messages, message)
         self._sent = min(self._sent, len(self.messages))
-        self._set_state("failed", phase="idle", final=True)  # save the history without it
+        self._record_held()
+        self._set_state(self.state, phase="idle", final=True)  # save the history without it
 
     async def resume(
         self, note: str | None = None, *, finished: Mapping[str, ToolOutcome] | None = None
@@ -268,6 +265,17 @@ class Agent:
         ``note`` (e.g. "the kernel restarted") reaches the model as a user message first.
         """
         self._started = True
+        try:  # the images the history re-sends: refused here, before any turn starts
+            vision_check(
+                self.client.profile,
+                self.model,
+                self.attachments,
+                (),
+                earlier=history_images(self.messages),
+            )
+        except BoonbError:
+            self._set_state("failed", phase="idle", final=True)
+            raise
         pending = self.pending_tool_calls()
         if pending:
             self.phase = "tools"
@@ -345,7 +353,7 @@ class Agent:
             self._close_dangling_tool_calls("cancelled by the user")
             self._set_state("cancelled", phase="idle", final=True)
             raise
-        except AgentError:
+        except (AgentError, AttachmentError):  # an image gone since the check ends it too
             self._set_state("failed", phase="idle", final=True)
             raise
         finally:
@@ -371,7 +379,7 @@ class Agent:
         tool_names: list[JsonValue] = [name for name in sorted(self.tools)]
         request: dict[str, JsonValue] = {
             "model": self.model,
-            "new_messages": _jsonable(messages[self._sent :]),
+            "new_messages": jsonable(messages[self._sent :]),
             "message_count": len(messages),
             "tools": tool_names,
         }
@@ -383,7 +391,7 @@ class Agent:
         if context != self._recorded_context:
             self._recorded_context = context
             request["system"] = system
-            request["tool_schemas"] = _jsonable(tools)
+            request["tool_schemas"] = jsonable(tools)
         self._sent = len(messages)
         # Data URIs are built here, for this request only (file reads: off the loop).
         wire = await asyncio.to_thread(wire_messages, messages, self.attachments)
@@ -391,6 +399,7 @@ class Agent:
         self._asked_by = trace.id
 
         def forward(event: StreamEvent) -> None:
+            self._record_held()  # the first event: the server accepted the request
             if isinstance(event, TextDelta | ReasoningDelta):
                 self.recorder.publish(
                     MessageDelta(
@@ -406,11 +415,16 @@ class Agent:
                 wire, tools=tools, model=self.model, on_event=forward
             )
         except asyncio.CancelledError:
+            self._record_held()  # it may have reached the model: the chat keeps it
             self.recorder.model_finished(
                 trace, model=self.model, request=request, result=None, outcome="cancelled"
             )
             raise
         except ProviderError as exc:
+            if not refused_by_server(exc):
+                self._record_held()  # not refused: the message stays in the chat
+            elif self._held:  # run() takes them out: the trace alone says what was sent
+                request["withdrawn"] = len(self._held)
             self.recorder.model_finished(
                 trace,
                 model=self.model,
@@ -420,6 +434,7 @@ class Agent:
                 error=str(exc),
             )
             raise AgentError(f"the model call failed: {exc}") from exc
+        self._record_held()
         cache = self._cache.segments(
             messages,
             tools,
@@ -501,8 +516,24 @@ class Agent:
 
     # Bookkeeping.
 
-    def _append(self, message: dict[str, Any], *, turn_number: int) -> None:
+    def _append(self, message: dict[str, Any], *, turn_number: int, hold: bool = False) -> None:
+        """Add ``message`` to the history and record it (row, frame).
+
+        ``hold`` (or a message held before it) defers the recording until the server has
+        accepted the request that carries it (:meth:`_record_held`), keeping the order.
+        """
         self.messages.append(message)
+        if hold or self._held:
+            self._held.append((message, turn_number))
+        else:
+            self._record(message, turn_number=turn_number)
+
+    def _record_held(self) -> None:
+        held, self._held = self._held, []
+        for message, turn_number in held:
+            self._record(message, turn_number=turn_number)
+
+    def _record(self, message: dict[str, Any], *, turn_number: int) -> None:
         self.recorder.message(message, turn_number=turn_number)
         content = message.get("content")
         self.recorder.publish(
@@ -510,7 +541,7 @@ class Agent:
                 chat_id=self.chat_id,
                 turn_number=turn_number,
                 role=message["role"],
-                content=content if isinstance(content, str) else _dumps(_jsonable(content)),
+                content=content if isinstance(content, str) else _dumps(jsonable(content)),
                 tool_calls=message.get("tool_calls") or [],
             )
         )
@@ -602,19 +633,3 @@ def _describe(exc: Exception) -> str:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _jsonable(value: Any) -> Any:
-    """Message content for a trace: image data URIs shortened so traces stay small."""
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _shorten_data_uri(k, v) for k, v in value.items()}
-    return value
-
-
-def _shorten_data_uri(key: str, value: Any) -> Any:
-    if key == "url" and isinstance(value, str) and value.startswith("data:"):
-        head = value.split(",", 1)[0]
-        return f"{head},<{len(value)} characters>"
-    return _jsonable(value)

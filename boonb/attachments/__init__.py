@@ -14,6 +14,7 @@ from boonb.attachments.errors import (
     ImageTooManyPixels,
     UnreadableImage,
     UnsupportedAttachment,
+    UploadDirUnsafe,
 )
 from boonb.attachments.files import SWEEP_AGE_S, AttachmentStore, default_upload_dir
 from boonb.attachments.intake import ImageSource, add_image
@@ -35,6 +36,7 @@ __all__ = [
     "ImageTooManyPixels",
     "UnreadableImage",
     "UnsupportedAttachment",
+    "UploadDirUnsafe",
     "add_image",
     "default_upload_dir",
     "image_tokens",

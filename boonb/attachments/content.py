@@ -120,10 +120,18 @@ def check_pixels(width: int, height: int, *, name: str, max_pixels: int) -> None
 
 
 def verify(path: Path, *, name: str) -> None:
-    """Check that the whole file decodes (a truncated or corrupt image is refused)."""
+    """Check that the whole file decodes (a truncated or corrupt image is refused).
+
+    Pillow's ``verify`` checks a PNG's chunk checksums without decoding; for JPEG, GIF and
+    WebP it checks nothing, so those are decoded (the first frame), which the pixel limit
+    checked by :func:`sniff` keeps bounded.
+    """
     try:
-        with _pillow_guard(name), Image.open(path) as image:
-            image.verify()
+        with _pillow_guard(name), Image.open(path, formats=list(_PILLOW_FORMATS)) as image:
+            if image.format == "PNG":
+                image.verify()
+            else:
+                image.load()
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImage(
             f"{name!r} looks like an image but cannot be read ({exc}); it may be truncated "

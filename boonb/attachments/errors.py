@@ -15,6 +15,7 @@ __all__ = [
     "ImageTooManyPixels",
     "UnreadableImage",
     "UnsupportedAttachment",
+    "UploadDirUnsafe",
 ]
 
 
@@ -36,3 +37,7 @@ class UnreadableImage(AttachmentError):
 
 class AttachmentNotFound(AttachmentError):
     """A reference whose bytes are not in this project's attachments folder."""
+
+
+class UploadDirUnsafe(AttachmentError):
+    """The upload folder is not this user's alone (another owner, a link, writable by others)."""

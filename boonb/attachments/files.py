@@ -11,9 +11,12 @@ the ones a crash left behind.
 from __future__ import annotations
 
 import base64
+import copy
 import errno
+import getpass
 import hashlib
 import os
+import stat
 import tempfile
 import time
 import uuid
@@ -25,7 +28,7 @@ from typing import IO
 from PIL import Image
 
 from boonb.attachments import content
-from boonb.attachments.errors import AttachmentNotFound, AttachmentTooLarge
+from boonb.attachments.errors import AttachmentNotFound, AttachmentTooLarge, UploadDirUnsafe
 from boonb.attachments.models import AttachmentRef, ImageBytes
 
 CHUNK = 1 << 20
@@ -35,7 +38,14 @@ SWEEP_AGE_S = 300.0
 
 
 def default_upload_dir() -> Path:
-    return Path(tempfile.gettempdir()) / "boonb-uploads"
+    """The current user's staging folder in the system temp dir (``boonb-uploads-<uid>``).
+
+    Per user: the temp dir is shared, and a folder another user made first would be
+    theirs (unwritable for us, or open for them to read or swap a staged image).
+    """
+    getuid = getattr(os, "getuid", None)
+    user = str(getuid()) if getuid is not None else getpass.getuser()
+    return Path(tempfile.gettempdir()) / f"boonb-uploads-{user}"
 
 
 class AttachmentStore:
@@ -54,6 +64,10 @@ class AttachmentStore:
     ) -> None:
         self.folder = Path(project) / ".boonb" / "attachments"
         self.upload_dir = Path(upload_dir) if upload_dir is not None else default_upload_dir()
+        # The default folder is boonb's own: kept private (0o700). A folder the user chose
+        # is left as it is, unless others could write to it.
+        self._own_upload_dir = upload_dir is None
+        self._held: list[tuple[Path, AttachmentRef]] | None = None  # see all_or_nothing
         self.max_size_mb = max_size_mb
         self.max_bytes = int(max_size_mb * 1024 * 1024)
         self.max_pixels = max_pixels
@@ -123,16 +137,69 @@ class AttachmentStore:
             self._keep(staged, ref)
             return ref
 
+    def staging_dir(self) -> Path:
+        """The upload folder, made if needed (0o700) and checked to be this user's alone.
+
+        Raises :class:`UploadDirUnsafe` if another user owns it, it is a symbolic link, or
+        (for a folder set with ``UPLOAD_DIR``) others may write to it: they could swap a
+        staged image between its check and its storing.
+        """
+        folder = self.upload_dir
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        getuid = getattr(os, "getuid", None)
+        if getuid is None:  # Windows: the temp dir is per user already
+            return folder
+        info = folder.lstat()
+        mode = stat.S_IMODE(info.st_mode)
+        problem = None
+        if not stat.S_ISDIR(info.st_mode):
+            problem = "is not a folder (a symbolic link or a file)"
+        elif info.st_uid != getuid():
+            problem = f"belongs to another user (uid {info.st_uid})"
+        elif self._own_upload_dir and mode & 0o077:
+            folder.chmod(0o700)  # ours, made with a looser mode (e.g. by a plain mkdir)
+        elif mode & 0o022:
+            problem = f"can be written by other users (mode {mode:o})"
+        if problem is not None:
+            raise UploadDirUnsafe(
+                f"the upload folder {folder} {problem}, so another user could read or swap a "
+                "staged image; nothing was stored. Remove that folder, or set UPLOAD_DIR to a "
+                "folder of your own (UPLOAD_DIR, or %boonb config upload_dir=PATH)."
+            )
+        return folder
+
     @contextmanager
     def _staged(self) -> Iterator[Path]:
-        self.upload_dir.mkdir(parents=True, exist_ok=True)
-        staged = self.upload_dir / f"{STAGED_PREFIX}{uuid.uuid4().hex}"
+        staged = self.staging_dir() / f"{STAGED_PREFIX}{uuid.uuid4().hex}"
         try:
             yield staged
         finally:
             staged.unlink(missing_ok=True)
 
+    @contextmanager
+    def all_or_nothing(self) -> Iterator[AttachmentStore]:
+        """A view of this store that keeps the images added through it only if all are good.
+
+        Each is checked as it is added; the checked files wait in the upload folder and are
+        stored when the block ends without error, so a bad image in a batch leaves none of
+        the others stored.
+        """
+        batch = copy.copy(self)
+        batch._held = []
+        try:
+            yield batch
+            for staged, ref in batch._held:
+                self._keep(staged, ref)
+        finally:
+            for staged, _ in batch._held:
+                staged.unlink(missing_ok=True)
+
     def _keep(self, staged: Path, ref: AttachmentRef) -> None:
+        if self._held is not None:  # a batch: keep it staged (the sweep removes leftovers)
+            held = staged.with_name(f"{staged.name}-held")
+            os.replace(staged, held)
+            self._held.append((held, ref))
+            return
         target = self.folder / ref.file_name
         if target.exists():  # the same bytes were stored before: content-addressed, once
             return

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from boonb.attachments import AttachmentRef
 from boonb.frames import TaskUpdate
 
 TASK_TYPE = "background_subagent"
@@ -32,6 +33,8 @@ class TaskPayload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     prompt: Annotated[str, Field(min_length=1)]
+    images: list[AttachmentRef] = Field(default_factory=list)
+    """Images sent with the prompt, as stored references (the row never holds their bytes)."""
     model: str | None = None
     """None: the kernel's configured model."""
     tools: list[str] | None = None

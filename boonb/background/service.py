@@ -36,6 +36,7 @@ from boonb.agent.factory import AgentFactory
 from boonb.agent.recorder import TraceParent
 from boonb.agent.sessions import process_alive
 from boonb.agent.tools.registry import ToolRegistry
+from boonb.attachments import AttachmentRef
 from boonb.background.errors import (
     InvalidTask,
     NotYourTask,
@@ -147,6 +148,7 @@ class Tasks:
         metadata: dict[str, JsonValue] | None = None,
         parent: TraceParent | None = None,
         spawned_by: uuid.UUID | None = None,
+        images: Sequence[AttachmentRef] = (),
     ) -> TaskUpdate:
         """Record a new ``pending`` task and return it at once; the worker runs it soon.
 
@@ -165,6 +167,7 @@ class Tasks:
             )
         payload = make_payload(
             prompt=prompt,
+            images=list(images),
             model=model,
             tools=None if tools is None else list(tools),
             budget=budget,

@@ -169,7 +169,7 @@ class Worker:
                 parent=live.parent,
             )
             tasks.started(live, agent)
-            result = await agent.run(payload.prompt)
+            result = await agent.run(payload.prompt, images=payload.images)
         except asyncio.CancelledError:
             if live.cancel_asked:
                 tasks.finished(live, "cancelled", error="cancelled")

@@ -150,7 +150,8 @@ class AgentMagics(Magics):
                 max_turns=options.max_turns,
                 user_ns=self.shell.user_ns if self.shell else None,
             )
-        images = api.add_images(image_sources(options.image, self.shell))
+        # A model that cannot see, or one bad image, refuses them all before any is stored.
+        images = api.add_images(image_sources(options.image, self.shell), agent=agent)
         shown = show_chat(self.shell, agent)
         if options.no_wait:
             return api.start(agent, prompt, images=images, wait=False)

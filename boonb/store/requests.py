@@ -76,9 +76,19 @@ def sent_request(
             messages.append({"role": "system", "content": system})
         schemas = context.get("tool_schemas")
         tools = list(schemas) if isinstance(schemas, list) else None
-    messages += [_message(m) for m in stored]
     count = call.get("message_count")
-    if isinstance(count, int) and len(stored) < count - 1:
+    withdrawn = _withdrawn(call)
+    if withdrawn and isinstance(count, int):
+        # The server refused this call and its newest messages were never stored: the
+        # stored ones before them, then those messages as the trace recorded them.
+        stored = stored[: max(0, count - 1 - len(withdrawn))]
+        notes.append(
+            f"The server refused this request; its last {len(withdrawn)} message(s) were "
+            "taken out of the chat and are shown from the call's recorded input."
+        )
+    messages += [_message(m) for m in stored]
+    messages += [_recorded(m) for m in withdrawn]
+    if isinstance(count, int) and len(stored) + len(withdrawn) < count - 1:
         notes.append(
             f"Only {len(stored)} of the {count - 1} messages this call sent after the system "
             "prompt are stored (the rest were never written, e.g. after a cancel or a crash)."
@@ -90,6 +100,30 @@ def sent_request(
         tools=tools,
         notes=notes,
     )
+
+
+def _withdrawn(call: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages of a refused call that the chat does not keep (``withdrawn``)."""
+    withdrawn, recorded = call.get("withdrawn"), call.get("new_messages")
+    if not isinstance(withdrawn, int) or withdrawn < 1 or not isinstance(recorded, list):
+        return []
+    return [m for m in recorded[-withdrawn:] if isinstance(m, dict)]
+
+
+def _recorded(message: dict[str, Any]) -> dict[str, Any]:
+    """A message from a trace's input, its images shown by reference as stored ones are."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    shown = []
+    for part in content:
+        is_image = isinstance(part, dict) and part.get("type") == "image"
+        image = part.get("image") if is_image else None
+        if isinstance(image, dict):
+            url = {"url": f"attachment:{image.get('sha256')}"}
+            part = {"type": "image_url", "image_url": url, "attachment": image}
+        shown.append(part)
+    return {**message, "content": shown}
 
 
 def _message(message: StoredMessage) -> dict[str, Any]:

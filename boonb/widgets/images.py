@@ -84,8 +84,8 @@ class ChunkedUploads:
                     "restarted?); attach it again"
                 )
             store.check_size(request.size, name=name)  # before the rest is sent
-            store.upload_dir.mkdir(parents=True, exist_ok=True)
-            path = store.upload_dir / f"{STAGED_PREFIX}chat-{uuid.uuid4().hex}"
+            # This user's private folder, checked: another could swap a staged file.
+            path = store.staging_dir() / f"{STAGED_PREFIX}chat-{uuid.uuid4().hex}"
             upload = StagedUpload(path=path, name=request.name, size=request.size)
         problem = None
         if request.offset != upload.received:
