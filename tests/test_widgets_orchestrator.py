@@ -23,6 +23,7 @@ from boonb import config
 from boonb.runtime import Runtime
 from boonb.sim import Rule
 from boonb.widgets.orchestrator import Orchestrator
+from tests.kernels import Kernel
 
 pytestmark = pytest.mark.slow
 
@@ -337,3 +338,53 @@ def test_terminal_ipython_gets_the_orchestrator_and_a_run_as_text_lines(tmp_path
     assert "writing about owls" in run
     assert "completed · 2/2 agents" in run
     assert "<Orchestrator" not in result.stdout
+
+
+@pytest.mark.parametrize("budget", [10**30, 10**9 + 1])
+def test_a_run_request_with_a_budget_beyond_the_limit_is_refused_and_nothing_runs(
+    pane: Pane, runtime: Runtime, budget: int
+) -> None:
+    reply = pane.ask(kind="run", workflow="all-types", args={"topic": "owls"}, budget=budget)
+    assert reply["kind"] == "error"
+    assert "budget: Input should be less than or equal to 1000000000" in reply["message"]
+    assert runtime.workflows.runs().runs == []
+
+
+def test_a_workflow_cells_pane_names_its_run_as_waited_for_until_the_cell_returns(
+    tmp_path: Path,
+) -> None:
+    """While the cell waits its pane cannot cancel (the kernel answers no request): the
+    view reads ``blocking_run`` to say to interrupt the kernel instead."""
+    project = tmp_path / "project"
+    project.mkdir()
+    kernel = Kernel(project)
+    try:
+        kernel.execute("%load_ext boonb")
+        msg_id = kernel.client.execute('%%workflow\nresult = agent("a", prompt="p").run("hi")')
+        states: dict[str, dict[str, Any]] = {}
+        when_shown: dict[str, Any] = {}
+        stdout = ""
+        while True:
+            msg = kernel.client.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind in ("comm_open", "comm_msg"):
+                state = content["data"].get("state", {})
+                states.setdefault(content["comm_id"], {}).update(state)
+            elif kind == "display_data":
+                view = content["data"].get("application/vnd.jupyter.widget-view+json")
+                if view is not None:
+                    when_shown = dict(states[view["model_id"]])
+            elif kind == "stream" and content["name"] == "stdout":
+                stdout += content["text"]
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+        run_id = re.search(r"run ([0-9a-f-]{36})", stdout)
+        assert run_id is not None, stdout
+        assert when_shown["mode"] == "run" and when_shown["run_id"] == run_id[1]
+        assert when_shown["blocking_run"] == run_id[1]
+        (pane,) = [s for s in states.values() if s.get("run_id") == run_id[1]]
+        assert pane["blocking_run"] == ""
+    finally:
+        kernel.stop()

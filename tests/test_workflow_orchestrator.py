@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from boonb import config
+from boonb.errors import WorkflowError
 from boonb.frames import Frame, WorkflowLog, WorkflowStatus, WorkflowStep
 from boonb.runtime import Runtime
 from boonb.sim import Rule
 from boonb.store import RunDetail
 from boonb.workflow import manager as manager_module
 from boonb.workflow.discovery import WorkflowArgsError
+from boonb.workflow.manager import MAX_BUDGET
 from tests.test_workflow_tree import workflow_runtime
 
 pytestmark = pytest.mark.slow
@@ -285,3 +287,30 @@ def test_an_older_runs_pane_is_let_go_from_memory_and_read_from_the_store(
     assert before.live and not after.live and manager.detail(second).live
     assert after.model_dump() == {**before.model_dump(), "live": False}
     assert repr(manager.report(first)).splitlines()[1].startswith("<cell> · completed · 4/4")
+
+
+@pytest.mark.parametrize("budget", [MAX_BUDGET + 1, 10**30, -5])
+def test_a_budget_no_run_can_have_is_refused_by_run_run_script_and_rerun_and_nothing_runs(
+    runtime: Runtime, budget: int
+) -> None:
+    manager = runtime.workflows
+    limit = f"from 1 to {MAX_BUDGET:,}"
+    with pytest.raises(WorkflowError, match=limit):
+        manager.run("deep-research", {"question": "q"}, budget=budget)
+    with pytest.raises(WorkflowError, match=limit):
+        manager.run_script("result = 1", budget=budget)
+    assert manager.runs().runs == []
+    done = manager.run_script("result = 1")
+    assert manager.wait(done, timeout=60).state == "completed"
+    with pytest.raises(WorkflowError, match=limit):
+        manager.rerun(done, budget=budget)
+    assert [r.run_id for r in manager.runs().runs] == [done]
+
+
+def test_a_run_with_the_largest_budget_keeps_its_stored_row(runtime: Runtime) -> None:
+    manager = runtime.workflows
+    run_id = manager.run_script("result = 1", budget=MAX_BUDGET)
+    assert manager.wait(run_id, timeout=60).state == "completed"
+    assert [(r.run_id, r.budget, r.state) for r in manager.runs().runs] == [
+        (run_id, MAX_BUDGET, "completed")
+    ]

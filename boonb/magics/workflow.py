@@ -92,7 +92,7 @@ def _follow_run(run_id: uuid.UUID, shell: Any) -> Any:
     finally:
         api.wait_stored()  # the cell ends once the run's rows are on disk
         if shown is not None:
-            shown.refresh()
+            shown.cell_returned()
     print(summary(status, time.perf_counter() - began))
     if status.state != "completed":
         print(f"boonb: {status.error or status.state}", file=sys.stderr)
@@ -106,7 +106,7 @@ def _show_run(shell: Any, run_id: uuid.UUID) -> RunDisplay | None:
         return None
     from boonb.widgets.orchestrator import display_run
 
-    return display_run(run_id)
+    return display_run(run_id, blocking=True)
 
 
 def _show_orchestrator(shell: Any) -> Any:

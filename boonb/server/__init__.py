@@ -3,7 +3,11 @@
 ``GET /boonb/api/chats/{chat_id}/traces`` pages a chat's traces (large values as
 previews); ``GET /boonb/api/traces/{trace_id}`` returns one trace in full;
 ``GET /boonb/api/orchestrator/workflows``, ``.../runs`` and ``.../runs/{run_id}`` list the
-project's workflows, page its workflow runs and give one run's pane.
+project's workflows, page its workflow runs and give one run's pane; ``GET /boonb/api/chats``
+and ``GET /boonb/api/tasks`` page the project's chats and background tasks. The side panels'
+requests, ``POST /boonb/api/tasks/{id}/cancel``, ``.../tasks/{id}/retry`` and
+``.../orchestrator/runs/{id}/cancel`` (XSRF-protected), are recorded in the database for the
+owning kernel to carry out at its next poll.
 
 Enabled by ``jupyter_server_config.d/boonb.json`` (installed with the wheel), or
 explicitly with ``--ServerApp.jpserver_extensions="{'boonb.server': True}"``.
@@ -16,15 +20,23 @@ from typing import Any
 
 from boonb.server.app import BoonbServer
 from boonb.server.handlers import (
+    ChatsHandler,
+    ChatsQuery,
+    RunCancelHandler,
     RunHandler,
     RunsHandler,
     RunsQuery,
+    TaskCancelHandler,
+    TaskRetryHandler,
+    TasksHandler,
+    TasksQuery,
     TraceDetailHandler,
     TraceQuery,
     TracesHandler,
     WorkflowsHandler,
     handlers,
 )
+from boonb.server.lists import ProjectLists
 from boonb.server.orchestrator import ProjectRuns, RunNotFound, WorkflowList
 from boonb.server.traces import ChatNotFound, ProjectTraces, TraceNotFound
 
@@ -39,6 +51,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     traces = ProjectTraces(path, lock_timeout=extension.database_lock_timeout())
     web_app = serverapp.web_app
     web_app.settings["boonb_traces"] = traces
+    web_app.settings["boonb_lists"] = ProjectLists(
+        path, lock_timeout=extension.database_lock_timeout()
+    )
     web_app.settings["boonb_runs"] = ProjectRuns(
         extension.project_root(serverapp.root_dir),
         path,
@@ -51,12 +66,20 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 __all__ = [
     "BoonbServer",
     "ChatNotFound",
+    "ChatsHandler",
+    "ChatsQuery",
+    "ProjectLists",
     "ProjectRuns",
     "ProjectTraces",
+    "RunCancelHandler",
     "RunHandler",
     "RunNotFound",
     "RunsHandler",
     "RunsQuery",
+    "TaskCancelHandler",
+    "TaskRetryHandler",
+    "TasksHandler",
+    "TasksQuery",
     "TraceDetailHandler",
     "TraceNotFound",
     "TraceQuery",

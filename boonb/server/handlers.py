@@ -14,7 +14,8 @@ from jupyter_server.utils import url_path_join
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from tornado import web
 
-from boonb.frames import WorkflowState
+from boonb.frames import TaskState, WorkflowState
+from boonb.server.lists import ProjectLists
 from boonb.server.orchestrator import ProjectRuns, RunNotFound
 from boonb.server.traces import (
     DEFAULT_TREE_NODES,
@@ -32,7 +33,9 @@ from boonb.store import (
     InvalidLimit,
     InvalidQuery,
 )
+from boonb.store.project_lists import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ChatState
 from boonb.store.projections import TraceTree
+from boonb.store.requests_from_server import NotStored, RequestRefused
 from boonb.store.traces import PagedTrace
 from boonb.store.workflow_runs import DEFAULT_RUNS_LIMIT, MAX_RUNS_LIMIT
 
@@ -122,6 +125,61 @@ class RunsQuery(_Query):
     )
 
 
+class ChatsQuery(_Query):
+    """Query parameters of ``GET /boonb/api/chats``."""
+
+    limit: int = Field(
+        default=DEFAULT_LIST_LIMIT,
+        ge=1,
+        le=MAX_LIST_LIMIT,
+        description=f"an integer from 1 to {MAX_LIST_LIMIT}",
+    )
+    cursor: str | None = Field(
+        default=None, min_length=1, description="the next_cursor of a previous page"
+    )
+    state: ChatState | None = Field(
+        default=None,
+        description=(
+            "one of in_progress, awaiting_input, completed, failed, interrupted, cancelled"
+        ),
+    )
+    search: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="part of a chat's title, 1 to 200 characters",
+    )
+    top_level: bool = Field(
+        default=False,
+        description="true or false (true: only the user's own chats, no subagents' or "
+        "workflow agents')",
+    )
+
+
+class TasksQuery(_Query):
+    """Query parameters of ``GET /boonb/api/tasks``."""
+
+    limit: int = Field(
+        default=DEFAULT_LIST_LIMIT,
+        ge=1,
+        le=MAX_LIST_LIMIT,
+        description=f"an integer from 1 to {MAX_LIST_LIMIT}",
+    )
+    cursor: str | None = Field(
+        default=None, min_length=1, description="the next_cursor of a previous page"
+    )
+    state: TaskState | None = Field(
+        default=None,
+        description="one of pending, running, completed, failed, cancelled, interrupted, read",
+    )
+    search: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="part of a task's title, 1 to 200 characters",
+    )
+
+
 def _invalid(exc: ValidationError, values: dict[str, str], query: type[_Query]) -> InvalidQuery:
     error = exc.errors()[0]
     name = str(error["loc"][0]) if error["loc"] else "?"
@@ -148,6 +206,11 @@ class _BoonbHandler(APIHandler):
         return traces
 
     @property
+    def lists(self) -> ProjectLists:
+        lists: ProjectLists = self.settings["boonb_lists"]
+        return lists
+
+    @property
     def runs(self) -> ProjectRuns:
         runs: ProjectRuns = self.settings["boonb_runs"]
         return runs
@@ -167,8 +230,10 @@ class _BoonbHandler(APIHandler):
             answer = await asyncio.to_thread(read)
         except InvalidQuery as exc:
             self._error(400, exc)
-        except (ChatNotFound, TraceNotFound, RunNotFound) as exc:
+        except (ChatNotFound, TraceNotFound, RunNotFound, NotStored) as exc:
             self._error(404, exc)
+        except RequestRefused as exc:
+            self._error(409, exc)
         except DatabaseLocked as exc:
             self.set_header("Retry-After", str(RETRY_AFTER_S))
             self._error(503, exc)
@@ -297,7 +362,9 @@ class WorkflowsHandler(_BoonbHandler):
 class RunsHandler(_BoonbHandler):
     """``GET /boonb/api/orchestrator/runs``: one keyset page of the project's runs, newest first.
 
-    Answers ``{"runs": [RunSummary], "next_cursor": str | null}``. ``state`` keeps runs in
+    Answers ``{"runs": [RunSummary], "next_cursor": str | null}``, each run with
+    ``cancel_requested`` (a cancel its kernel has not yet carried out); a run whose kernel
+    died reads ``interrupted``. ``state`` keeps runs in
     one state, ``search`` those whose workflow name contains it (any case); a cursor is
     bound to the filters it was made with. Errors are ``{"error": {"type", "message"}}``
     with 400 (bad parameter or cursor), 503 with ``Retry-After`` (database held by another
@@ -314,7 +381,7 @@ class RunsHandler(_BoonbHandler):
             return
         await self._answer(
             partial(
-                self.runs.page,
+                self.lists.runs,
                 cursor=query.cursor,
                 limit=query.limit,
                 state=query.state,
@@ -340,6 +407,116 @@ class RunHandler(_BoonbHandler):
             await self._answer(partial(self.runs.detail, run_id))
 
 
+class ChatsHandler(_BoonbHandler):
+    """``GET /boonb/api/chats``: one keyset page of the project's chats, newest first.
+
+    Answers ``{"chats": [ChatSummary], "next_cursor": str | null}``: each chat's title,
+    state (its latest saved session's, null before one was saved), turns, tokens, cost,
+    cache hit rate, when it was created and last active. ``state`` keeps chats in one
+    state, ``search`` those whose title contains it (any case), ``top_level=true`` the
+    user's own chats only; a cursor is bound to the filters it was made with. A chat whose
+    kernel died while it ran reads ``interrupted``. Errors: 400 (bad parameter or cursor),
+    503 with ``Retry-After``, 500. No database yet: no chats.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        try:
+            query = ChatsQuery.from_arguments(self.request.query_arguments)
+        except InvalidQuery as exc:
+            self._error(400, exc)
+            return
+        await self._answer(
+            partial(
+                self.lists.chats,
+                cursor=query.cursor,
+                limit=query.limit,
+                state=query.state,
+                search=query.search,
+                top_level=query.top_level,
+            )
+        )
+
+
+class TasksHandler(_BoonbHandler):
+    """``GET /boonb/api/tasks``: one keyset page of the project's background tasks, newest first.
+
+    Answers ``{"tasks": [TaskUpdate], "next_cursor": str | null}``, each task as the
+    ``task:update`` frame a cell's tasks pane renders. A task whose kernel died reads
+    ``interrupted``; ``cancel_requested`` is a cancel its owner has not yet carried out.
+    ``state`` keeps tasks in one state (``completed`` includes ``read``), ``search`` those
+    whose title contains it (any case). Errors as for the chats list.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        try:
+            query = TasksQuery.from_arguments(self.request.query_arguments)
+        except InvalidQuery as exc:
+            self._error(400, exc)
+            return
+        await self._answer(
+            partial(
+                self.lists.tasks,
+                cursor=query.cursor,
+                limit=query.limit,
+                state=query.state,
+                search=query.search,
+            )
+        )
+
+
+class TaskCancelHandler(_BoonbHandler):
+    """``POST /boonb/api/tasks/{task_id}/cancel``: ask a task's owning kernel to cancel it.
+
+    Recorded in the database (the server runs no agents); the owner carries it out at its
+    next poll. Answers ``{"status": "cancelling" | "cancelled", "message", "task"}``
+    (``cancelled`` for a retry no kernel had taken yet). Needs the XSRF token like every
+    Jupyter POST. Errors: 400 (bad id, or a parameter), 404 (no such task), 409 (it has
+    ended; an interrupted task's message gives the command that retries it), 503, 500.
+    """
+
+    @web.authenticated
+    @authorized
+    async def post(self, task_id: str) -> None:
+        if not self._no_query():
+            await self._answer(partial(self.lists.cancel_task, task_id))
+
+
+class TaskRetryHandler(_BoonbHandler):
+    """``POST /boonb/api/tasks/{task_id}/retry``: queue an ended task again.
+
+    Only a failed, cancelled or interrupted task, and once. Inserts a new pending task
+    nobody owns (same payload, ``attempt`` + 1, ``retry_of`` the old id); the first kernel
+    of the project to poll claims and runs it. Answers ``{"status": "retrying", "message",
+    "task"}`` with the new task. Errors: 400, 404, 409 (the task has not ended, or was
+    already retried), 503, 500.
+    """
+
+    @web.authenticated
+    @authorized
+    async def post(self, task_id: str) -> None:
+        if not self._no_query():
+            await self._answer(partial(self.lists.retry_task, task_id))
+
+
+class RunCancelHandler(_BoonbHandler):
+    """``POST /boonb/api/orchestrator/runs/{run_id}/cancel``: ask a run's kernel to cancel it.
+
+    Answers ``{"status": "cancelling", "message", "run"}``; the kernel running it carries
+    it out at its next poll. Errors: 400, 404, 409 (it has ended, or its kernel died), 503,
+    500.
+    """
+
+    @web.authenticated
+    @authorized
+    async def post(self, run_id: str) -> None:
+        if not self._no_query():
+            await self._answer(partial(self.lists.cancel_run, run_id))
+
+
 def handlers(base_url: str) -> list[tuple[str, type[APIHandler]]]:
     """URL patterns (under the server's base URL) and their handlers."""
     api = url_path_join(base_url, "boonb", "api")
@@ -348,6 +525,11 @@ def handlers(base_url: str) -> list[tuple[str, type[APIHandler]]]:
         (url_path_join(orchestrator, "workflows"), WorkflowsHandler),
         (url_path_join(orchestrator, "runs"), RunsHandler),
         (url_path_join(orchestrator, "runs", r"(?P<run_id>[^/]+)"), RunHandler),
+        (url_path_join(orchestrator, "runs", r"(?P<run_id>[^/]+)", "cancel"), RunCancelHandler),
+        (url_path_join(api, "chats"), ChatsHandler),
+        (url_path_join(api, "tasks"), TasksHandler),
+        (url_path_join(api, "tasks", r"(?P<task_id>[^/]+)", "cancel"), TaskCancelHandler),
+        (url_path_join(api, "tasks", r"(?P<task_id>[^/]+)", "retry"), TaskRetryHandler),
         (url_path_join(api, "traces", r"(?P<root_id>[^/]+)", "tree"), TreeHandler),
         (url_path_join(api, "chats", r"(?P<chat_id>[^/]+)", "traces"), TracesHandler),
         (url_path_join(api, "traces", r"(?P<trace_id>[^/]+)"), TraceDetailHandler),

@@ -1,4 +1,4 @@
-"""Blocking reads for the orchestrator's handlers: workflows, runs and one run's pane.
+"""Blocking reads for the orchestrator's handlers: workflows and one run's pane.
 
 Call them in a worker thread, not the event loop. Workflows are discovered from the
 project's files (statically, as a kernel does: nothing is executed); runs, their steps
@@ -12,15 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from boonb.store import (
-    Database,
-    InvalidCursor,
-    InvalidRunId,
-    RunDetail,
-    RunPage,
-    StoreError,
-    WorkflowRunStore,
-)
+from boonb.store import Database, InvalidRunId, RunDetail, StoreError, WorkflowRunStore
 from boonb.store.traces import parse_uuid
 from boonb.workflow.discovery import default_sources, discover
 from boonb.workflow.models import WorkflowInfo, workflow_info
@@ -41,6 +33,8 @@ class WorkflowList(BaseModel):
 class ProjectRuns:
     """The project's workflows and workflow runs, for the orchestrator's REST endpoints.
 
+    The runs list is :meth:`boonb.server.lists.ProjectLists.runs`, with the other lists.
+
     Like :class:`boonb.server.traces.ProjectTraces`, it never creates the database:
     until a kernel wrote one, the runs list is empty and every run unknown.
     """
@@ -59,20 +53,6 @@ class ProjectRuns:
             workflows=[workflow_info(found.workflows[name]) for name in sorted(found.workflows)],
             skipped=[f"{path}: {why}" for path, why in found.skipped],
         )
-
-    def page(
-        self, *, cursor: str | None, limit: int, state: str | None, search: str | None
-    ) -> RunPage:
-        """A page of runs, newest first; an empty page while there is no database."""
-        db = self._database()
-        if db is None:
-            if cursor is not None:  # no database signed it: refuse it as a page would
-                raise InvalidCursor(
-                    "cursor signature does not match: it belongs to another database; "
-                    "start from the first page"
-                )
-            return RunPage(runs=[], next_cursor=None)
-        return WorkflowRunStore(db).page(cursor, limit, state=state, search=search)
 
     def detail(self, run_id: str) -> RunDetail:
         """One run's status, steps, log lines and result; :class:`RunNotFound` if not stored."""

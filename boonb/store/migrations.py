@@ -34,6 +34,9 @@ from stored data in any kernel or the server, so a run's steps (``workflow_steps
 per agent call, keyed by the call's ``agent`` row in the trace tree) and log lines
 (``workflow_logs``) are stored, and ``workflow_runs`` keeps the run's agent counts. Runs
 written before have no steps or lines; their counts read 0.
+
+Version 5, the side panels (DESIGN section 7c): ``workflow_runs.cancel_requested``, a cancel
+the server asked of the kernel running the run, which that kernel's manager polls for.
 """
 
 from __future__ import annotations
@@ -141,6 +144,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             )
             """,
             "CREATE INDEX IF NOT EXISTS workflow_logs_run ON workflow_logs (run_id, seq)",
+        ),
+    ),
+    Migration(
+        5,
+        "side panels: a run's cancel asked by another process (the server)",
+        (
+            # As for tasks: the owning kernel polls it and never writes it; its upserts of
+            # the run's row leave it alone.
+            "ALTER TABLE workflow_runs ADD COLUMN IF NOT EXISTS cancel_requested BOOLEAN "
+            "DEFAULT false",
         ),
     ),
 )

@@ -54,7 +54,7 @@ from boonb.widgets.orchestrator_protocol import (
 from boonb.widgets.protocol import ErrorReply, describe_invalid, request_id_of
 from boonb.widgets.traceviewer import TraceViewer
 from boonb.workflow.discovery import WorkflowArgsError
-from boonb.workflow.manager import UnknownRun
+from boonb.workflow.manager import run_uuid
 from boonb.workflow.models import ArgError, WorkflowInfo
 from boonb.workflow.report import format_run
 
@@ -95,6 +95,10 @@ class Orchestrator(anywidget.AnyWidget):
     """``orchestrator`` (selector, form, runs, run pane) or ``run`` (one run's pane)."""
     run_id = traitlets.Unicode("").tag(sync=True)
     """The run the pane opens first (set once, at construction); empty for none."""
+    blocking_run = traitlets.Unicode("").tag(sync=True)
+    """The run a cell is waiting for (``%%workflow``, ``%workflow run``) until it returns;
+    empty once it has. The kernel answers no request of the view while a cell runs, so its
+    pane cannot cancel that run: the view says to interrupt the kernel instead."""
 
     def __init__(
         self, run_id: uuid.UUID | str | None = None, *, runtime: Runtime | None = None
@@ -103,7 +107,7 @@ class Orchestrator(anywidget.AnyWidget):
             from boonb.runtime import get_runtime
 
             runtime = get_runtime()
-        run = _run_uuid(run_id) if run_id is not None else None
+        run = run_uuid(run_id) if run_id is not None else None
         mode: Mode = "run" if run is not None else "orchestrator"
         super().__init__(mode=mode, run_id=str(run) if run is not None else "")
         self._runtime = runtime
@@ -292,6 +296,11 @@ class RunDisplay:
         self.pane = pane
         self.handle = handle
 
+    def cell_returned(self) -> None:
+        """The cell stopped waiting for the run: its pane's requests are answered again."""
+        self.pane.blocking_run = ""
+        self.refresh()
+
     def refresh(self) -> None:
         """Publish the pane again, so the output's saved fallback shows the run as it ended.
 
@@ -301,25 +310,22 @@ class RunDisplay:
         self.handle.update(self.pane)
 
 
-def display_run(run_id: uuid.UUID, *, runtime: Runtime | None = None) -> RunDisplay:
-    """Display a run's pane in the running cell's output, with a display id."""
+def display_run(
+    run_id: uuid.UUID, *, blocking: bool = False, runtime: Runtime | None = None
+) -> RunDisplay:
+    """Display a run's pane in the running cell's output, with a display id.
+
+    ``blocking``: the cell waits for the run, so until ``RunDisplay.cell_returned`` the pane
+    shows how to cancel it (interrupt the kernel) in place of a Cancel nobody would answer.
+    """
     from IPython.display import display
 
     pane = Orchestrator(run_id, runtime=runtime)
+    if blocking:
+        pane.blocking_run = str(pane.run_id)
     handle = display(pane, display_id=True)
     assert isinstance(handle, DisplayHandle)
     return RunDisplay(pane, handle)
-
-
-def _run_uuid(value: uuid.UUID | str) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise UnknownRun(
-            f"{value!r} is not a run id; a run id is the UUID %workflow run printed"
-        ) from None
 
 
 # The static fallbacks.

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt, TypeAda
 from boonb.frames import WorkflowLog, WorkflowStatus, WorkflowStep
 from boonb.store.workflow_runs import MAX_RUNS_LIMIT, RunDetail, RunSummary
 from boonb.widgets.protocol import ErrorReply
+from boonb.workflow.manager import MAX_BUDGET
 from boonb.workflow.models import ArgError, ArgsCheck, WorkflowInfo
 
 RequestId = Annotated[str, Field(min_length=1, max_length=200)]
@@ -61,7 +62,8 @@ class RunRequest(_Message):
     request_id: RequestId
     workflow: WorkflowName
     args: dict[str, JsonValue]
-    budget: StrictInt | None = Field(default=None, gt=0)
+    budget: StrictInt | None = Field(default=None, gt=0, le=MAX_BUDGET)
+    """Tokens the run may use, at most ``MAX_BUDGET``; None for the default budget."""
 
 
 class RunCancelRequest(_Message):

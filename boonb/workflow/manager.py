@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import os
 import uuid
 from collections.abc import Callable
@@ -22,9 +23,10 @@ from boonb.agent.sessions import process_alive
 from boonb.bus import Bus
 from boonb.config import Settings
 from boonb.engine import Engine, EngineFuture
-from boonb.errors import WorkflowError
+from boonb.errors import BoonbError, WorkflowError
 from boonb.frames import WorkflowState, WorkflowStatus
 from boonb.store import RunDetail, RunPage, Store, WorkflowRunStore
+from boonb.store.requests_from_server import asked_run_cancels
 from boonb.store.workflow_runs import DEFAULT_RUNS_LIMIT, MAX_LOG_LINES, run_row
 from boonb.workflow.cache import ResultCache
 from boonb.workflow.calls import serve_call
@@ -40,11 +42,16 @@ from boonb.workflow.report import RunReport
 from boonb.workflow.runner import WorkflowRun
 from boonb.workflow.sandbox import SandboxPool, SandboxResult
 
+log = logging.getLogger(__name__)
+
 CELL = "<cell>"
 Entry = Literal["script", "run"]
 KEPT_RUNS = 20
 """Ended runs whose steps and log lines this kernel keeps in memory; older ones (and their
 many log lines) are let go and read back from the store."""
+MAX_BUDGET = 10**9
+"""The largest token budget a run takes: ``workflow_runs.budget`` is a 32-bit INTEGER, and a
+larger one would lose the run's row (a billion tokens is far beyond any real run)."""
 
 
 class UnknownWorkflow(WorkflowError, LookupError):
@@ -106,6 +113,7 @@ class WorkflowManager:
         self._pool: SandboxPool | None = None
         self._slots: asyncio.Semaphore | None = None
         self._cache: ResultCache | None = None
+        self._cancel_poll: EngineFuture[None] | None = None
         mark_interrupted_runs(store())
 
     @property
@@ -169,6 +177,7 @@ class WorkflowManager:
         Arguments that do not match the declaration raise :class:`WorkflowArgsError` (its
         ``problems`` per argument) and nothing runs.
         """
+        check_budget(budget)
         spec = self.get(workflow) if isinstance(workflow, str) else workflow
         values = spec.validate_args(args)
         limit = timeout or spec.timeout or self.settings.workflow_timeout_s
@@ -183,6 +192,7 @@ class WorkflowManager:
         timeout: float | None = None,
     ) -> uuid.UUID:
         """Start a script written in a cell (it runs top to bottom; ``result`` is its result)."""
+        check_budget(budget)
         limit = timeout or self.settings.workflow_timeout_s
         return self._submit(
             CELL, source, dict(args or {}), budget=budget, timeout=limit, entry="script"
@@ -198,7 +208,8 @@ class WorkflowManager:
         again when it ran a discovered workflow (a cell's script is only in its kernel).
         The budget is the first run's unless ``budget`` is given.
         """
-        key = _uuid(run_id)
+        check_budget(budget)
+        key = run_uuid(run_id)
         run = self._runs.get(key)
         if run is not None:
             if run.status.state in ("pending", "running"):
@@ -249,7 +260,7 @@ class WorkflowManager:
 
     def status(self, run_id: uuid.UUID | str) -> RunStatus:
         """Where a run stands: this kernel's from memory, any other from the store."""
-        run_id = _uuid(run_id)
+        run_id = run_uuid(run_id)
         run = self._runs.get(run_id)
         if run is not None:
             status = run.status  # the engine replaces it as the run goes: read it once
@@ -267,7 +278,7 @@ class WorkflowManager:
         kernel's, or one from before a restart) from the store. :class:`UnknownRun` if
         neither knows it.
         """
-        key = _uuid(run_id)
+        key = run_uuid(run_id)
         run = self._runs.get(key)
         if run is None or run.released:
             return self._stored_detail(key)
@@ -319,6 +330,8 @@ class WorkflowManager:
         return run.future
 
     async def aclose(self) -> None:
+        if self._cancel_poll is not None:
+            self._cancel_poll.cancel()
         if self._pool is not None:
             await self._pool.aclose()
 
@@ -347,7 +360,31 @@ class WorkflowManager:
         self._record(run)
         self.bus.publish(_status_frame(run.status, None))  # a view shows it waiting at once
         run.future = self.engine.submit(self._execute(run))
+        if self._cancel_poll is None:
+            self._cancel_poll = self.engine.submit(self._poll_cancels())
         return run_id
+
+    async def _poll_cancels(self) -> None:
+        """Carry out the cancels other processes (the server's side panel) ask of our runs.
+
+        Runs for the manager's life from its first run; the table is read only while one
+        of this kernel's runs is pending or running.
+        """
+        while True:
+            await asyncio.sleep(self.settings.background_poll_interval_s)
+            if not any(r.status.state in ("pending", "running") for r in list(self._runs.values())):
+                continue
+            try:
+                asked = await asyncio.to_thread(asked_run_cancels, self.store.db, self.session_id)
+            except BoonbError as exc:  # a locked or full database: ask again at the next poll
+                log.warning("workflow runs: could not read the cancels asked: %s", exc)
+                continue
+            except Exception:  # never let the poll die silently
+                log.exception("workflow runs: polling for cancels failed")
+                continue
+            for run_id in asked:
+                if run_id in self._runs:
+                    self.cancel(run_id)
 
     async def _execute(self, run: _Run) -> RunStatus:
         if self._slots is None:
@@ -446,7 +483,7 @@ class WorkflowManager:
             run.host, run.released = None, True
 
     def _run(self, run_id: uuid.UUID | str) -> _Run:
-        run = self._runs.get(_uuid(run_id))
+        run = self._runs.get(run_uuid(run_id))
         if run is None:
             raise UnknownRun(
                 f"no workflow run {run_id} in this kernel; a run of another kernel can only "
@@ -535,7 +572,17 @@ def mark_interrupted_runs(store: Store) -> int:
     return len(dead)
 
 
-def _uuid(value: uuid.UUID | str) -> uuid.UUID:
+def check_budget(budget: int | None) -> None:
+    """Refuse a token budget no run can have: above ``MAX_BUDGET``, or below zero."""
+    if budget is not None and not 0 <= budget <= MAX_BUDGET:
+        raise WorkflowError(
+            f"budget {budget:,} is not a token budget a run can have; give a number of "
+            f"tokens from 1 to {MAX_BUDGET:,} (or none, for the default)"
+        )
+
+
+def run_uuid(value: uuid.UUID | str) -> uuid.UUID:
+    """A run id as given (a UUID or its text); anything else is an ``UnknownRun`` saying why."""
     if isinstance(value, uuid.UUID):
         return value
     try:

@@ -275,3 +275,56 @@ def test_a_run_that_logs_thousands_of_lines_at_once_ends_with_every_line_in_its_
     expect(pane.locator(".or-log")).to_have_attribute("data-lines", "10000")
     expect(pane.locator(".or-log-count")).to_have_text("10000 lines")
     assert console_errors == []
+
+
+def test_a_blocking_workflow_cells_pane_says_to_interrupt_and_a_no_wait_runs_pane_cancels(
+    notebook: NotebookFactory,
+) -> None:
+    nb = notebook.open("orchestrator-cancel.ipynb")
+    nb.run_cell(SETUP + "sim.add_rule(Rule('glacial', latency=30, reply='x'))")
+    slow = 'result = agent("a", prompt="p").run("glacial")'
+
+    # The cell waits for its run: the kernel would answer a Cancel only once the run ended.
+    out = nb.run_cell(f"%%workflow\n{slow}", wait=False)
+    pane = out.locator(".or-run")
+    expect(pane).to_have_attribute("data-state", "running", timeout=LONG_MS)
+    hint = pane.locator(".or-cancel-hint")
+    expect(hint).to_be_visible()
+    expect(hint).to_have_text("interrupt the kernel (■) to cancel this run")
+    expect(pane.locator("button.or-cancel")).to_be_hidden()
+    pane.screenshot(path=SHOTS_DIR / "orchestrator-cancel-hint-light.png")
+    nb.set_theme("dark")
+    expect(out.locator(".boonb-orchestrator")).to_have_attribute("data-theme", "dark")
+    pane.screenshot(path=SHOTS_DIR / "orchestrator-cancel-hint-dark.png")
+    nb.set_theme("light")
+    nb.interrupt()
+    nb.wait_idle()
+    expect(pane).to_have_attribute("data-state", "cancelled")
+    expect(hint).to_be_hidden()
+
+    # --no-wait: the cell returned at once, so the pane's Cancel is answered.
+    nb.run_cell(f"%%workflow --no-wait\n{slow}")
+    pane = nb.run_cell("Orchestrator(_)").locator(".or-run")
+    expect(pane).to_have_attribute("data-state", "running", timeout=LONG_MS)
+    expect(pane.locator(".or-cancel-hint")).to_be_hidden()
+    pane.locator("button.or-cancel").click()
+    expect(pane).to_have_attribute("data-state", "cancelled", timeout=5_000)
+
+
+def test_a_long_result_is_folded_until_show_all_and_a_json_text_result_is_shown_as_json(
+    notebook: NotebookFactory,
+) -> None:
+    nb = notebook.open("orchestrator-fold.ipynb")
+    nb.run_cell(SETUP)
+    out = nb.run_cell('%%workflow\nresult = "\\n".join("line " + str(i) for i in range(100))')
+    result = out.locator(".or-result")
+    expect(result.locator(".or-result-text")).to_contain_text("line 23")
+    expect(result.locator(".or-result-text")).not_to_contain_text("line 24")
+    result.locator("button.or-unfold").click()
+    expect(result.locator(".or-result-text")).to_contain_text("line 99")
+    expect(result.locator("button.or-unfold")).to_have_count(0)
+
+    out = nb.run_cell('%%workflow\nresult = \'{"answer": 42}\'')
+    json_block = out.locator(".or-result .or-result-json")
+    expect(json_block).to_contain_text('"answer": 42')
+    expect(json_block.locator(".json-number")).to_have_text("42")

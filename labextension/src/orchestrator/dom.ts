@@ -3,7 +3,7 @@
 import type { JsonValue } from "../frames";
 import { h } from "../shared/dom";
 import { formatLatency, formatTokens } from "../shared/format";
-import { highlight, payloadBlock, prettyJson } from "../shared/json";
+import { type FoldLook, foldableBlock } from "../shared/fold";
 import type { RunSummary, WorkflowInfo } from "./api";
 import { type AgentNode, type ArgField, type FieldInput, sourceLabel } from "./state";
 
@@ -222,36 +222,17 @@ export function ago(iso: string, nowMs: number): string {
 
 // The result.
 
+/** How the run pane folds its result. */
+const RESULT_LOOK: FoldLook = {
+  jsonClass: "or-result-json",
+  textClass: "or-result-text",
+  wrapClass: "or-result-wrap",
+  button: (text) => button("or-unfold", text, "unfold"),
+  foldChars: FOLD_CHARS,
+  foldLines: FOLD_LINES,
+};
+
 /** The result, readable: JSON pretty-printed and highlighted, long text folded. */
 export function resultBlock(result: JsonValue, folded: boolean, unfold: () => void): HTMLElement {
-  const isText = typeof result === "string" && !looksLikeJson(result);
-  const text = isText ? result : prettyJson(result);
-  const lines = text.split("\n");
-  const long = text.length > FOLD_CHARS || lines.length > FOLD_LINES;
-  const shown = long && folded ? foldText(text, lines) : text;
-  const block = isText ? h("div", "or-result-text") : payloadBlock("or-result-json");
-  if (isText) block.textContent = shown;
-  else highlight(shown, block);
-  if (!long || !folded) return block;
-  const wrap = h("div", "or-result-wrap");
-  const more = button("or-unfold", `Show all (${lines.length} lines, ${text.length} characters)`, "unfold");
-  more.addEventListener("click", unfold);
-  wrap.append(block, more);
-  return wrap;
-}
-
-function foldText(text: string, lines: string[]): string {
-  const head = lines.slice(0, FOLD_LINES).join("\n");
-  return (head.length > FOLD_CHARS ? text.slice(0, FOLD_CHARS) : head) + "\n…";
-}
-
-function looksLikeJson(text: string): boolean {
-  const trimmed = text.trim();
-  if (!(trimmed.startsWith("{") || trimmed.startsWith("["))) return false;
-  try {
-    JSON.parse(trimmed);
-    return true;
-  } catch {
-    return false;
-  }
+  return foldableBlock(result, folded, unfold, RESULT_LOOK);
 }

@@ -31,6 +31,7 @@ export class RunPane {
   private readonly elapsed: HTMLElement;
   private readonly cached: HTMLElement;
   private readonly cancel: HTMLButtonElement;
+  private readonly cancelHint: HTMLElement;
   private readonly rerun: HTMLButtonElement;
   private readonly error: HTMLElement;
   private readonly tree: HTMLElement;
@@ -78,11 +79,18 @@ export class RunPane {
     this.elapsed = h("span", "or-run-elapsed");
     this.cached = h("span", "or-run-cached");
     this.cancel = button("or-cancel", "Cancel", "cancel");
+    // While a cell waits for this run, the kernel answers nothing the view asks: a Cancel
+    // would only be heard once the run had ended. The kernel interrupt does cancel it.
+    this.cancelHint = h("span", "or-cancel-hint", "interrupt the kernel (■) to cancel this run");
+    this.cancelHint.title =
+      "This cell waits for its run, and the kernel answers this pane only once the cell " +
+      "returns. Interrupt the kernel (the ■ button, or I, I) to cancel the run.";
+    this.cancelHint.hidden = true;
     this.rerun = button("or-rerun", "Re-run", "rerun");
     const facts = h("div", "or-run-facts");
     facts.append(this.phase, this.agentsDone, this.budget, this.tokens, this.elapsed, this.cached);
     const title = h("div", "or-run-titlebar");
-    title.append(this.state, this.workflow, h("span", "or-spacer"), this.cancel, this.rerun);
+    title.append(this.state, this.workflow, h("span", "or-spacer"), this.cancelHint, this.cancel, this.rerun);
     head.append(title, facts);
     this.error = h("div", "or-run-error");
     this.error.hidden = true;
@@ -131,7 +139,8 @@ export class RunPane {
     this.following = s.scrollTop + s.clientHeight >= s.scrollHeight - FOLLOW_SLACK;
   }
 
-  paint(run: RunState, nowMs: number, kernelGone: boolean): void {
+  /** ``cellWaits``: a cell is waiting for this run (the kernel answers no request until it returns). */
+  paint(run: RunState, nowMs: number, kernelGone: boolean, cellWaits = false): void {
     if (this.drawn.run !== run) this.reset(run);
     if (this.drawn.version !== run.version) {
       this.paintHeader(run, nowMs, kernelGone);
@@ -140,7 +149,7 @@ export class RunPane {
       this.paintResult(run);
       this.drawn.version = run.version;
     }
-    this.paintButtons(run, kernelGone);
+    this.paintButtons(run, kernelGone, cellWaits);
     this.paintLog(run);
   }
 
@@ -211,10 +220,12 @@ export class RunPane {
     this.error.hidden = message === "";
   }
 
-  private paintButtons(run: RunState, kernelGone: boolean): void {
+  private paintButtons(run: RunState, kernelGone: boolean, cellWaits: boolean): void {
     const running = !run.ended;
     // A run of another kernel can be watched, not cancelled, from here.
-    this.cancel.hidden = !running || !run.live;
+    const cancellable = running && run.live && !kernelGone;
+    this.cancelHint.hidden = !(cancellable && cellWaits);
+    this.cancel.hidden = !running || !run.live || cellWaits;
     this.cancel.disabled = this.busy || kernelGone;
     this.rerun.hidden = !run.ended || run.status.workflow === "<cell>";
     this.rerun.disabled = this.busy || kernelGone;

@@ -75,6 +75,7 @@ export interface RunRequest {
   request_id: string;
   workflow: string;
   args: Record<string, JsonValue>;
+  /** Tokens the run may use, at most ``MAX_BUDGET``; None for the default budget. */
   budget?: number | null;
 }
 

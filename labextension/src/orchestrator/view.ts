@@ -16,6 +16,8 @@ import { RunState, RunsList } from "./state";
 export interface OrchestratorTraits extends WidgetTraits {
   mode: "orchestrator" | "run";
   run_id: string;
+  /** The run a cell waits for, until the cell returns; "" when none. */
+  blocking_run: string;
 }
 
 const VALIDATE_DELAY_MS = 250;
@@ -27,6 +29,7 @@ type Frame = Extract<OrchestratorKernelMessage, { kind: "frames" }>["frames"][nu
 
 export class OrchestratorView extends KernelView<OrchestratorRequest, OrchestratorKernelMessage> {
   private readonly mode: "orchestrator" | "run";
+  private readonly traits: AnyModel<OrchestratorTraits>;
   private workflows: WorkflowInfo[] = [];
   private readonly runsList = new RunsList();
   /** Runs opened in this view, by id; frames of this kernel's runs apply to them. */
@@ -54,6 +57,7 @@ export class OrchestratorView extends KernelView<OrchestratorRequest, Orchestrat
   ) {
     super(model, "boonb-orchestrator");
     const traits = model as unknown as AnyModel<OrchestratorTraits>;
+    this.traits = traits;
     this.mode = traits.get("mode") === "run" ? "run" : "orchestrator";
     this.root.dataset["mode"] = this.mode;
     this.root.dataset["ready"] = "false";
@@ -96,7 +100,11 @@ export class OrchestratorView extends KernelView<OrchestratorRequest, Orchestrat
       this.pane.noteScroll();
       this.schedule();
     });
+    // The cell that waited for the run returned: Cancel is answered again.
+    const onBlocking = (): void => this.schedule();
+    traits.on("change:blocking_run", onBlocking);
     this.onDestroy(() => {
+      traits.off("change:blocking_run", onBlocking);
       this.stopTicking();
       this.tracesAbort?.abort();
       if (this.validateTimer !== null) clearTimeout(this.validateTimer);
@@ -438,7 +446,8 @@ export class OrchestratorView extends KernelView<OrchestratorRequest, Orchestrat
     this.pane.el.hidden = run === undefined;
     this.paneEmpty.hidden = run !== undefined || (this.mode === "run" && this.selectedRun === null);
     if (run !== undefined) {
-      this.pane.paint(run, this.runsList.nowMs(), this.kernelGone);
+      const cellWaits = run.runId === this.traits.get("blocking_run");
+      this.pane.paint(run, this.runsList.nowMs(), this.kernelGone, cellWaits);
       if (!run.ended && !this.kernelGone) this.startTicking();
       else this.stopTicking();
     }

@@ -2,7 +2,7 @@
 import type { TaskUpdate } from "../frames";
 import { h } from "../shared/dom";
 import { formatLatency, formatTokens } from "../shared/format";
-import { highlight, payloadBlock, prettyJson } from "../shared/json";
+import { type FoldLook, foldableBlock } from "../shared/fold";
 import type { ResultReply } from "./protocol";
 import { type ShownState, canRetry, durationMs, isActive, shownState } from "./state";
 
@@ -170,39 +170,19 @@ export function updateDuration(entry: HTMLElement, task: TaskUpdate, nowMs: numb
 
 // The result panel.
 
+/** How the result panel folds an answer. */
+const ANSWER_LOOK: FoldLook = {
+  jsonClass: "tk-answer tk-answer-json",
+  textClass: "tk-answer tk-answer-text",
+  wrapClass: "tk-answer-wrap",
+  button: (text) => button("tk-unfold", text, "unfold"),
+  foldChars: FOLD_CHARS,
+  foldLines: FOLD_LINES,
+};
+
 /** The answer, readable: JSON pretty-printed and highlighted, text as text; long ones folded. */
 export function answerBlock(answer: string, unfold: () => void, folded: boolean): HTMLElement {
-  const asJson = isJsonLike(answer);
-  const text = asJson ? prettyJson(answer) : answer;
-  const lines = text.split("\n");
-  const long = text.length > FOLD_CHARS || lines.length > FOLD_LINES;
-  const shown = long && folded ? foldedText(text, lines) : text;
-  const block = asJson ? payloadBlock("tk-answer tk-answer-json") : h("div", "tk-answer tk-answer-text");
-  if (asJson) highlight(shown, block);
-  else block.textContent = shown;
-  if (!long || !folded) return block;
-  const wrap = h("div", "tk-answer-wrap");
-  const more = button("tk-unfold", `Show all (${lines.length} lines, ${text.length} characters)`, "unfold");
-  more.addEventListener("click", unfold);
-  wrap.append(block, more);
-  return wrap;
-}
-
-function foldedText(text: string, lines: string[]): string {
-  const head = lines.slice(0, FOLD_LINES).join("\n");
-  return (head.length > FOLD_CHARS ? text.slice(0, FOLD_CHARS) : head) + "\n…";
-}
-
-/** An answer that is a JSON object or list: shown as JSON. */
-function isJsonLike(answer: string): boolean {
-  const trimmed = answer.trim();
-  if (!(trimmed.startsWith("{") || trimmed.startsWith("["))) return false;
-  try {
-    JSON.parse(trimmed);
-    return true;
-  } catch {
-    return false;
-  }
+  return foldableBlock(answer, folded, unfold, ANSWER_LOOK);
 }
 
 export function summaryLine(reply: ResultReply): string {
