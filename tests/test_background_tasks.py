@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -335,3 +335,24 @@ def test_a_task_names_the_chat_that_spawned_it_in_its_frames_its_row_and_the_lis
     assert [s.update.task_id for s in task_rows.recent(kit.store.db, spawned_by=elsewhere)] == [
         theirs
     ]
+
+
+def test_a_claimed_task_this_kernel_cannot_read_fails_and_the_rest_of_its_batch_runs(
+    kit: Kit,
+) -> None:
+    bad, good, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
+    with kit.store.db.connection() as con:  # two retries asked for elsewhere, one unreadable
+        for task_id, payload, at in [  # the unreadable one first in its batch
+            (bad, {"prompt": "odd job", "tools": [], "colour": "blue"}, now - timedelta(1)),
+            (good, {"prompt": "orphan job", "tools": []}, now),
+        ]:
+            con.execute(
+                "INSERT INTO tasks (id, type, state, title, payload, created_at, updated_at, "
+                "attempt) VALUES (?, 'background_subagent', 'pending', 't', ?, ?, ?, 1)",
+                [task_id, json.dumps(payload), at, at],
+            )
+    kit.tasks.ensure_worker()
+
+    assert kit.until_state(good, "completed").owner == kit.tasks.owner
+    ((state, error),) = kit.rows("SELECT state, error FROM tasks WHERE id = ?", bad)
+    assert state == "failed" and "cannot read the task's payload" in error

@@ -355,7 +355,11 @@ class Tasks:
             live = self._live.get(task_id)
         if live is not None:
             return await asyncio.wrap_future(live.done)
-        return await asyncio.to_thread(self.wait, task_id)
+        while True:  # another kernel's: read the table, never a thread left waiting
+            update = await asyncio.to_thread(self.get, task_id)
+            if update.state in TERMINAL:
+                return update
+            await asyncio.sleep(self.settings.background_poll_interval_s)
 
     def spawned_by(self, task_id: uuid.UUID | str) -> uuid.UUID | None:
         """The chat that spawned a task (None: the notebook); :class:`UnknownTask` if none."""

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from pydantic import ValidationError
+
 from boonb.agent.factory import AgentFactory
 from boonb.agent.loop import Agent, AgentResult
 from boonb.background.live import LiveTask
@@ -27,7 +29,7 @@ from boonb.config import Settings
 from boonb.engine import Engine
 from boonb.errors import BoonbError
 from boonb.frames import TaskState
-from boonb.store import Store
+from boonb.store import Database, Store
 from boonb.store import tasks as task_rows
 
 log = logging.getLogger("boonb.background")
@@ -152,6 +154,8 @@ class Worker:
             host=tasks.host,
             now=datetime.now(UTC),
         )
+        if claimed:
+            claimed = await _in_thread(_runnable, db, claimed)
         if cancels or claimed:
             tasks.apply_requests(cancels, claimed)
 
@@ -184,6 +188,27 @@ class Worker:
             tasks.finished(live, "failed", error=f"{type(exc).__name__}: {exc}")
             return
         tasks.finished(live, "completed", result=_result(result))
+
+
+def _runnable(db: Database, claimed: Sequence[task_rows.StoredTask]) -> list[task_rows.StoredTask]:
+    """The claimed tasks whose payload this boonb reads; the others are failed, saying why.
+
+    One unreadable row (a hand-made one, or from another version) must not strand the
+    rest of its batch, owned by this kernel but never run.
+    """
+    runnable = []
+    for stored in claimed:
+        try:
+            TaskPayload.model_validate(stored.payload)
+        except ValidationError as exc:
+            error = (
+                f"this kernel cannot read the task's payload ({exc.errors()[0]['msg']}); "
+                "spawn it again"
+            )
+            task_rows.mark_failed(db, stored.update.task_id, error=error, now=datetime.now(UTC))
+            continue
+        runnable.append(stored)
+    return runnable
 
 
 class _NoMoreThreads(Exception):

@@ -234,6 +234,16 @@ def claim_unowned(
     return [_stored(row) for row in rows]
 
 
+def mark_failed(db: Database, task_id: uuid.UUID, *, error: str, now: datetime) -> None:
+    """A task this kernel took but cannot run (a payload it cannot read)."""
+    with db.connection() as con:
+        con.execute(
+            "UPDATE tasks SET state = 'failed', error = ?, finished_at = ?, updated_at = ? "
+            "WHERE id = ?",
+            [error, now, now, task_id],
+        )
+
+
 def retried_as(db: Database, task_id: uuid.UUID) -> uuid.UUID | None:
     """The task that retries ``task_id``, if one was made."""
     with db.connection() as con:

@@ -197,7 +197,7 @@ class ChatView(ChatWidget):
             case UploadRequest():
                 self._receive_upload(store, request, list(buffers or []))
             case ImageRequest():
-                reply_in_background(self, lambda: read_image(store, request))
+                reply_in_background(self, request.request_id, lambda: read_image(store, request))
             case _:
                 assert_never(request)
 
@@ -215,7 +215,11 @@ class ChatView(ChatWidget):
                 reply = ErrorReply(request_id=request.request_id, message=str(exc))
             else:
                 if upload.received == upload.size:
-                    reply_in_background(self, lambda: (finish_upload(store, request, upload), []))
+                    reply_in_background(
+                        self,
+                        request.request_id,
+                        lambda: (finish_upload(store, request, upload), []),
+                    )
                     return
                 reply = UploadReply(request_id=request.request_id, received=upload.received)
         self._send_message(reply.model_dump(mode="json"))
@@ -393,10 +397,13 @@ class ChatView(ChatWidget):
         return self._tasks_pane
 
     def close(self) -> None:
-        """Close the chat's tasks pane too, then the view."""
+        """Close the chat's tasks pane too, drop half-sent uploads, then the view."""
         pane, self._tasks_pane = getattr(self, "_tasks_pane", None), None
         if pane is not None:
             pane.close()
+        uploads = getattr(self, "_uploads", None)
+        if uploads is not None:
+            uploads.discard()
         super().close()
 
     def _message_of(self, frame: MessageComplete) -> ChatMessage | None:

@@ -65,9 +65,7 @@ class ChunkedUploads:
         self._open: dict[str, StagedUpload] = {}
         self._lock = threading.Lock()
 
-    def receive(
-        self, store: AttachmentStore, request: UploadRequest, chunk: Any
-    ) -> StagedUpload:
+    def receive(self, store: AttachmentStore, request: UploadRequest, chunk: Any) -> StagedUpload:
         """Append a chunk; the upload, whole when ``received == size`` (then no longer open).
 
         Raises an ``AttachmentError`` (the upload is dropped) for a file declared too large,
@@ -95,8 +93,15 @@ class ChunkedUploads:
         if problem is not None:
             upload.path.unlink(missing_ok=True)
             raise AttachmentError(f"{problem}; attach it again")
-        with upload.path.open("ab") as out:
-            out.write(data)
+        try:
+            with upload.path.open("ab") as out:
+                out.write(data)
+        except OSError as exc:  # a full disk: say so, keep nothing half-written
+            upload.path.unlink(missing_ok=True)
+            raise AttachmentError(
+                f"{name!r} could not be staged in {upload.path.parent} ({exc.strerror}); "
+                "free some space there (or set UPLOAD_DIR) and attach it again"
+            ) from None
         upload.received += data.nbytes
         if upload.received < upload.size:
             with self._lock:
@@ -120,6 +125,10 @@ def finish_upload(
             ref = store.add_stream(stream, name=upload.name)
     except AttachmentError as exc:
         return ErrorReply(request_id=request.request_id, message=str(exc))
+    except OSError as exc:  # a full disk while storing: nothing is half-written
+        name = upload.name or "the image"
+        message = f"{name} could not be stored ({exc.strerror}); attach it again"
+        return ErrorReply(request_id=request.request_id, message=message)
     finally:
         upload.path.unlink(missing_ok=True)
     return UploadReply(request_id=request.request_id, received=upload.received, attachment=ref)
@@ -151,7 +160,7 @@ def read_image(
 
 
 def reply_in_background(
-    widget: ChatWidget, work: Callable[[], tuple[BaseModel, list[bytes]]]
+    widget: ChatWidget, request_id: str, work: Callable[[], tuple[BaseModel, list[bytes]]]
 ) -> None:
     """Run ``work`` off the kernel's main thread and send its reply with its buffers.
 
@@ -163,10 +172,13 @@ def reply_in_background(
         if future.cancelled():
             return
         error = future.exception()
-        if error is not None:  # a bug, not a refusal: into the log, not lost
+        reply: BaseModel
+        buffers: list[bytes]
+        if error is not None:  # a bug, not a refusal: into the log, and the view is told
             log.error("%r: a request with image bytes failed", widget, exc_info=error)
-            return
-        reply, buffers = future.result()
+            reply, buffers = ErrorReply(request_id=request_id, message=str(error)), []
+        else:
+            reply, buffers = future.result()
         with widget._send_lock:
             widget.send(reply.model_dump(mode="json"), buffers=buffers or None)
 

@@ -98,7 +98,7 @@ class TraceViewer(ChatWidget):
                 self._send_message(reply.model_dump(mode="json"))
                 return
             store = attachment_store(self._runtime)
-            reply_in_background(self, lambda: read_image(store, request))
+            reply_in_background(self, request.request_id, lambda: read_image(store, request))
             return
         super()._on_custom_msg(_widget, content, buffers)
 
