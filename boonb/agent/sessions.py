@@ -22,6 +22,7 @@ from boonb.agent.loop import Agent
 from boonb.frames import SessionSaved
 from boonb.store import Row, Store, agent_sessions, make_row
 from boonb.store.agent_sessions import SavedChat
+from boonb.store.liveness import process_alive
 
 SNAPSHOT_VERSION = 1
 
@@ -182,16 +183,4 @@ def list_sessions(store: Store, *, include_children: bool = False) -> list[Saved
 def load_snapshot(store: Store, agent_session_id: uuid.UUID) -> dict[str, Any] | None:
     store.writer.flush()
     return agent_sessions.load_session(store.db, agent_session_id)
-
-
-def process_alive(pid: int | None) -> bool:
-    """Whether a process of this host with that id still runs."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True

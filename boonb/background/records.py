@@ -113,6 +113,7 @@ def make_payload(**values: Any) -> TaskPayload:
 
 
 def shown_state(state: str) -> str:
+    """A task's state as people and models see it: ``read`` (its result collected) is completed."""
     return "completed" if state == "read" else state
 
 

@@ -34,7 +34,6 @@ from pydantic import JsonValue
 
 from boonb.agent.factory import AgentFactory
 from boonb.agent.recorder import TraceParent
-from boonb.agent.sessions import process_alive
 from boonb.agent.tools.registry import ToolRegistry
 from boonb.attachments import AttachmentRef
 from boonb.background.errors import (
@@ -71,6 +70,7 @@ from boonb.engine import Engine
 from boonb.frames import ModelCallComplete, TaskProgress, TaskState, TaskUpdate, ToolTraceStart
 from boonb.store import Store
 from boonb.store import tasks as task_rows
+from boonb.store.liveness import process_alive
 
 if TYPE_CHECKING:
     from boonb.agent.loop import Agent

@@ -21,6 +21,7 @@ from boonb.agent.recorder import calling_trace
 from boonb.agent.tools.definition import Tool, tool
 from boonb.agent.tools.errors import ToolError
 from boonb.background.errors import TaskError
+from boonb.background.records import shown_state
 from boonb.background.service import Tasks
 from boonb.frames import TaskUpdate
 
@@ -79,7 +80,10 @@ def subagent_tools(tasks: Callable[[], Tasks]) -> list[Tool]:
         # Off the engine: a task of another kernel is read from the table, which may wait
         # out another process's lock.
         update = await asyncio.to_thread(_own, tasks(), task_id)
-        status: dict[str, Any] = {"task_id": str(update.task_id), "status": _status(update)}
+        status: dict[str, Any] = {
+            "task_id": str(update.task_id),
+            "status": shown_state(update.state),
+        }
         if update.progress is not None:
             status["progress"] = _progress(update)
         if update.started_at is not None:
@@ -108,7 +112,10 @@ def subagent_tools(tasks: Callable[[], Tasks]) -> list[Tool]:
         except TaskError as exc:
             raise ToolError(str(exc)) from None
         update = outcome.task
-        answer: dict[str, Any] = {"task_id": str(update.task_id), "status": _status(update)}
+        answer: dict[str, Any] = {
+            "task_id": str(update.task_id),
+            "status": shown_state(update.state),
+        }
         if outcome.result is not None:
             answer["result"] = outcome.result.model_dump(mode="json")
         elif update.error is not None:
@@ -148,11 +155,6 @@ def _own(service: Tasks, task_id: str) -> TaskUpdate:
         return service.get(task_id)
     except TaskError as exc:
         raise ToolError(str(exc)) from None
-
-
-def _status(update: TaskUpdate) -> str:
-    # ``read`` is a completed task whose result was collected: to the model it is completed.
-    return "completed" if update.state == "read" else update.state
 
 
 def _elapsed(update: TaskUpdate) -> float | None:

@@ -8,11 +8,12 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
 from boonb.background.models import TaskOutcome
+from boonb.background.records import shown_state
 from boonb.frames import TaskUpdate
 from boonb.magics.lines import MagicLine, Positional, help_text, parse_subcommand
 from boonb.magics.report import reports_errors
 from boonb.runtime import get_runtime
-from boonb.widgets.tasks import TasksPane, duration_text, progress_text, shown_state, static_text
+from boonb.widgets.tasks import TasksPane, duration_text, progress_text, static_text
 
 TaskId = Annotated[str, Positional("ID", "the task id, as %tasks list shows it")]
 
@@ -78,7 +79,7 @@ TASKS_HELP = help_text(
 def status_text(task: TaskUpdate) -> str:
     """A task in a few lines: id, state, title, timing, progress, error."""
     lines = [
-        f"task {task.task_id} · {shown_state(task)} · attempt {task.attempt}",
+        f"task {task.task_id} · {shown_state(task.state)} · attempt {task.attempt}",
         f"  {task.title}",
         f"  {duration_text(task)}",
     ]
@@ -110,7 +111,7 @@ def cancel_text(task: TaskUpdate) -> str:
             f"boonb: cancelling task {task.task_id} (it is {task.state}); the kernel that "
             "runs it stops it within a moment: see %tasks status"
         )
-    return f"boonb: task {task.task_id} is {shown_state(task)}"
+    return f"boonb: task {task.task_id} is {shown_state(task.state)}"
 
 
 @magics_class
@@ -136,7 +137,7 @@ class TasksMagics(Magics):
             case TasksRetry(task=task_id):
                 task = tasks.retry(task_id)
                 print(f"boonb: task {task_id} runs again as task {task.task_id} "
-                      f"(attempt {task.attempt}, {shown_state(task)})")  # fmt: skip
+                      f"(attempt {task.attempt}, {shown_state(task.state)})")  # fmt: skip
             case other:
                 raise AssertionError(f"unhandled %tasks line {other!r}")
         return None

@@ -27,6 +27,7 @@ import anywidget
 import traitlets
 from pydantic import BaseModel, ValidationError
 
+from boonb.background.records import shown_state
 from boonb.errors import BoonbError
 from boonb.frames import Frame, TaskState, TaskUpdate
 from boonb.store.tasks import TaskCounts, TaskCursor
@@ -422,11 +423,6 @@ class TasksPane(anywidget.AnyWidget):
         return f"<TasksPane{shown}>"
 
 
-def shown_state(task: TaskUpdate) -> str:
-    """The state as the pane shows it: ``read`` (a collected result) is completed."""
-    return "completed" if task.state == "read" else task.state
-
-
 def duration_text(task: TaskUpdate, now: datetime | None = None) -> str:
     """Elapsed so far while it runs, the total once done, ``waiting`` before it starts."""
     if task.started_at is None:
@@ -459,7 +455,7 @@ def static_text(tasks: list[TaskUpdate], now: datetime | None = None) -> str:
     if not tasks:
         lines.append("  none yet: spawn one with boonb.spawn(...) or an agent's spawn_subagent")
     for task in tasks:
-        line = f"  {str(task.task_id)[:8]}  {shown_state(task):<11}  {task.title}"
+        line = f"  {str(task.task_id)[:8]}  {shown_state(task.state):<11}  {task.title}"
         facts = [duration_text(task, now), progress_text(task)]
         if task.error:
             facts.append(f"error: {task.error}")
@@ -475,7 +471,7 @@ def static_html(tasks: list[TaskUpdate], now: datetime | None = None) -> str:
     for task in tasks:
         cells = [
             f"<code>{str(task.task_id)[:8]}</code>",
-            html.escape(shown_state(task)),
+            html.escape(shown_state(task.state)),
             html.escape(task.title),
             html.escape(duration_text(task, now)),
             html.escape(progress_text(task)),

@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from boonb.agent.factory import AgentFactory
-from boonb.agent.sessions import process_alive
 from boonb.bus import Bus
 from boonb.config import Settings
 from boonb.engine import Engine, EngineFuture
 from boonb.errors import BoonbError, WorkflowError
 from boonb.frames import WorkflowState, WorkflowStatus
 from boonb.store import RunDetail, RunPage, Store, WorkflowRunStore
+from boonb.store.liveness import process_alive
 from boonb.store.requests_from_server import asked_run_cancels
 from boonb.store.workflow_runs import DEFAULT_RUNS_LIMIT, MAX_LOG_LINES, run_row
 from boonb.workflow.cache import ResultCache
