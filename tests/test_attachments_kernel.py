@@ -57,7 +57,8 @@ def kernel(project: Path) -> Iterator[Kernel]:
 def sent(kernel: Kernel) -> list[str]:
     out = kernel.execute(SENT_IMAGES)
     assert not out["error"], out
-    return ast.literal_eval(out["stdout"][-1])
+    # Printed text can arrive in several stream messages (the newline on its own).
+    return ast.literal_eval("".join(out["stdout"]).strip().splitlines()[-1])
 
 
 def stored(project: Path) -> dict[str, str]:
