@@ -11,13 +11,15 @@ from jupyter_client.manager import KernelManager
 
 
 class Kernel:
-    def __init__(self, project: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BOONB_")}
-        env.pop("DEEPSEEK_API_KEY", None)
-        env.pop("OPENAI_API_KEY", None)
-        env["BOONB_PROJECT"] = str(project)
+    def __init__(self, project: Path, env: dict[str, str] | None = None) -> None:
+        """A kernel of ``project``; ``env``: extra settings (e.g. ``BOONB_FLUSH_INTERVAL_MS``)."""
+        settings = {k: v for k, v in os.environ.items() if not k.startswith("BOONB_")}
+        settings.pop("DEEPSEEK_API_KEY", None)
+        settings.pop("OPENAI_API_KEY", None)
+        settings["BOONB_PROJECT"] = str(project)
+        settings.update(env or {})
         self.manager = KernelManager(kernel_name="python3")  # this interpreter's own kernel
-        self.manager.start_kernel(env=env, cwd=str(project))
+        self.manager.start_kernel(env=settings, cwd=str(project))
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)

@@ -443,12 +443,17 @@ add(model(2, 20, input_tokens=4500, cache_tokens=1000),
     [seg("system", 1000, 1000, "s", "s"), seg("history", 3500, 0, "h2", "changed")])
 """
     nb, viewer = open_viewer(notebook, "footer.ipynb", seed)
+    # The connection is held only for the query: the store drops an idle one.
+    nb.run_cell(
+        "def sql(query, *params):\n"
+        "    with store.db.connection() as connection:\n"
+        "        return connection.execute(query, list(params)).fetchall()"
+    )
     sql = kernel_json(
         nb,
-        "store.db.connection().__enter__().execute("
-        "'SELECT sum(cache_tokens), sum(input_tokens), count(*), "
+        "sql('SELECT sum(cache_tokens), sum(input_tokens), count(*), "
         "count(*) FILTER (outcome = \\'error\\'), sum(tokens_used) "
-        "FROM tool_traces WHERE chat_id = ?', [chat]).fetchone()",
+        "FROM tool_traces WHERE chat_id = ?', chat)[0]",
     )
     assert isinstance(sql, list)
     cache_tokens, input_tokens, traces, errors, tokens_used = sql
@@ -467,9 +472,9 @@ add(model(2, 20, input_tokens=4500, cache_tokens=1000),
 
     turn_rates = kernel_json(
         nb,
-        "[(t, round(100 * c / i)) for t, c, i in store.db.connection().__enter__().execute("
+        "[(t, round(100 * c / i)) for t, c, i in sql("
         '"SELECT turn_number, sum(cache_tokens), sum(input_tokens) FROM tool_traces '
-        "WHERE chat_id = ? AND kind = 'model' GROUP BY 1 ORDER BY 1\", [chat]).fetchall()]",
+        "WHERE chat_id = ? AND kind = 'model' GROUP BY 1 ORDER BY 1\", chat)]",
     )
     assert turn_rates == [[0, 0], [1, 75], [2, 22]]
     for turn, percent in turn_rates:  # type: ignore[union-attr]
