@@ -8,12 +8,21 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP) widgets
 
-# The widget bundles; pip's install already built them, this rebuilds after a TS change.
-WIDGET_SOURCES := $(shell find labextension/src -type f 2>/dev/null) labextension/package.json
+# The widget bundles and the JupyterLab extension; pip's install already built them, this
+# rebuilds after a TS change and points the venv's Lab at labextension/'s build output
+# (`jupyter labextension develop`: a symlink in place of the copy pip installed), so a
+# reload of the Lab page picks the new build up.
+WIDGET_SOURCES := $(shell find labextension/src -type f 2>/dev/null) labextension/package.json labextension/build.mjs
+NODE_MODULES := labextension/node_modules/.package-lock.json
+LABEXT_LINK := $(VENV)/share/jupyter/labextensions/boonb
 widgets: boonb/static/traceviewer.js
+	@test -L $(LABEXT_LINK) || { out=$$(PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter labextension develop --overwrite . 2>&1) || { echo "$$out"; exit 1; }; }
 
-boonb/static/traceviewer.js: $(WIDGET_SOURCES) | $(STAMP)
-	cd labextension && npm run --silent build
+boonb/static/traceviewer.js: $(WIDGET_SOURCES) $(NODE_MODULES) | $(STAMP)
+	cd labextension && BOONB_PYTHON="$(abspath $(BIN)/python)" npm run --silent build
+
+$(NODE_MODULES): labextension/package-lock.json
+	cd labextension && npm ci --no-audit --no-fund
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

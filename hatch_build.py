@@ -1,13 +1,19 @@
-"""Hatchling build hook: bundle the widget views (labextension/) into boonb/static/.
+"""Hatchling build hook: build labextension/'s two outputs, for wheels and editable installs.
 
-Runs ``npm ci`` when ``labextension/node_modules`` is missing, then ``npm run build``,
-for wheels and editable installs. An sdist needs no JavaScript built.
+``npm run build`` bundles the widget views into boonb/static/ and builds the prebuilt
+JupyterLab extension into boonb/labextension/ (installed as shared-data, see pyproject).
+It runs ``npm ci`` first when ``labextension/node_modules`` is missing or older than
+``package-lock.json``. The extension's builder needs the jupyterlab Python package, which
+the build-system requires: ``BOONB_PYTHON`` tells ``build.mjs`` which Python has it. An
+sdist needs no JavaScript built.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +38,36 @@ class CustomBuildHook(BuildHookInterface):
                 "PATH. Install Node.js (e.g. `apt-get install nodejs npm`, or from "
                 "https://nodejs.org), then build again."
             )
-        if not (labextension / "node_modules").is_dir():
+        if _node_modules_stale(labextension):
             self._run([npm, "ci", "--no-audit", "--no-fund"], labextension)
-        self._run([npm, "run", "build"], labextension)
-        static = Path(self.root) / "boonb" / "static"
-        missing = [
-            n
-            for n in ("traceviewer.js", "traceviewer.css", "chat.js", "chat.css")
-            if not (static / n).is_file()
+        self._run([npm, "run", "build"], labextension, env={"BOONB_PYTHON": sys.executable})
+        root = Path(self.root)
+        expected = [
+            *(root / "boonb" / "static" / n for n in _WIDGET_FILES),
+            root / "boonb" / "labextension" / "package.json",
         ]
+        missing = [str(p.relative_to(root)) for p in expected if not p.is_file()]
+        if not list((root / "boonb" / "labextension" / "static").glob("remoteEntry.*.js")):
+            missing.append("boonb/labextension/static/remoteEntry.*.js")
         if missing:
             raise RuntimeError(f"boonb: `npm run build` did not produce {', '.join(missing)}")
 
-    def _run(self, command: list[str], cwd: Path) -> None:
+    def _run(self, command: list[str], cwd: Path, *, env: dict[str, str] | None = None) -> None:
         self.app.display_info(f"boonb: {' '.join(command[1:])} in {cwd}")
         try:
-            subprocess.run(command, cwd=cwd, check=True)
+            subprocess.run(command, cwd=cwd, check=True, env={**os.environ, **(env or {})})
         except subprocess.CalledProcessError as exc:
             raise RuntimeError(
                 f"boonb: `{' '.join(command[1:])}` failed in {cwd} (exit {exc.returncode}); "
                 "see the npm output above."
             ) from exc
+
+
+_WIDGET_FILES = ("traceviewer.js", "traceviewer.css", "chat.js", "chat.css")
+
+
+def _node_modules_stale(labextension: Path) -> bool:
+    """No node_modules, or installed from an older package-lock.json than the one now."""
+    installed = labextension / "node_modules" / ".package-lock.json"  # npm writes it
+    lock = labextension / "package-lock.json"
+    return not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, see __geta
         AgentHandle,
         TaskHandle,
         cache_breaks,
+        export_otel,
         find_chat,
         new_agent,
         restore,
@@ -33,14 +34,14 @@ __version__ = "0.1.0"
 # kernel runtime (0.8 s), which the Jupyter server extension and the workflow sandbox's
 # worker processes import boonb without needing.
 _API = (
-    "AgentHandle", "TaskHandle", "cache_breaks", "find_chat", "new_agent", "restore", "resume",
-    "sessions", "spawn", "start", "tool", "traces",
+    "AgentHandle", "TaskHandle", "cache_breaks", "export_otel", "find_chat", "new_agent",
+    "restore", "resume", "sessions", "spawn", "start", "tool", "traces",
 )  # fmt: skip
 
 __all__ = [
-    "AgentHandle", "BoonbError", "TaskHandle", "__version__", "cache_breaks", "find_chat",
-    "load_ipython_extension", "new_agent", "restore", "resume", "sessions", "spawn", "start",
-    "tool", "traces",
+    "AgentHandle", "BoonbError", "TaskHandle", "__version__", "cache_breaks", "export_otel",
+    "find_chat", "load_ipython_extension", "new_agent", "restore", "resume", "sessions", "spawn",
+    "start", "tool", "traces",
 ]  # fmt: skip
 
 
@@ -50,6 +51,15 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     raise AttributeError(f"module 'boonb' has no attribute {name!r}")
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab extension is, for ``jupyter labextension develop``.
+
+    A wheel installs it as shared-data (pyproject); ``make widgets`` links the venv's Lab to
+    this build output instead, so a rebuild shows after a page reload.
+    """
+    return [{"src": "labextension", "dest": "boonb"}]
 
 
 def load_ipython_extension(shell: Any) -> None:

@@ -31,7 +31,8 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 
 from boonb import frames
-from boonb.store import workflow_runs
+from boonb.server import views
+from boonb.store import activity, project_lists, requests_from_server, workflow_runs
 from boonb.widgets import chat_protocol, orchestrator_protocol, protocol, tasks_protocol
 from boonb.workflow import models as workflow_models
 
@@ -143,6 +144,21 @@ UNITS: tuple[Unit, ...] = (
                 orchestrator_protocol.OrchestratorReply | orchestrator_protocol.RunFramesMessage,
                 "serialization",
             ),
+        ),
+    ),
+    Unit(
+        "lab/api.ts",
+        (project_lists, requests_from_server, activity, views),
+        (
+            Root("ChatPage", project_lists.ChatPage, "serialization"),
+            Root("TaskPage", project_lists.TaskPage, "serialization"),
+            Root("ListedRunPage", project_lists.ListedRunPage, "serialization"),
+            Root("TaskRequestAnswer", requests_from_server.TaskRequestAnswer, "serialization"),
+            Root("RunRequestAnswer", requests_from_server.RunRequestAnswer, "serialization"),
+            Root("Activity", activity.Activity, "serialization"),
+            Root("ViewRequest", views.ViewRequest, "validation"),
+            Root("ViewReplies", views.ViewReplies, "serialization"),
+            Root("ViewFrames", views.ViewFrames, "serialization"),
         ),
     ),
 )

@@ -137,6 +137,8 @@ class Filled:
     """A running task whose kernel died."""
     orphan_run: uuid.UUID
     """A running workflow run whose kernel died."""
+    spawned_chat: uuid.UUID
+    """The chat of a subagent a notebook spawned (the first task's; no parent), the oldest."""
 
 
 def _fill(db: Database) -> Filled:
@@ -175,6 +177,13 @@ def _fill(db: Database) -> Filled:
             _task(con, task, TASK_STATES[i % 4], f"{'scan' if i % 2 else 'sort'} {i}", i, 1, here)
         orphan = uuid.uuid4()
         _task(con, orphan, "running", "orphan", 20, dead, here)
+        # A subagent a notebook spawned: its chat has no parent, only its task says whose.
+        spawned = uuid.uuid4()
+        con.execute(
+            "INSERT INTO chats (id, title, created_at) VALUES (?, 'alpha spawned', ?)",
+            [spawned, T0 - timedelta(minutes=1)],
+        )
+        con.execute("UPDATE tasks SET chat_id = ? WHERE id = ?", [spawned, tasks[0]])
         run = uuid.uuid4()
         kernel = uuid.uuid4()
         con.execute(
@@ -186,7 +195,7 @@ def _fill(db: Database) -> Filled:
             "VALUES (?, 'triage', 'running', ?, ?, ?)",
             [run, kernel, dead, T0],
         )
-    return Filled(chats, subagent, tasks, orphan, run)
+    return Filled(chats, subagent, tasks, orphan, run, spawned)
 
 
 def _trace(con: Any, chat: uuid.UUID, turn: int, *, kind: str, seconds: int) -> None:
@@ -259,9 +268,10 @@ def test_chats_page_newest_first_through_every_chat_once(served: tuple[Served, F
     server, filled = served
     with server.client() as client:
         pages = all_pages(client, "/boonb/api/chats", "chats", limit=5)
-    assert [len(page) for page in pages] == [5, 5, 3]
+    assert [len(page) for page in pages] == [5, 5, 4]
     ids = [chat["chat_id"] for page in pages for chat in page]
-    assert ids == [str(c) for c in [filled.subagent_chat, *filled.chats[::-1]]]
+    expected = [filled.subagent_chat, *filled.chats[::-1], filled.spawned_chat]
+    assert ids == [str(c) for c in expected]
 
 
 def test_a_chat_shows_its_title_state_turns_tokens_cost_and_cache_rate(
@@ -293,9 +303,11 @@ def test_chats_filter_by_state_search_by_title_and_keep_only_top_level(
     assert [c["chat_id"] for c in failed] == [str(filled.chats[i]) for i in (11, 8, 5, 2)]
     assert [c["title"] for c in alpha] == ["alpha subagent"] + [
         f"alpha {i}" for i in (11, 9, 7, 5, 3, 1)
-    ]
+    ] + ["alpha spawned"]
     assert [c["title"] for page in both for c in page] == ["alpha 9", "alpha 3"]
-    assert str(filled.subagent_chat) not in [c["chat_id"] for c in top] and len(top) == 12
+    top_ids = [c["chat_id"] for c in top]
+    assert str(filled.subagent_chat) not in top_ids and str(filled.spawned_chat) not in top_ids
+    assert len(top) == 12
 
 
 def test_a_chat_whose_kernel_died_while_it_ran_reads_interrupted(

@@ -257,12 +257,12 @@ class Tasks:
         if live is not None:
             return self._on_engine(lambda: self._collect(live))
         stored = self._find(task_id)
-        if stored.update.state not in ("completed", "read") or stored.result is None:
-            return TaskOutcome(task=stored.update)
-        if stored.update.state == "completed":
-            task_rows.mark_read(self.store.db, task_id, now=utc_now())
-        read = dataclasses.replace(stored.update, state="read")
-        return TaskOutcome(task=read, result=TaskResult.model_validate(stored.result))
+        task, result = task_rows.collect_result(
+            self.store.db, stored.update, stored.result, now=utc_now()
+        )
+        if result is None:
+            return TaskOutcome(task=task)
+        return TaskOutcome(task=task, result=TaskResult.model_validate(result))
 
     def cancel(self, task_id: uuid.UUID | str) -> TaskUpdate:
         """Stop a pending or running task.

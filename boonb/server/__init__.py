@@ -4,7 +4,10 @@
 previews); ``GET /boonb/api/traces/{trace_id}`` returns one trace in full;
 ``GET /boonb/api/orchestrator/workflows``, ``.../runs`` and ``.../runs/{run_id}`` list the
 project's workflows, page its workflow runs and give one run's pane; ``GET /boonb/api/chats``
-and ``GET /boonb/api/tasks`` page the project's chats and background tasks. The side panels'
+and ``GET /boonb/api/tasks`` page the project's chats and background tasks;
+``POST /boonb/api/views/{view}`` and ``GET .../views/{view}/frames`` serve the cell views
+(trace viewer, tasks pane, orchestrator) to side panels, and ``GET /boonb/api/activity`` is
+the sidebar's poll. The side panels'
 requests, ``POST /boonb/api/tasks/{id}/cancel``, ``.../tasks/{id}/retry`` and
 ``.../orchestrator/runs/{id}/cancel`` (XSRF-protected), are recorded in the database for the
 owning kernel to carry out at its next poll.
@@ -39,6 +42,13 @@ from boonb.server.handlers import (
 from boonb.server.lists import ProjectLists
 from boonb.server.orchestrator import ProjectRuns, RunNotFound, WorkflowList
 from boonb.server.traces import ChatNotFound, ProjectTraces, TraceNotFound
+from boonb.server.views import ProjectViews
+from boonb.server.views_handlers import (
+    ActivityHandler,
+    ViewFramesHandler,
+    ViewHandler,
+    view_handlers,
+)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -59,11 +69,18 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         path,
         lock_timeout=extension.database_lock_timeout(),
     )
-    web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
+    web_app.settings["boonb_views"] = ProjectViews(
+        extension.project_root(serverapp.root_dir),
+        path,
+        lock_timeout=extension.database_lock_timeout(),
+    )
+    base_url = web_app.settings["base_url"]
+    web_app.add_handlers(".*$", handlers(base_url) + view_handlers(base_url))
     serverapp.log.info("boonb: serving traces from %s", path)
 
 
 __all__ = [
+    "ActivityHandler",
     "BoonbServer",
     "ChatNotFound",
     "ChatsHandler",
@@ -71,6 +88,7 @@ __all__ = [
     "ProjectLists",
     "ProjectRuns",
     "ProjectTraces",
+    "ProjectViews",
     "RunCancelHandler",
     "RunHandler",
     "RunNotFound",
@@ -84,6 +102,8 @@ __all__ = [
     "TraceNotFound",
     "TraceQuery",
     "TracesHandler",
+    "ViewFramesHandler",
+    "ViewHandler",
     "WorkflowList",
     "WorkflowsHandler",
     "handlers",

@@ -36,6 +36,11 @@ _DUCKDB_MAGIC = b"DUCK"
 _MAGIC_OFFSET = 8
 _DATABASE_HEADER_OFFSETS = (4096, 8192)
 _HEADERS_END = 12288
+# DuckDB refuses, within one process, a connection to a file another connection holds with
+# a different configuration (read-only vs read-write), with no retry. The damage check's
+# read-only look and every open take turns under this lock, so two Database objects of one
+# file (the server has several) never meet that way.
+_CONNECTING = threading.Lock()
 
 __all__ = ["SCHEMA_VERSION", "Database", "check_path", "schema_sql"]
 
@@ -100,22 +105,23 @@ def _check_whole(path: Path, header: bytes) -> None:
     whole = _whole_blocks(path.stat().st_size, block_size)
     if whole is not None and whole >= block_count:
         return  # looks whole: no need to take the file to look closer
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
-        return  # held by another process (so in use), or unreadable: opening will say which
-    try:
-        size = path.stat().st_size
-        blocks = _whole_blocks(size, block_size)
-        if blocks is None:
-            _refuse_damaged(path, f"it ends inside a block: {size:,} bytes")
-        elif blocks < block_count:  # trailing blocks gone: fine if none of them was in use
-            row = con.execute("SELECT used_blocks FROM pragma_database_size()").fetchone()
-            used = int(row[0]) if row is not None else 0
-            if used > blocks:
-                _refuse_damaged(path, f"{used} blocks are in use but only {blocks} are there")
-    finally:
-        con.close()
+    with _CONNECTING:
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:
+            return  # held by another (so in use), or unreadable: opening will say which
+        try:
+            size = path.stat().st_size
+            blocks = _whole_blocks(size, block_size)
+            if blocks is None:
+                _refuse_damaged(path, f"it ends inside a block: {size:,} bytes")
+            elif blocks < block_count:  # trailing blocks gone: fine if none was in use
+                row = con.execute("SELECT used_blocks FROM pragma_database_size()").fetchone()
+                used = int(row[0]) if row is not None else 0
+                if used > blocks:
+                    _refuse_damaged(path, f"{used} blocks are in use but only {blocks} are there")
+        finally:
+            con.close()
 
 
 def _whole_blocks(size: int, block_size: int) -> int | None:
@@ -232,7 +238,8 @@ class Database:
         delay = 0.002
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                with _CONNECTING:
+                    return duckdb.connect(str(self.path))
             except duckdb.IOException as exc:
                 # An IO error is most often another process's lock (or a passing fault):
                 # both deserve a retry.

@@ -37,6 +37,12 @@ written before have no steps or lines; their counts read 0.
 
 Version 5, the side panels (DESIGN section 7c): ``workflow_runs.cancel_requested``, a cancel
 the server asked of the kernel running the run, which that kernel's manager polls for.
+
+Version 6, the side panels' tasks frames: ``tasks.change_no``, a number from the
+``task_changes`` sequence that every write of a task row takes anew (the owner's upserts
+through the writer, and every UPDATE), so a panel polls the rows changed after the last
+number it saw, whoever wrote them and however late. Rows written before get numbers in no
+particular order; a panel starts from the largest.
 """
 
 from __future__ import annotations
@@ -154,6 +160,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             # the run's row leave it alone.
             "ALTER TABLE workflow_runs ADD COLUMN IF NOT EXISTS cancel_requested BOOLEAN "
             "DEFAULT false",
+        ),
+    ),
+    Migration(
+        6,
+        "side panels: a change number on every write of a task row",
+        (
+            "CREATE SEQUENCE IF NOT EXISTS task_changes",
+            # The default numbers the existing rows, and every row inserted from now on.
+            "ALTER TABLE tasks ADD COLUMN IF NOT EXISTS change_no BIGINT "
+            "DEFAULT nextval('task_changes')",
         ),
     ),
 )

@@ -141,7 +141,11 @@ def chat_page(
         where.append("contains(lower(coalesce(nullif(c.title, ''), s.title, '')), lower(?))")
         params.append(search)
     if top_level:
-        where.append("c.parent_id IS NULL AND c.workflow_run_id IS NULL")
+        # A background task's chat is a subagent's even when a notebook spawned it (no parent).
+        where.append(
+            "c.parent_id IS NULL AND c.workflow_run_id IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.chat_id = c.id)"
+        )
     if cursor is not None:
         key = _decode(cursor, scope, db.cursor_key, "chats", "state, search or top_level")
         where.append("(c.created_at, c.id) < (?, ?)")

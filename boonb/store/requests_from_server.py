@@ -71,6 +71,7 @@ def cancel_task(db: Database, task_id: str) -> TaskRequestAnswer:
     with db.connection() as con:
         unclaimed = con.execute(
             "UPDATE tasks SET state = 'cancelled', finished_at = ?, updated_at = ?, "
+            "change_no = nextval('task_changes'), "
             "error = 'cancelled before a kernel took it' "
             "WHERE id = ? AND owner IS NULL AND state = 'pending' RETURNING id",
             [now, now, task],

@@ -8,6 +8,7 @@ the short connections here. See DESIGN section 7b.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterable
@@ -33,6 +34,9 @@ _SELECT = (
 
 OWNED_JSON = frozenset({"payload", "result", "progress"})
 
+_CHANGED = "change_no = nextval('task_changes')"
+"""Set by every UPDATE of a task row: the change number panels poll after (schema v6)."""
+
 
 @dataclass(frozen=True)
 class StoredTask:
@@ -54,6 +58,16 @@ def owner_row(values: dict[str, Any]) -> Row:
     if "cancel_requested" in values:
         raise ValueError("cancel_requested is asked for by others; the owner never writes it")
     return make_row("tasks", values, json_columns=OWNED_JSON & values.keys(), action="upsert")
+
+
+def number_changes(con: Any, task_ids: list[uuid.UUID]) -> None:
+    """Give rows the owner just upserted a new change number (in the writer's transaction).
+
+    An upsert replaces only the columns it names, so it cannot take a number itself;
+    panels find the rows changed since they last looked by this number (DESIGN 7c).
+    """
+    if task_ids:
+        con.execute(f"UPDATE tasks SET {_CHANGED} WHERE id IN ?", [task_ids])
 
 
 def load(db: Database, task_id: uuid.UUID) -> StoredTask | None:
@@ -177,7 +191,7 @@ def mark_interrupted(db: Database, task_ids: Iterable[uuid.UUID], *, now: dateti
         return
     with db.connection() as con:
         con.execute(
-            "UPDATE tasks SET state = 'interrupted', updated_at = ?, "
+            f"UPDATE tasks SET state = 'interrupted', updated_at = ?, {_CHANGED}, "
             "error = coalesce(error, 'the kernel running it ended before it finished') "
             "WHERE id IN ? AND state IN ('pending', 'running')",
             [now, ids],
@@ -188,7 +202,7 @@ def request_cancel(db: Database, task_id: uuid.UUID, *, now: datetime) -> bool:
     """Ask the owner to cancel an active task; False if it is no longer active."""
     with db.connection() as con:
         found = con.execute(
-            "UPDATE tasks SET cancel_requested = true, updated_at = ? "
+            f"UPDATE tasks SET cancel_requested = true, updated_at = ?, {_CHANGED} "
             "WHERE id = ? AND state IN ('pending', 'running') RETURNING id",
             [now, task_id],
         ).fetchall()
@@ -217,12 +231,13 @@ def claim_unowned(
         # A cancel asked before any kernel took the task is carried out here, not lost.
         con.execute(
             "UPDATE tasks SET state = 'cancelled', error = 'cancelled before it started', "
-            "finished_at = ?, updated_at = ? "
+            f"finished_at = ?, updated_at = ?, {_CHANGED} "
             "WHERE owner IS NULL AND state = 'pending' AND coalesce(cancel_requested, false)",
             [now, now],
         )
         claimed = con.execute(
-            "UPDATE tasks SET owner = ?, owner_pid = ?, owner_host = ?, updated_at = ? "
+            "UPDATE tasks SET owner = ?, owner_pid = ?, owner_host = ?, updated_at = ?, "
+            f"{_CHANGED} "
             "WHERE owner IS NULL AND state = 'pending' RETURNING id",
             [owner, pid, host, now],
         ).fetchall()
@@ -238,7 +253,8 @@ def mark_failed(db: Database, task_id: uuid.UUID, *, error: str, now: datetime) 
     """A task this kernel took but cannot run (a payload it cannot read)."""
     with db.connection() as con:
         con.execute(
-            "UPDATE tasks SET state = 'failed', error = ?, finished_at = ?, updated_at = ? "
+            "UPDATE tasks SET state = 'failed', error = ?, finished_at = ?, updated_at = ?, "
+            f"{_CHANGED} "
             "WHERE id = ?",
             [error, now, now, task_id],
         )
@@ -257,9 +273,24 @@ def mark_read(db: Database, task_id: uuid.UUID, *, now: datetime) -> None:
     """A completed task's result was collected."""
     with db.connection() as con:
         con.execute(
-            "UPDATE tasks SET state = 'read', updated_at = ? WHERE id = ? AND state = 'completed'",
+            f"UPDATE tasks SET state = 'read', updated_at = ?, {_CHANGED} "
+            "WHERE id = ? AND state = 'completed'",
             [now, task_id],
         )
+
+
+def collect_result(
+    db: Database, task: TaskUpdate, result: dict[str, Any] | None, *, now: datetime
+) -> tuple[TaskUpdate, dict[str, Any] | None]:
+    """A stored task and its result once it completed, which this marks ``read``.
+
+    No result (None) while it has none yet; the task then says where it stands.
+    """
+    if task.state not in ("completed", "read") or result is None:
+        return task, None
+    if task.state == "completed":
+        mark_read(db, task.task_id, now=now)
+    return dataclasses.replace(task, state="read"), result
 
 
 def _stored(row: tuple[Any, ...]) -> StoredTask:

@@ -31,6 +31,7 @@ from typing import Any
 import duckdb
 
 from boonb.frames import Frame, ModelCallComplete, ToolTraceComplete, TraceRecord
+from boonb.store import tasks as task_rows
 from boonb.store.database import Database
 from boonb.store.errors import DatabaseLocked, StoreError
 from boonb.store.rows import TRACE_COLUMNS, Action, Row, cache_row, frame_rows
@@ -439,6 +440,8 @@ def _append(con: Any, key: tuple[str, tuple[str, ...], Action], rows: list[Row])
     appender = con.appender(table, columns=list(columns), action=action)
     appender.append_rows([row.values for row in rows])
     appender.flush()
+    if table == "tasks":  # an upsert cannot take a new change number itself (schema v6)
+        task_rows.number_changes(con, [row.values[0] for row in rows])
 
 
 def _last_per_key(rows: list[Row]) -> list[Row]:

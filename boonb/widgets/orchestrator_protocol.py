@@ -23,8 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt, TypeAda
 from boonb.frames import WorkflowLog, WorkflowStatus, WorkflowStep
 from boonb.store.workflow_runs import MAX_RUNS_LIMIT, RunDetail, RunSummary
 from boonb.widgets.protocol import ErrorReply
-from boonb.workflow.manager import MAX_BUDGET
-from boonb.workflow.models import ArgError, ArgsCheck, WorkflowInfo
+from boonb.workflow.models import MAX_BUDGET, ArgError, ArgsCheck, WorkflowInfo
 
 RequestId = Annotated[str, Field(min_length=1, max_length=200)]
 WorkflowName = Annotated[str, Field(min_length=1, max_length=200)]

@@ -30,15 +30,15 @@ from pydantic import BaseModel, ValidationError
 from boonb.background.records import shown_state
 from boonb.errors import BoonbError
 from boonb.frames import Frame, TaskState, TaskUpdate
-from boonb.store.tasks import TaskCounts, TaskCursor
+from boonb.store.tasks import TaskCounts
 from boonb.widgets.common import bundle, chat_uuid
 from boonb.widgets.protocol import ErrorReply, describe_invalid, request_id_of
+from boonb.widgets.task_answers import list_reply, no_chat_yet, page_start, result_reply
 from boonb.widgets.tasks_protocol import (
     FIRST_PAGE,
     CancelRequest,
     ListReply,
     ListRequest,
-    PageCursor,
     ResultReply,
     ResultRequest,
     RetryRequest,
@@ -180,31 +180,11 @@ class TasksPane(anywidget.AnyWidget):
         with self._send_lock:
             # Taken before the read: a frame after this seq may be newer than the page.
             seq, counts = self._seq, self._counts()
-        before = (
-            None
-            if request.before is None
-            else TaskCursor(request.before.created_at, request.before.task_id)
+        found = self._runtime.tasks.list(
+            limit=request.limit + 1, spawned_by=self._spawned_by, before=page_start(request)
         )
-        page = self._runtime.tasks.list(
-            limit=request.limit + 1, spawned_by=self._spawned_by, before=before
-        )
-        more = len(page) > request.limit
-        page = page[: request.limit]
-        last = page[-1] if more else None
-        return ListReply(
-            request_id=request.request_id,
-            tasks=page,
-            next_cursor=(
-                None
-                if last is None
-                else PageCursor(created_at=last.created_at, task_id=last.task_id)
-            ),
-            seq=seq,
-            total=counts.total,
-            running=counts.running,
-            owner=self.owner,
-            now=datetime.now(UTC),
-        )
+        now = datetime.now(UTC)
+        return list_reply(request, found, seq=seq, counts=counts, owner=self.owner, now=now)
 
     def _prefetch(self) -> None:
         """Read the first page now, while the pane is displayed, for its view's first request.
@@ -261,28 +241,14 @@ class TasksPane(anywidget.AnyWidget):
 
     def _result(self, request: ResultRequest) -> ResultReply | ErrorReply:
         outcome = self._runtime.tasks.result(request.task_id)
-        if outcome.result is None:
-            task = outcome.task
-            return ErrorReply(
-                request_id=request.request_id,
-                message=f"task {str(task.task_id)[:8]} is {task.state}: it has no result "
-                "yet; View result works once it has completed",
-            )
-        return ResultReply(
-            request_id=request.request_id,
-            task_id=request.task_id,
-            answer=outcome.result.answer,
-            summary=outcome.result.summary,
-        )
+        return result_reply(request, outcome.task, outcome.result)
 
     def _traces(self, request: TracesRequest) -> TracesReply | ErrorReply:
         task = self._runtime.tasks.get(request.task_id)
-        if task.chat_id is None:
-            return ErrorReply(
-                request_id=request.request_id,
-                message=f"task {str(task.task_id)[:8]} has no chat yet (it is {task.state}); "
-                "its traces appear once it starts running",
-            )
+        refused = no_chat_yet(request, task)
+        if refused is not None:
+            return refused
+        assert task.chat_id is not None  # no_chat_yet said so
         viewer = self._viewers.get(task.chat_id)
         if viewer is None:
             viewer = TraceViewer(task.chat_id, runtime=self._runtime)

@@ -17,46 +17,31 @@ re-projecting one is cheap, and a 1,000-turn chat is never read in one go.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterable
-from dataclasses import fields
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import ValidationError
 
-from boonb.frames import Frame, ModelCallComplete, ToolTraceComplete, ToolTraceStart, TraceRecord
-from boonb.store import MAX_LIMIT, StoreError, TraceStore
-from boonb.store.projections import timeline, turns
+from boonb.frames import Frame, ModelCallComplete, ToolTraceComplete, ToolTraceStart
+from boonb.store import TraceStore
 from boonb.widgets.chat_protocol import ImageRequest
 from boonb.widgets.common import ChatWidget, bundle, chat_uuid
 from boonb.widgets.images import attachment_store, read_image, reply_in_background
 from boonb.widgets.protocol import (
-    CacheReply,
-    CacheRequest,
-    DetailReply,
-    DetailRequest,
     ErrorReply,
     FrameMessage,
-    PageReply,
-    PageRequest,
     Reply,
     TurnFigures,
-    TurnsReply,
-    TurnsRequest,
     describe_invalid,
-    parse_request,
     request_id_of,
 )
 from boonb.widgets.summary import summarize, summary_html, summary_text
+from boonb.widgets.trace_answers import TurnCalls, answer_trace_request
 
 if TYPE_CHECKING:
     from boonb.runtime import Runtime
 
 log = logging.getLogger("boonb.widgets")
-
-_CALL_KINDS = frozenset({"model", "tool"})
-"""The rows a turn is made of (``projections.turns`` leaves the others out too)."""
 
 LIVE_FRAME_TYPES = frozenset({"tool_trace:start", "tool_trace:complete", "model_call:complete"})
 
@@ -82,7 +67,7 @@ class TraceViewer(ChatWidget):
 
             runtime = get_runtime()
         chat = chat_uuid(chat_id if chat_id is not None else runtime.last_chat_id)
-        self._calls = _TurnCalls()
+        self._calls = TurnCalls()
         super().__init__(chat, runtime, frame_types=LIVE_FRAME_TYPES)
 
     # Requests from the view (on the kernel's main thread, when no cell is running).
@@ -104,65 +89,14 @@ class TraceViewer(ChatWidget):
 
     def answer(self, content: Any) -> Reply:
         """The reply to one request from the view; a bad request gets an ``ErrorReply``."""
-        try:
-            request = parse_request(content)
-        except ValidationError as exc:
-            return ErrorReply(request_id=request_id_of(content), message=describe_invalid(exc))
-        store_error: StoreError
-        try:
-            store = self._runtime.store
-            store.writer.flush(timeout=5)  # so traces published a moment ago are in the reply
-            match request:
-                case PageRequest():
-                    page = store.traces.page(self._chat, request.cursor, request.limit)
-                    numbers = sorted({trace.turn_number for trace in page.traces})
-                    whole = _whole_in_page(
-                        numbers, first=request.cursor is None, last=page.next_cursor is None
-                    )
-                    self._calls.add(page.traces, whole=whole)
-                    return PageReply(
-                        request_id=request.request_id,
-                        traces=page.traces,
-                        next_cursor=page.next_cursor,
-                        turns=self._figures(store.traces, numbers),
-                    )
-                case TurnsRequest():
-                    return TurnsReply(
-                        request_id=request.request_id,
-                        turns=self._figures(store.traces, sorted(set(request.turn_numbers))),
-                    )
-                case CacheRequest():
-                    return CacheReply(
-                        request_id=request.request_id,
-                        turns=store.traces.turn_cache(self._chat),
-                        totals=store.traces.chat_totals(self._chat),
-                    )
-                case DetailRequest():
-                    detail = store.traces.detail(request.trace_id, chat_id=self._chat)
-                    if detail is None:
-                        return ErrorReply(
-                            request_id=request.request_id,
-                            message=f"no trace {request.trace_id} in chat {self._chat} "
-                            "is stored; reopen the viewer to load its traces again",
-                        )
-                    return DetailReply(
-                        request_id=request.request_id,
-                        trace=detail.trace,
-                        request=detail.request,
-                    )
-                case _:
-                    assert_never(request)
-        except StoreError as exc:
-            store_error = exc
-        return ErrorReply(request_id=request.request_id, message=str(store_error))
+        return answer_trace_request(
+            content, chat=self._chat, calls=self._calls, traces=self._flushed_traces
+        )
 
-    def _figures(self, traces: TraceStore, numbers: list[int]) -> list[TurnFigures]:
-        """The figures of these turns, reading those not held whole (one query each)."""
-        for number in numbers:
-            if not self._calls.is_whole(number):
-                self._calls.add(_turn_calls(traces, self._chat, number), whole=[number])
-        found = [self._calls.figures(number) for number in numbers]
-        return [figures for figures in found if figures is not None]
+    def _flushed_traces(self) -> TraceStore:
+        store = self._runtime.store
+        store.writer.flush(timeout=5)  # so traces published a moment ago are in the reply
+        return store.traces
 
     # Live frames (on the publishing thread).
 
@@ -185,108 +119,3 @@ class TraceViewer(ChatWidget):
     def static(self) -> tuple[str, str]:
         summary = summarize(self._runtime.store, self._chat)
         return summary_text(summary), summary_html(summary)
-
-
-class _TurnCalls:
-    """Calls of the chat by turn and id, without inputs and outputs, and their projections.
-
-    Written from two threads (pages on the kernel's, frames on the publisher's), hence
-    the lock. A call is only ever added or replaced, never removed: traces are append-only,
-    so the union of what reads found and frames brought is always right. A turn is
-    *whole* once all of its stored calls were read; only then are its figures right.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_turn: dict[int, dict[UUID, TraceRecord]] = {}
-        self._whole: set[int] = set()
-
-    def add(self, calls: Iterable[TraceRecord], *, whole: Iterable[int] = ()) -> None:
-        """Keep stored calls; ``whole``: turns of which they are every stored call."""
-        light = [_light(call) for call in calls if call.kind in _CALL_KINDS]
-        with self._lock:
-            for call in light:
-                self._by_turn.setdefault(call.turn_number, {})[call.id] = call
-            self._whole.update(whole)
-
-    def is_whole(self, turn_number: int) -> bool:
-        with self._lock:
-            return turn_number in self._whole
-
-    def complete(self, trace: TraceRecord) -> TurnFigures | None:
-        """Count a completed call in; its turn's new figures, or None if the turn is not whole.
-
-        Figures over the calls seen live alone would be wrong for a turn whose earlier
-        calls were never read; the view asks for that turn's figures instead.
-        """
-        if trace.kind not in _CALL_KINDS:
-            return None
-        light = _light(trace)
-        with self._lock:
-            calls = self._by_turn.setdefault(light.turn_number, {})
-            calls[light.id] = light
-            if light.turn_number not in self._whole:
-                return None
-            held = list(calls.values())
-        return _figures(held)
-
-    def figures(self, turn_number: int) -> TurnFigures | None:
-        """The figures of one turn, from the calls held (read it whole first)."""
-        with self._lock:
-            calls = list(self._by_turn.get(turn_number, {}).values())
-        return _figures(calls)
-
-
-def _whole_in_page(numbers: list[int], *, first: bool, last: bool) -> list[int]:
-    """The turns all of whose calls a page holds (its turns are in order, ``numbers``).
-
-    A page can cut its first turn (begun on the page before) and its last (going on in
-    the next); the turns between are whole, and so is an end the page does not cut.
-    """
-    if not numbers:
-        return []
-    whole = numbers[1:-1]
-    if len(numbers) == 1:
-        return numbers if first and last else []
-    if first:
-        whole.append(numbers[0])
-    if last:
-        whole.append(numbers[-1])
-    return whole
-
-
-def _turn_calls(traces: TraceStore, chat: UUID, turn_number: int) -> list[TraceRecord]:
-    """Every stored call of one turn (payloads cut as in a page)."""
-    calls: list[TraceRecord] = []
-    cursor = None
-    while True:
-        page = traces.page(chat, cursor, MAX_LIMIT, turn_number=turn_number)
-        calls += page.traces
-        if page.next_cursor is None:
-            return calls
-        cursor = page.next_cursor
-
-
-_LIGHT_FIELDS = tuple(f.name for f in fields(TraceRecord) if f.name not in ("input", "output"))
-
-
-def _light(call: TraceRecord) -> TraceRecord:
-    """A call without its input and output (a page's call without its previews).
-
-    The projections need neither, and calls held for the widget's lifetime should not
-    keep a 50 MB tool output alive.
-    """
-    if type(call) is TraceRecord and call.input is None and call.output is None:
-        return call
-    values: dict[str, Any] = {name: getattr(call, name) for name in _LIGHT_FIELDS}
-    return TraceRecord(input=None, output=None, **values)
-
-
-def _figures(calls: list[TraceRecord]) -> TurnFigures | None:
-    """A turn's figures; None for a turn with no model or tool call (nothing to sum)."""
-    if not calls:
-        return None
-    [totals] = turns(calls)
-    entries = timeline(calls)
-    ends = [e.offset_ms + e.duration_ms for e in entries if e.duration_ms is not None]
-    return TurnFigures(totals=totals, span_ms=max(ends, default=None), timeline=entries)

@@ -32,12 +32,20 @@ from boonb.workflow.cache import ResultCache
 from boonb.workflow.calls import serve_call
 from boonb.workflow.discovery import (
     Discovery,
-    WorkflowArgsError,
     WorkflowSpec,
     default_sources,
     discover,
 )
-from boonb.workflow.models import ArgError, ArgsCheck, RunStatus, WorkflowInfo, workflow_info
+from boonb.workflow.models import (
+    MAX_BUDGET,
+    ArgsCheck,
+    RunStatus,
+    WorkflowInfo,
+    check_args,
+    find_workflow,
+    workflow_infos,
+)
+from boonb.workflow.models import UnknownWorkflow as UnknownWorkflow  # raised by get()
 from boonb.workflow.report import RunReport
 from boonb.workflow.runner import WorkflowRun
 from boonb.workflow.sandbox import SandboxPool, SandboxResult
@@ -49,13 +57,6 @@ Entry = Literal["script", "run"]
 KEPT_RUNS = 20
 """Ended runs whose steps and log lines this kernel keeps in memory; older ones (and their
 many log lines) are let go and read back from the store."""
-MAX_BUDGET = 10**9
-"""The largest token budget a run takes: ``workflow_runs.budget`` is a 32-bit INTEGER, and a
-larger one would lose the run's row (a billion tokens is far beyond any real run)."""
-
-
-class UnknownWorkflow(WorkflowError, LookupError):
-    """No discovered workflow has that name."""
 
 
 class UnknownRun(WorkflowError, LookupError):
@@ -133,34 +134,17 @@ class WorkflowManager:
 
     def list(self, *, refresh: bool = False) -> list[WorkflowInfo]:
         """Every workflow found (project, user, built-in), by name, with its arguments."""
-        return [
-            workflow_info(spec)
-            for spec in sorted(
-                self.discovery(refresh=refresh).workflows.values(), key=lambda s: s.name
-            )
-        ]
+        return workflow_infos(self.discovery(refresh=refresh).workflows)
 
     def check_args(self, workflow: str, args: dict[str, Any] | None) -> ArgsCheck:
         """Check arguments as :meth:`run` would, running nothing: every problem, per argument.
 
         An unknown workflow raises :class:`UnknownWorkflow` (there is no form to show).
         """
-        spec = self.get(workflow)
-        try:
-            values = spec.validate_args(args)
-        except WorkflowArgsError as exc:
-            errors = [ArgError(arg=name, message=text) for name, text in exc.problems.items()]
-            return ArgsCheck(workflow=spec.name, ok=False, values=None, errors=errors)
-        return ArgsCheck(workflow=spec.name, ok=True, values=values, errors=[])
+        return check_args(self.get(workflow), args)
 
     def get(self, name: str) -> WorkflowSpec:
-        workflows = self.discovery().workflows
-        if name not in workflows:
-            known = ", ".join(sorted(workflows)) or "none"
-            raise UnknownWorkflow(
-                f"no workflow named {name!r}; known: {known} (%workflow list --refresh rescans)"
-            )
-        return workflows[name]
+        return find_workflow(self.discovery().workflows, name)
 
     # Runs.
 

@@ -10,12 +10,19 @@ runs list :class:`boonb.store.workflow_runs.RunPage`, from memory or the store a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, JsonValue
 
+from boonb.errors import WorkflowError
 from boonb.frames import WorkflowState
-from boonb.workflow.discovery import ArgType, Source, WorkflowSpec
+from boonb.workflow.discovery import ArgType, Source, WorkflowArgsError, WorkflowSpec
+
+MAX_BUDGET = 10**9
+"""The largest token budget a run takes: ``workflow_runs.budget`` is a 32-bit INTEGER, and a
+larger one would lose the run's row (a billion tokens is far beyond any real run)."""
 
 
 class ArgInfo(BaseModel):
@@ -114,3 +121,35 @@ def workflow_info(spec: WorkflowSpec) -> WorkflowInfo:
         args_schema=spec.args_schema(),
         timeout=spec.timeout,
     )
+
+
+def workflow_infos(workflows: Mapping[str, WorkflowSpec]) -> list[WorkflowInfo]:
+    """What the views and REST show of every discovered workflow, by name."""
+    return [workflow_info(workflows[name]) for name in sorted(workflows)]
+
+
+class UnknownWorkflow(WorkflowError, LookupError):
+    """No discovered workflow has that name."""
+
+
+def find_workflow(workflows: Mapping[str, WorkflowSpec], name: str) -> WorkflowSpec:
+    """The discovered workflow ``name``; :class:`UnknownWorkflow` naming those known."""
+    if name not in workflows:
+        known = ", ".join(sorted(workflows)) or "none"
+        raise UnknownWorkflow(
+            f"no workflow named {name!r}; known: {known} (%workflow list --refresh rescans)"
+        )
+    return workflows[name]
+
+
+def check_args(spec: WorkflowSpec, args: dict[str, Any] | None) -> ArgsCheck:
+    """Check arguments as a run would, running nothing: every problem, per argument.
+
+    The kernel's manager and the server's orchestrator panel both answer a form with it.
+    """
+    try:
+        values = spec.validate_args(args)
+    except WorkflowArgsError as exc:
+        errors = [ArgError(arg=name, message=text) for name, text in exc.problems.items()]
+        return ArgsCheck(workflow=spec.name, ok=False, values=None, errors=errors)
+    return ArgsCheck(workflow=spec.name, ok=True, values=values, errors=[])
