@@ -29,6 +29,15 @@ from boonb.attachments import (
     default_upload_dir,
 )
 from boonb.background import TaskFailed, TaskNotReady, TaskResult, Tasks
+from boonb.export import (
+    ExportNotConfigured,
+    ExportSummary,
+    InvalidExportScope,
+    backfill,
+    export_off_reason,
+    export_target,
+    open_sender,
+)
 from boonb.frames import TaskUpdate
 from boonb.runtime import Runtime, get_runtime
 from boonb.store import InvalidChatId, InvalidQuery, Writer
@@ -497,3 +506,39 @@ def traces(chat_id: uuid.UUID | str | None = None) -> duckdb.DuckDBPyRelation:
             )
         local.execute(f"CREATE TABLE traces AS SELECT * FROM read_parquet('{snapshot}')")
     return local.table("traces")
+
+
+def export_otel(what: uuid.UUID | str, *, runtime: Runtime | None = None) -> ExportSummary:
+    """Send stored traces to the configured OpenTelemetry endpoint, as the live export does.
+
+    ``what`` is a chat id (the chat, and the chats its tool calls started), a workflow run
+    id, or ``"all"`` (every trace of the project). The spans are those the live export
+    sends for the same rows: same ids, names, attributes and original timestamps, so a
+    backend that already has some sees the same spans again, not new ones. Returns how
+    many spans were sent and how many the endpoint did not accept.
+    """
+    runtime = runtime or get_runtime()
+    target = export_target(runtime.settings)
+    off = export_off_reason(runtime.settings)
+    if target is None and off is not None:
+        raise ExportNotConfigured(
+            f"{off} switches OpenTelemetry export off, so nothing is sent; unset it "
+            "(or %boonb config otel_sdk_disabled=false otel_traces_exporter=otlp), then call "
+            "export_otel again"
+        )
+    if target is None:
+        raise ExportNotConfigured(
+            "no OpenTelemetry endpoint is set, so there is nowhere to send traces; set "
+            "OTEL_EXPORTER_OTLP_ENDPOINT or run %boonb config otel_endpoint=http://localhost:4318 "
+            "(Phoenix, Langfuse, a collector), then call export_otel again"
+        )
+    if not isinstance(what, uuid.UUID | str):
+        raise InvalidExportScope(
+            f"export_otel takes a chat id, a workflow run id or 'all', got {what!r}"
+        )
+    runtime.store.writer.flush()
+    sender = open_sender(target)
+    try:
+        return backfill(runtime.store.db, what, target, sender)
+    finally:
+        sender.shutdown()

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from boonb.errors import ConfigError
 
 ProviderName = Literal["auto", "sim", "deepseek", "openai", "local"]
+OtlpProtocol = Literal["http/protobuf", "http/json", "grpc"]
+# OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT's modes (besides true/false): boonb
+# records content on spans only, so any mode that includes spans switches it on.
+_CAPTURE_MODES = {
+    "span_only": True, "span_and_event": True, "event_only": False, "no_content": False,
+}  # fmt: skip
 
 
 class Settings(BaseModel):
@@ -152,6 +160,127 @@ class Settings(BaseModel):
         json_schema_extra={"env": "BOONB_LOCK_TIMEOUT_S"},
     )
 
+    otel_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "OTLP/HTTP endpoint (base URL) boonb's traces are exported to as OpenTelemetry "
+            "GenAI spans, /v1/traces added; 'off' switches export off. Needs boonb[otel]."
+        ),
+        json_schema_extra={"env": "OTEL_EXPORTER_OTLP_ENDPOINT"},
+    )
+    otel_traces_endpoint: str | None = Field(
+        default=None,
+        description="Full OTLP/HTTP traces URL; wins over otel_endpoint ('off' unsets it).",
+        json_schema_extra={"env": "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+    )
+    otel_headers: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Headers sent with each export, as key=value,key2=value2 (e.g. an API key of the "
+            "tracing backend); never shown or exported."
+        ),
+        json_schema_extra={"env": "OTEL_EXPORTER_OTLP_HEADERS"},
+    )
+    otel_traces_headers: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Headers of the traces endpoint only; when set, used instead of otel_headers "
+            "(as the OpenTelemetry SDK does); never shown or exported."
+        ),
+        json_schema_extra={"env": "OTEL_EXPORTER_OTLP_TRACES_HEADERS"},
+    )
+    otel_protocol: OtlpProtocol | None = Field(
+        default=None,
+        description="OTLP protocol; boonb sends http/protobuf, and refuses grpc with a hint.",
+        json_schema_extra={"env": "OTEL_EXPORTER_OTLP_PROTOCOL"},
+    )
+    otel_traces_protocol: OtlpProtocol | None = Field(
+        default=None,
+        description="OTLP protocol of the traces endpoint; wins over otel_protocol.",
+        json_schema_extra={"env": "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"},
+    )
+    otel_sdk_disabled: bool = Field(
+        default=False,
+        description="OpenTelemetry's own off switch: true turns boonb's export off too.",
+        json_schema_extra={"env": "OTEL_SDK_DISABLED"},
+    )
+    otel_traces_exporter: str = Field(
+        default="otlp",
+        description="Trace exporters (comma-separated); boonb exports only if otlp is one.",
+        json_schema_extra={"env": "OTEL_TRACES_EXPORTER"},
+    )
+    otel_attribute_value_length_limit: int = Field(
+        default=100_000,
+        ge=1,
+        description=(
+            "Longest text a span attribute carries (message content, tool results); longer "
+            "ones are cut, so one call cannot make a batch the endpoint refuses."
+        ),
+        json_schema_extra={"env": "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"},
+    )
+    otel_capture_content: bool = Field(
+        default=False,
+        description=(
+            "Export message content and tool arguments and results too (off: only names, "
+            "ids, timings and token counts leave the kernel)."
+        ),
+        json_schema_extra={"env": "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"},
+    )
+    otel_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Longest time one export request (with its retries) may take.",
+        json_schema_extra={"env": "BOONB_OTEL_TIMEOUT_S"},
+    )
+    otel_max_queue: int = Field(
+        default=10_000,
+        ge=100,
+        le=10_000_000,
+        description=(
+            "Most finished calls waiting to be exported; past it (a slow or dead endpoint) "
+            "new ones are dropped and counted, and agents never wait."
+        ),
+        json_schema_extra={"env": "BOONB_OTEL_MAX_QUEUE"},
+    )
+
+    @field_validator("otel_endpoint", "otel_traces_endpoint", mode="before")
+    @classmethod
+    def _endpoint_url(cls, value: object) -> object:
+        """'off' (or 'none') unsets an endpoint; anything else must be an http(s) URL."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.lower() in ("off", "none"):
+            return None
+        if not text.lower().startswith(("http://", "https://")):
+            raise ValueError(
+                f"expected an http:// or https:// URL such as http://localhost:4318, got {text!r}"
+            )
+        return text
+
+    @field_validator("otel_headers", "otel_traces_headers", mode="before")
+    @classmethod
+    def _headers_off(cls, value: object) -> object:
+        """'off' (or 'none') unsets the headers, as for the endpoints."""
+        if isinstance(value, str) and value.strip().lower() in ("off", "none"):
+            return None
+        return value
+
+    @field_validator("otel_protocol", "otel_traces_protocol", "otel_traces_exporter", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        """The OpenTelemetry variables' values are case-insensitive."""
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("otel_capture_content", mode="before")
+    @classmethod
+    def _capture_mode(cls, value: object) -> object:
+        """Newer instrumentations spell the variable's 'on' as a mode: SPAN_ONLY etc."""
+        if isinstance(value, str) and value.strip().lower() in _CAPTURE_MODES:
+            return _CAPTURE_MODES[value.strip().lower()]
+        return value
+
     @property
     def database(self) -> Path:
         """The DuckDB file in use."""
@@ -164,9 +293,25 @@ class Settings(BaseModel):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = "set"
+            elif isinstance(value, str):
+                value = without_password(value)  # https://user:PASSWORD@host URLs
             shown[name] = value
         shown["database"] = self.database
         return shown
+
+
+def without_password(text: str) -> str:
+    """A URL with its password (if any) replaced by ``***``; any other text as is."""
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    host = parts.netloc.rpartition("@")[2]  # the host and port exactly as written
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def url_password(text: str | None) -> str | None:
+    """The password of a ``https://user:PASSWORD@host`` URL, None if it has none."""
+    return urlsplit(text).password if text else None
 
 
 def _env_name(field: str) -> str:
@@ -191,6 +336,17 @@ def from_environment(environ: dict[str, str] | None = None) -> Settings:
 
 _lock = threading.Lock()
 _settings: Settings | None = None
+_listeners: list[Callable[[], None]] = []
+
+
+def on_change(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call ``listener`` after each :func:`update` (e.g. to retarget the trace export).
+
+    Returns what unsubscribes it. A listener handles its own errors: the settings are
+    already changed when it runs.
+    """
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener) if listener in _listeners else None
 
 
 def get_settings() -> Settings:
@@ -224,6 +380,8 @@ def update(**changes: Any) -> Settings:
         )
     with _lock:
         _settings = merged
+    for listener in list(_listeners):
+        listener()
     return merged
 
 

@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import uuid
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,15 @@ from boonb.agent.tools.registry import ToolRegistry, default_registry
 from boonb.background import SUBAGENT_ID_PREFIX, Tasks, subagent_tools
 from boonb.bus import Bus
 from boonb.engine import Engine
+from boonb.errors import ConfigError
+from boonb.export import (
+    EXPORTED_FRAME_TYPES,
+    ExportError,
+    ExportTarget,
+    LiveExport,
+    export_target,
+    open_sender,
+)
 from boonb.providers import Capabilities, ChatClient
 from boonb.store import STORED_FRAME_TYPES, Row, Store, make_row
 
@@ -62,6 +72,12 @@ class Runtime:
         self._clients: dict[tuple[str, str, str, str | None, Capabilities], ChatClient] = {}
         self._workflows: WorkflowManager | None = None
         self._tasks: Tasks | None = None
+        self._export: LiveExport | None = None
+        self._export_target: ExportTarget | None = None
+        self._unsubscribe_export = lambda: None
+        self.export_error: ExportError | ConfigError | None = None
+        """Why export is off although the settings ask for it (shown by ``%boonb``)."""
+        self._export_sync = threading.Lock()
         for made in subagent_tools(lambda: self.tasks):
             self.tools.register(made)
         self.agent_factory = AgentFactory(
@@ -74,6 +90,26 @@ class Runtime:
             session_id=self.session_id,
             register=self.keep,
         )
+        self._sync_export_or_tell()
+        # Settings changed from Python (config.update) or %boonb config retarget the export.
+        # Weakly: the settings' listeners must not keep a forgotten runtime alive.
+        synced = weakref.WeakMethod(self._sync_export_or_tell)
+
+        def settings_changed() -> None:
+            sync = synced()
+            if sync is not None:
+                sync()
+
+        self._stop_listening = config.on_change(settings_changed) if settings is None else _noop
+
+    def _sync_export_or_tell(self) -> None:
+        """:meth:`sync_export`; on an error, agents run without export and the user learns why."""
+        told = self.export_error
+        try:
+            self.sync_export()
+        except (ExportError, ConfigError) as exc:
+            if told is None or str(told) != str(exc):  # once, not at every settings change
+                _tell_user(f"boonb: traces are not exported: {exc}")
 
     @property
     def settings(self) -> config.Settings:
@@ -187,6 +223,60 @@ class Runtime:
                     self._workflows = manager
         return self._workflows
 
+    @property
+    def export(self) -> LiveExport | None:
+        """The live OpenTelemetry export, or None when it is off (the default)."""
+        return self._export
+
+    def sync_export(self) -> LiveExport | None:
+        """Start, restart or stop the OpenTelemetry export to match the settings.
+
+        Called when the runtime starts and after every settings change. Raises
+        :class:`~boonb.export.ExportError` when export is asked for but cannot start
+        (the extra missing, malformed headers, gRPC); it is kept in :attr:`export_error`.
+        Nothing of OpenTelemetry is imported while export is off.
+        """
+        # One sync at a time (two would each start an export); the runtime's lock is
+        # not held while the old export finishes sending, which can take seconds.
+        with self._export_sync:
+            try:
+                target = export_target(self.settings)
+                if target == self._export_target and self._export is not None:
+                    return self._export
+                sender = open_sender(target) if target is not None else None
+            except (ExportError, ConfigError) as exc:
+                self.export_error = exc
+                self._stop_export()
+                raise
+            self.export_error = None
+            self._stop_export()
+            if target is None or sender is None:
+                return None
+            export = LiveExport(target, sender, provider_of=self._provider_of, notify=_tell_user)
+            with self._lock:
+                self._unsubscribe_export = self.bus.subscribe(
+                    export.on_frame, types=EXPORTED_FRAME_TYPES
+                )
+                self._export, self._export_target = export, target
+            return export
+
+    def _stop_export(self, timeout: float = 5.0) -> None:
+        """Unsubscribe and close the export, sending what it holds for at most ``timeout``.
+
+        Called without the runtime's lock held: closing waits for the export thread.
+        """
+        with self._lock:
+            export, self._export, self._export_target = self._export, None, None
+            unsubscribe, self._unsubscribe_export = self._unsubscribe_export, lambda: None
+        if export is not None:
+            unsubscribe()
+            export.close(timeout)
+
+    def _provider_of(self, chat_id: uuid.UUID) -> str | None:
+        """The provider a live chat runs on (for its model calls' spans)."""
+        agent = self.chats.get(chat_id)
+        return agent.provider_name if agent is not None else None
+
     def provider(self) -> ProviderChoice:
         """The provider the settings select; starts the simulator when it is the one."""
         settings = self.settings
@@ -238,10 +328,17 @@ class Runtime:
         if self._workflows is not None and self.engine.running:
             self.engine.run(self._workflows.aclose())  # stop the sandbox workers first
         self.engine.shutdown()
+        self._stop_listening()
+        with self._export_sync:
+            self._stop_export()  # after the engine: the cancelled calls' rows are sent too
         with self._lock:
             self._close_store()
             if self._sim is not None:
                 self._sim.stop()
+
+
+def _noop() -> None:
+    pass
 
 
 def _tell_user(message: str) -> None:

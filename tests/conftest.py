@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,15 +65,15 @@ def store(db_path: Path) -> Iterator[Store]:
 
 @pytest.fixture(autouse=True)
 def fresh_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test gets settings of its own, with the project in a temp dir."""
-    for var in (
-        "BOONB_DB_PATH",
-        "BOONB_PROVIDER",
-        "BOONB_MODEL",
-        "BOONB_BASE_URL",
-        "DEEPSEEK_API_KEY",
-        "OPENAI_API_KEY",
-    ):
+    """Each test gets settings of its own, with the project in a temp dir.
+
+    Settings a developer's shell may carry are cleared, so none switches on a provider or
+    trace export the test did not ask for.
+    """
+    for var in os.environ:
+        if var.startswith(("BOONB_", "OTEL_")):
+            monkeypatch.delenv(var)
+    for var in ("DEEPSEEK_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("BOONB_PROJECT", str(tmp_path / "project"))
     config.reset()

@@ -9,6 +9,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from pydantic import BeforeValidator
 
 from boonb import __version__, config
+from boonb.export import export_off_reason
 from boonb.magics.lines import (
     MagicLine,
     Positional,
@@ -17,7 +18,7 @@ from boonb.magics.lines import (
     usage_of,
 )
 from boonb.magics.report import reports_errors
-from boonb.runtime import get_runtime
+from boonb.runtime import Runtime, get_runtime
 from boonb.store import StoreError
 
 
@@ -78,6 +79,7 @@ def status_text() -> str:
         f"database   {settings.database}",
         f"session    {runtime.session_id}",
         f"provider   {runtime.provider().describe()}",
+        f"export     {export_text(runtime)}",
     ]
     try:
         store = runtime.store
@@ -88,6 +90,26 @@ def status_text() -> str:
     else:
         lines.append("rows       " + ", ".join(f"{t} {n}" for t, n in counts.items()))
     return "\n".join(lines)
+
+
+def export_text(runtime: Runtime) -> str:
+    """Where traces are exported (the endpoint, never the headers' values), or why not.
+
+    Why not: the error that stopped export starting, the variable that switches it off,
+    or nothing set (then how to start).
+    """
+    export = runtime.export
+    if export is not None:
+        return export.describe()
+    if runtime.export_error is not None:
+        return f"off: {runtime.export_error}"
+    reason = export_off_reason(runtime.settings)
+    if reason is not None:
+        return f"off ({reason})"
+    return (
+        "off (set OTEL_EXPORTER_OTLP_ENDPOINT, or %boonb config otel_endpoint=URL, to send "
+        "traces to Phoenix, Langfuse or any OTLP endpoint)"
+    )
 
 
 def settings_text() -> str:
@@ -109,6 +131,7 @@ class BoonbMagics(Magics):
         elif words[0] == "config":
             options = BoonbConfig.parse(words[1:])
             if options.changes:
+                get_runtime()  # exists first, so the change reaches it (its export)
                 config.update(**options.changes)
             print(settings_text())
         else:

@@ -69,7 +69,7 @@ _SELECT_CALLS = ", ".join(
     "NULL" if c in _PAYLOADS else f"epoch_us({c})" if c.endswith("_at") else c
     for c in TRACE_COLUMNS
 )
-_SELECT_WHOLE = ", ".join(
+SELECT_WHOLE = ", ".join(
     f"epoch_us({c})" if c in ("started_at", "finished_at") else c for c in TRACE_COLUMNS
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -259,11 +259,11 @@ class TraceStore:
         trace_uuid = parse_uuid(trace_id, InvalidTraceId, "trace id")
         with self.db.connection() as con:
             row = con.execute(
-                f"SELECT {_SELECT_WHOLE} FROM tool_traces WHERE id = ?", [trace_uuid]
+                f"SELECT {SELECT_WHOLE} FROM tool_traces WHERE id = ?", [trace_uuid]
             ).fetchone()
             if row is None:
                 return None
-            trace = _record(dict(zip(TRACE_COLUMNS, row, strict=True)))
+            trace = record_of(dict(zip(TRACE_COLUMNS, row, strict=True)))
             if chat_id is not None and trace.chat_id != chat_id:
                 return None
             request = None
@@ -388,7 +388,7 @@ class TraceStore:
                 f"SELECT {_SELECT_CALLS} FROM tool_traces WHERE chat_id = ? ORDER BY {_ORDER}",
                 [chat],
             ).fetchall()
-        return [_record(dict(zip(TRACE_COLUMNS, row, strict=True))) for row in rows]
+        return [record_of(dict(zip(TRACE_COLUMNS, row, strict=True))) for row in rows]
 
     def root_rows(self, root_id: UUID | str) -> list[PagedTrace]:
         """Every row of one tree in start order, large inputs and outputs cut as in a page."""
@@ -685,7 +685,8 @@ _build_paged = _positional_builder(
 )
 
 
-def _record(values: dict[str, Any]) -> TraceRecord:
+def record_of(values: dict[str, Any]) -> TraceRecord:
+    """The record of one stored row, given as ``{column: value}`` (selected by SELECT_WHOLE)."""
     return TraceRecord(**_decoded(values))
 
 
