@@ -246,6 +246,23 @@ def test_a_database_cut_at_a_block_boundary_is_refused_when_blocks_in_use_are_go
     assert _digest(path) == before
 
 
+def test_a_database_that_grew_by_part_of_a_block_past_its_blocks_in_use_opens(
+    tmp_path: Path,
+) -> None:
+    """A kernel killed while DuckDB extended the file leaves such an end: nothing is lost."""
+    path = tmp_path / "boonb.duckdb"
+    _made_database(path)
+    with path.open("ab") as grown:
+        grown.write(b"\0" * 5_000)
+    store = Store(path)
+    try:
+        with store.db.connection() as con:
+            row = con.execute("SELECT count(*) FROM tool_traces").fetchone()
+    finally:
+        store.close()
+    assert row == (5_000,)
+
+
 def test_a_database_cut_inside_its_headers_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "boonb.duckdb"
     _made_database(path)

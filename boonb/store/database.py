@@ -90,9 +90,10 @@ def check_path(path: Path) -> None:
 def _check_whole(path: Path, header: bytes) -> None:
     """Refuse a file that lost its end (a truncated copy, a disk that filled mid-write).
 
-    DuckDB's file is its headers followed by whole blocks, and DuckDB itself only ever
-    cuts it at a block boundary (dropping free blocks at the end). So a file that ends
-    inside a block, or whose blocks in use do not fit in it, is damaged. A file that looks
+    DuckDB's file is its headers followed by blocks; it cuts the file only at a block
+    boundary (dropping free blocks at the end), and a process killed while the file grew
+    can leave part of a block past the end. So a file is damaged when the blocks in use do
+    not all fit in it whole. A file that looks
     whole needs nothing more; one that does not is measured again while holding DuckDB's
     shared lock, so another process's write in progress (which grows the file a page at a
     time) is never mistaken for damage.
@@ -111,15 +112,19 @@ def _check_whole(path: Path, header: bytes) -> None:
         except duckdb.Error:
             return  # held by another (so in use), or unreadable: opening will say which
         try:
+            # A process killed while DuckDB grew the file can leave a part of a block at its
+            # end, past every block in use: that file is healthy. Only blocks in use that are
+            # not whole in the file make it damaged.
             size = path.stat().st_size
-            blocks = _whole_blocks(size, block_size)
-            if blocks is None:
-                _refuse_damaged(path, f"it ends inside a block: {size:,} bytes")
-            elif blocks < block_count:  # trailing blocks gone: fine if none was in use
+            whole, part = divmod(size - _HEADERS_END, block_size)
+            if whole < block_count:  # trailing blocks gone: fine if none was in use
                 row = con.execute("SELECT used_blocks FROM pragma_database_size()").fetchone()
                 used = int(row[0]) if row is not None else 0
-                if used > blocks:
-                    _refuse_damaged(path, f"{used} blocks are in use but only {blocks} are there")
+                if used > whole:
+                    lost = f"{used} blocks are in use but only {whole} are there"
+                    if part:
+                        lost = f"it ends inside a block: {size:,} bytes, and {lost}"
+                    _refuse_damaged(path, lost)
         finally:
             con.close()
 
