@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 from boonb import config
 from boonb.frames import ModelCallComplete, ToolTraceComplete, TraceRecord
 from boonb.runtime import Runtime
-from boonb.server import BoonbServer, ChatNotFound, ProjectTraces
+from boonb.server import BoonbServer, ChatNotFound, ProjectDatabase, ProjectTraces
 from boonb.server.handlers import tree_json
 from boonb.store import Database, Store, make_row
 from tests.conftest import make_trace, trace_frame
@@ -498,7 +498,7 @@ def test_reads_succeed_while_another_process_writes(server: Server) -> None:
 
 def test_missing_database_is_chat_not_found_and_is_not_created(tmp_path: Path) -> None:
     path = tmp_path / "nowhere" / ".boonb" / "boonb.duckdb"
-    traces = ProjectTraces(path, lock_timeout=1)
+    traces = ProjectTraces(ProjectDatabase(path, lock_timeout=1))
     with pytest.raises(ChatNotFound, match="does not exist yet"):
         traces.page(str(uuid.uuid4()), cursor=None, limit=50, turn_number=None)
     assert not path.exists()

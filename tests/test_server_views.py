@@ -26,6 +26,8 @@ import pytest
 from boonb import api, config
 from boonb.frames import WorkflowLog, WorkflowStatus, WorkflowStep
 from boonb.runtime import Runtime
+from boonb.server import views_tasks
+from boonb.server.database import ProjectDatabase
 from boonb.server.views import ProjectViews, ViewFrames, ViewRequest
 from boonb.server.views_runs import MAX_NEW_RUNS
 from boonb.sim import Rule
@@ -532,6 +534,24 @@ def test_a_database_held_past_the_timeout_is_503_with_retry_after(
     assert int(response.headers["retry-after"]) > 0
 
 
+def test_every_endpoint_of_a_server_reads_through_one_database(server: Served) -> None:
+    # The activity poll, a tasks frames poll and the lists in the same second share one
+    # database (and so its lingering handle) rather than each opening the file for itself.
+    with server.client() as client:
+        for path, params in [
+            ("/boonb/api/activity", {}),
+            ("/boonb/api/views/tasks/frames", {}),
+            ("/boonb/api/chats", {}),
+            ("/boonb/api/tasks", {}),
+            ("/boonb/api/orchestrator/runs", {}),
+            (f"/boonb/api/traces/{uuid.uuid4()}", {}),
+            ("/boonb/api/views/orchestrator/frames", {"target": json.dumps({"run_id": None})}),
+        ]:
+            assert client.get(path, params=params).status_code in (200, 404), path
+    log = (server.project.parent / "server.log").read_text()
+    assert log.count("boonb: opened the project database") == 1, log
+
+
 def test_importing_the_server_extension_loads_no_widget_library() -> None:
     code = (
         "import sys, boonb.server; "
@@ -621,7 +641,7 @@ def project(tmp_path: Path) -> Iterator[Project]:
     path = tmp_path / ".boonb" / "boonb.duckdb"
     store = Store(path)
     try:
-        yield Project(store, ProjectViews(tmp_path, path, lock_timeout=10))
+        yield Project(store, ProjectViews(tmp_path, ProjectDatabase(path, lock_timeout=10)))
     finally:
         store.close()
 
@@ -708,9 +728,38 @@ def test_a_tasks_frame_after_a_page_carries_a_later_seq_than_the_page(project: P
     assert frame["total"] == 2
 
 
+def test_a_list_asked_with_frames_answers_a_cursor_from_before_its_read(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A kernel stores a task change just after the page's read, before anything else: the
+    # cursor answered with the page was taken before the read, so the next poll brings it.
+    read = views_tasks.answer
+    late = _task_row(pid=os.getpid())
+
+    def read_then_a_kernel_writes(db: Any, content: Any) -> Any:
+        replies = read(db, content)
+        project.write(late)
+        return replies
+
+    monkeypatch.setattr(views_tasks, "answer", read_then_a_kernel_writes)
+    asked = ViewRequest(target={}, request={"kind": "list", "request_id": "l"}, frames=True)
+    answered = project.views.answer("tasks", asked)
+    assert answered.frames is not None and answered.frames.frames == []
+    (page,) = answered.replies
+    polled = project.poll("tasks", None, answered.frames.cursor)
+
+    assert isinstance(page, dict) and page["tasks"] == []
+    assert [f["frame"]["task_id"] for f in _frames_of(polled)] == [str(late.values[0])]
+
+
+def test_a_request_without_frames_answers_no_cursor(project: Project) -> None:
+    asked = ViewRequest(target={}, request={"kind": "list", "request_id": "l"})
+    assert project.views.answer("tasks", asked).frames is None
+
+
 def test_cursor_0_is_refused_once_the_database_exists(tmp_path: Path) -> None:
     path = tmp_path / ".boonb" / "boonb.duckdb"
-    views = ProjectViews(tmp_path, path, lock_timeout=10)
+    views = ProjectViews(tmp_path, ProjectDatabase(path, lock_timeout=10))
     before = views.frames("tasks", None, None)
     Store(path).close()  # a kernel creates the database
     with pytest.raises(InvalidCursor):
@@ -873,13 +922,19 @@ _HARNESS = """
 import { restModel } from "REST";
 
 const gets = [];
+const posts = [];
 let waiting = [];
 let script = () => ({ status: 200, body: { frames: [], cursor: "c", live: false } });
+let postScript = () => ({ status: 200, body: { replies: [] } });
 globalThis.document = { hidden: false, addEventListener() {}, removeEventListener() {} };
 globalThis.__answer = (url, init) => {
   if (init.signal?.aborted) return Promise.reject(new Error("aborted"));
   const query = new URL(url, "http://x").searchParams;
-  if (init.method === "POST") return Promise.resolve(json(200, { replies: [] }));
+  if (init.method === "POST") {
+    posts.push(JSON.parse(init.body));
+    const answer = postScript(posts.length);
+    return Promise.resolve(json(answer.status, answer.body));
+  }
   gets.push(query.get("after"));
   const answer = script(gets.length, query.get("after"));
   for (const w of waiting.splice(0)) w();
@@ -903,6 +958,29 @@ const error = (status, type, headers) => ({
 });
 const settings = { baseUrl: "http://x/", token: "t" };
 const cases = {
+  async firstRequestBringsTheCursor() {
+    const replies = [];
+    const body = { replies: [{ kind: "list" }], frames: { frames: [], cursor: "p", live: true } };
+    postScript = () => ({ status: 200, body });
+    script = (n) => frames(`c${n}`, false);
+    const model = restModel({ serverSettings: settings }, "tasks", {});
+    model.on("msg:custom", (message) => replies.push(message.kind));
+    model.send({ kind: "list", request_id: "l" });  // as the view does when it is built
+    await getCount(1, 5000);
+    model.dispose();
+    return { posts, gets, replies };
+  },
+  async failedFirstRequestPollsAlone() {
+    const replies = [];
+    postScript = () => error(500, "Boom");
+    script = (n) => frames(`c${n}`, false);
+    const model = restModel({ serverSettings: settings }, "tasks", {});
+    model.on("msg:custom", (message) => replies.push(message.kind));
+    model.send({ kind: "list", request_id: "l" });
+    await getCount(1, 5000);
+    model.dispose();
+    return { gets, replies };
+  },
   async startDuringPoll() {
     let release;
     const held = new Promise((r) => (release = r));
@@ -988,6 +1066,23 @@ def _rest_case(harness: Path, case: str) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def test_a_panels_first_request_brings_its_first_poll_in_one_round_trip(
+    rest_harness: Path,
+) -> None:
+    result = _rest_case(rest_harness, "firstRequestBringsTheCursor")
+    assert result["posts"] == [
+        {"target": {}, "request": {"kind": "list", "request_id": "l"}, "frames": True}
+    ]
+    assert result["gets"][0] == "p"  # polled on from the request's cursor, no poll before
+    assert result["replies"] == ["list"]
+
+
+def test_a_panel_whose_first_request_fails_polls_for_its_cursor_alone(rest_harness: Path) -> None:
+    result = _rest_case(rest_harness, "failedFirstRequestPollsAlone")
+    assert result["gets"] == [None]
+    assert result["replies"] == ["error"]
 
 
 def test_a_panel_asked_to_look_while_a_poll_is_out_polls_once_more_after_it(

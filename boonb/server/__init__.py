@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from boonb.server.app import BoonbServer
+from boonb.server.database import ProjectDatabase
 from boonb.server.handlers import (
     ChatsHandler,
     ChatsQuery,
@@ -58,22 +59,19 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     extension = BoonbServer(parent=serverapp, config=serverapp.config)
     path = extension.database_path(serverapp.root_dir)
-    traces = ProjectTraces(path, lock_timeout=extension.database_lock_timeout())
+    # One database for every endpoint: requests to different endpoints in the same moment
+    # share its lingering handle instead of each opening the file.
+    database = ProjectDatabase(
+        path,
+        lock_timeout=extension.database_lock_timeout(),
+        on_open=lambda db: serverapp.log.info("boonb: opened the project database %s", db.path),
+    )
+    project = extension.project_root(serverapp.root_dir)
     web_app = serverapp.web_app
-    web_app.settings["boonb_traces"] = traces
-    web_app.settings["boonb_lists"] = ProjectLists(
-        path, lock_timeout=extension.database_lock_timeout()
-    )
-    web_app.settings["boonb_runs"] = ProjectRuns(
-        extension.project_root(serverapp.root_dir),
-        path,
-        lock_timeout=extension.database_lock_timeout(),
-    )
-    web_app.settings["boonb_views"] = ProjectViews(
-        extension.project_root(serverapp.root_dir),
-        path,
-        lock_timeout=extension.database_lock_timeout(),
-    )
+    web_app.settings["boonb_traces"] = ProjectTraces(database)
+    web_app.settings["boonb_lists"] = ProjectLists(database)
+    web_app.settings["boonb_runs"] = ProjectRuns(project, database)
+    web_app.settings["boonb_views"] = ProjectViews(project, database)
     base_url = web_app.settings["base_url"]
     web_app.add_handlers(".*$", handlers(base_url) + view_handlers(base_url))
     serverapp.log.info("boonb: serving traces from %s", path)
@@ -85,6 +83,7 @@ __all__ = [
     "ChatNotFound",
     "ChatsHandler",
     "ChatsQuery",
+    "ProjectDatabase",
     "ProjectLists",
     "ProjectRuns",
     "ProjectTraces",

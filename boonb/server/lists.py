@@ -6,11 +6,10 @@ retry), recorded in the project database for the owning kernel to carry out.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
+from boonb.server.database import ProjectDatabase
 from boonb.store import Database, InvalidCursor
 from boonb.store import requests_from_server as requests
 from boonb.store.project_lists import (
@@ -32,11 +31,9 @@ class ProjectLists:
     kernel wrote one, every list is empty and every task or run unknown.
     """
 
-    def __init__(self, path: Path, *, lock_timeout: float) -> None:
-        self.path = path
-        self.lock_timeout = lock_timeout
-        self._db: Database | None = None
-        self._lock = threading.Lock()
+    def __init__(self, database: ProjectDatabase) -> None:
+        self.database = database
+        self.path = database.path
 
     def chats(
         self,
@@ -103,7 +100,4 @@ class ProjectLists:
         return db
 
     def _database(self) -> Database | None:
-        with self._lock:
-            if self._db is None and self.path.exists():
-                self._db = Database(self.path, lock_timeout=self.lock_timeout)
-            return self._db
+        return self.database.get()

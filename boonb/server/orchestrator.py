@@ -7,11 +7,11 @@ and log lines come from the project database, whichever kernel wrote them.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from boonb.server.database import ProjectDatabase
 from boonb.store import Database, InvalidRunId, RunDetail, StoreError, WorkflowRunStore
 from boonb.store.traces import parse_uuid
 from boonb.workflow.discovery import default_sources, discover
@@ -39,12 +39,10 @@ class ProjectRuns:
     until a kernel wrote one, the runs list is empty and every run unknown.
     """
 
-    def __init__(self, project: Path, path: Path, *, lock_timeout: float) -> None:
+    def __init__(self, project: Path, database: ProjectDatabase) -> None:
         self.project = project
-        self.path = path
-        self.lock_timeout = lock_timeout
-        self._db: Database | None = None
-        self._lock = threading.Lock()
+        self.database = database
+        self.path = database.path
 
     def workflows(self) -> WorkflowList:
         """Every workflow found now (project, user, built-in), by name."""
@@ -68,7 +66,4 @@ class ProjectRuns:
         return found
 
     def _database(self) -> Database | None:
-        with self._lock:
-            if self._db is None and self.path.exists():
-                self._db = Database(self.path, lock_timeout=self.lock_timeout)
-            return self._db
+        return self.database.get()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
+from boonb.server.database import ProjectDatabase
 from boonb.store import Database, InvalidChatId, StoreError, TracePage, TraceStore
 from boonb.store.errors import InvalidTraceId
 from boonb.store.traces import TraceDetail, parse_uuid
@@ -37,11 +35,9 @@ class ProjectTraces:
     chat is unknown.
     """
 
-    def __init__(self, path: Path, *, lock_timeout: float) -> None:
-        self.path = path
-        self.lock_timeout = lock_timeout
-        self._db: Database | None = None
-        self._lock = threading.Lock()
+    def __init__(self, database: ProjectDatabase) -> None:
+        self.database = database
+        self.path = database.path
 
     def page(
         self,
@@ -105,7 +101,4 @@ class ProjectTraces:
         return tree
 
     def _database(self) -> Database | None:
-        with self._lock:
-            if self._db is None and self.path.exists():
-                self._db = Database(self.path, lock_timeout=self.lock_timeout)
-            return self._db
+        return self.database.get()

@@ -6,7 +6,8 @@ where a cell's view talks to its kernel over a comm, a panel's talks to the serv
 - ``POST /boonb/api/views/{view}`` with ``{"target", "request"}`` answers ``{"replies": [...]}``,
   the messages the cell's widget would have sent back for that request, read from the
   project database (the server runs no agents: a request only a kernel can carry out
-  answers the view's error saying what to run in a notebook);
+  answers the view's error saying what to run in a notebook); with ``"frames": true`` the
+  answer also carries the first poll's cursor, taken before the read;
 - ``GET /boonb/api/views/{view}/frames?target=...&after=...`` answers ``{"frames", "cursor",
   "live"}``: the frames the cell's widget would have pushed since ``after``, built from
   the rows changed since then, and whether anything it shows still runs.
@@ -25,7 +26,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import threading
 import uuid
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -33,6 +33,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from boonb.server import views_runs, views_tasks, views_traces
+from boonb.server.database import ProjectDatabase
 from boonb.store import Database, InvalidCursor, InvalidQuery
 from boonb.store.activity import NO_ACTIVITY, Activity, Timed, activity
 
@@ -83,13 +84,10 @@ class ViewRequest(_Strict):
     the orchestrator."""
     request: JsonValue
     """The request exactly as the view sends it on a cell widget's comm."""
-
-
-class ViewReplies(BaseModel):
-    """What a cell's widget would have sent back for the request."""
-
-    replies: list[JsonValue]
-    """Zero or more messages, each as the widget's protocol types it (``kind`` first)."""
+    frames: bool = False
+    """Also start polling: answer the first poll's cursor (as ``GET .../frames`` without
+    ``after`` would), taken before the request's read, so a panel's first page and its
+    polling come in one round trip and nothing changed after the page's read is missed."""
 
 
 class ViewFrames(BaseModel):
@@ -101,6 +99,16 @@ class ViewFrames(BaseModel):
     """Pass back as ``after`` in the next poll."""
     live: bool
     """Whether anything the view shows still runs; False: stop polling."""
+
+
+class ViewReplies(BaseModel):
+    """What a cell's widget would have sent back for the request."""
+
+    replies: list[JsonValue]
+    """Zero or more messages, each as the widget's protocol types it (``kind`` first)."""
+    frames: ViewFrames | None = None
+    """With ``frames`` asked: the first poll (no frames, its cursor and ``live``), taken
+    before the replies were read: changes between the two come in both, none in neither."""
 
 
 def parse_target(view: str, target: Any) -> Any:
@@ -134,17 +142,18 @@ class ProjectViews:
     Like :class:`boonb.server.traces.ProjectTraces`, it never creates the database.
     """
 
-    def __init__(self, project: Path, path: Path, *, lock_timeout: float) -> None:
+    def __init__(self, project: Path, database: ProjectDatabase) -> None:
         self.project = project
-        self.path = path
-        self.lock_timeout = lock_timeout
-        self._db: Database | None = None
-        self._lock = threading.Lock()
+        self.database = database
+        self.path = database.path
         self.last_activity_hold: Timed | None = None
         """How long the last activity read held the database, part by part, for benchmarks."""
 
     def answer(self, view: str, body: ViewRequest) -> ViewReplies:
         target = parse_target(view, body.target)
+        # The cursor first: a change stored between it and the read below comes in the page
+        # and again in a poll (the views drop what is not newer), never in neither.
+        start = self._frames(view, target, None) if body.frames else None
         db = self._database()
         replies: list[BaseModel]
         match target:
@@ -156,10 +165,12 @@ class ProjectViews:
                 replies = views_runs.answer(db, self.project, self.path, body.request)
             case _:
                 raise AssertionError(target)
-        return ViewReplies(replies=[_json(reply) for reply in replies])
+        return ViewReplies(replies=[_json(reply) for reply in replies], frames=start)
 
     def frames(self, view: str, target_text: str | None, after: str | None) -> ViewFrames:
-        target = parse_target(view, target_text)
+        return self._frames(view, parse_target(view, target_text), after)
+
+    def _frames(self, view: str, target: Any, after: str | None) -> ViewFrames:
         db = self._database()
         scope = f"{view}:{target.model_dump_json()}"
         state = None if after is None else self._decode(after, scope, db)
@@ -220,10 +231,7 @@ class ProjectViews:
         return state
 
     def _database(self) -> Database | None:
-        with self._lock:
-            if self._db is None and self.path.exists():
-                self._db = Database(self.path, lock_timeout=self.lock_timeout)
-            return self._db
+        return self.database.get()
 
 
 def _json(message: BaseModel) -> JsonValue:

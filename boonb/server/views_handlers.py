@@ -79,6 +79,8 @@ class ViewHandler(_ViewsHandler):
     cell's widget would have sent back (a request the view got wrong is a reply of kind
     ``error``, as from a kernel). Cancel and retry are recorded for the owning kernel; Run
     and Re-run answer an error with the notebook command (the server runs no workflow).
+    With ``"frames": true`` in the body the answer also carries ``"frames"``, the first
+    poll's cursor taken before the read (a panel's first page and polling in one trip).
     Needs the XSRF token like every Jupyter POST. Errors: 400 (body or target), 404 (no
     such view, or the target's chat or run is not stored), 503 with ``Retry-After``, 500.
     """

@@ -114,6 +114,11 @@ export interface ViewFrames {
 export interface ViewReplies {
   /** Zero or more messages, each as the widget's protocol types it (``kind`` first). */
   replies: JsonValue[];
+  /**
+   * With ``frames`` asked: the first poll (no frames, its cursor and ``live``), taken
+   * before the replies were read: changes between the two come in both, none in neither.
+   */
+  frames: ViewFrames | null;
 }
 
 /** The body of ``POST /boonb/api/views/{view}``. */
@@ -125,4 +130,10 @@ export interface ViewRequest {
   target: Record<string, JsonValue>;
   /** The request exactly as the view sends it on a cell widget's comm. */
   request: JsonValue;
+  /**
+   * Also start polling: answer the first poll's cursor (as ``GET .../frames`` without
+   * ``after`` would), taken before the request's read, so a panel's first page and its
+   * polling come in one round trip and nothing changed after the page's read is missed.
+   */
+  frames?: boolean;
 }

@@ -39,27 +39,38 @@ export class ViewPanel extends Widget {
   }
 
   protected onAfterAttach(): void {
-    if (this.view !== null) return;
-    const app = { serverSettings: this.settings };
-    const { kind, id } = this.args;
-    if (kind === "chat") {
-      const model = restModel(app, "traceviewer", { chat_id: id });
-      this.model = model;
-      this.view = new TraceView(model, this.node);
-    } else {
-      const model = restModel(app, "orchestrator", { run_id: kind === "run" ? id : null });
-      this.model = model;
-      this.view = new OrchestratorView(model, this.node, restHost(this.settings));
-    }
+    if (this.view === null) this.build();
   }
 
   dispose(): void {
     if (this.isDisposed) return;
+    this.unmount();
+    super.dispose();
+  }
+
+  private build(): void {
+    const app = { serverSettings: this.settings };
+    const { kind, id } = this.args;
+    const model =
+      kind === "chat"
+        ? restModel(app, "traceviewer", { chat_id: id })
+        : restModel(app, "orchestrator", { run_id: kind === "run" ? id : null });
+    // Its cursor was refused (the database replaced or just created): frames may have been
+    // missed, so show the view afresh.
+    model.on("rest:reset", () => {
+      this.unmount();
+      this.build();
+    });
+    this.model = model;
+    this.view =
+      kind === "chat" ? new TraceView(model, this.node) : new OrchestratorView(model, this.node, restHost(this.settings));
+  }
+
+  private unmount(): void {
     this.view?.destroy();
     this.model?.dispose();
     this.view = null;
     this.model = null;
-    super.dispose();
   }
 }
 

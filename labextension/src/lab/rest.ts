@@ -276,6 +276,8 @@ interface ViewRequestMessage {
  * on it unchanged. ``send()`` POSTs to ``/views/{view}`` and the replies come back as
  * ``msg:custom`` events; while anything shown runs it polls ``/frames`` (see Poller) and
  * stops when nothing does; every request polls again (a cancel or retry may change that).
+ * The view's first request (sent as it is built) brings the first poll's cursor with it, so
+ * a panel's first paint is one round trip; without one, the model polls for it alone.
  * The trace viewer's image requests are answered from ``/attachments/{sha256}``, the bytes
  * as the reply's buffer as a kernel sends them. A failed request is the view's error reply;
  * a failed poll, which answers no request, is a ``rest:error`` event (with the RestError).
@@ -287,9 +289,10 @@ class RestModel {
   private cursor: string | null = null;
   /** Aborts every request out (and its 503 waits) when the panel closes. */
   private readonly abort = new AbortController();
-  /** The first poll: where frames go on from. Requests wait for it, so no frame is lost
-   * between a reply's read and the polling's start. */
-  private readonly started: Promise<void>;
+  /** The first poll: where frames go on from. Requests and polls wait for it, so no frame
+   * is lost between a reply's read and the polling's start. Null until the view's first
+   * request (which carries it) or, if the view sends none as it is built, a poll of its own. */
+  private started: Promise<void> | null = null;
   private disposed = false;
   readonly widget_manager = {
     get_model: (): Promise<never> => Promise.reject(new Error("a side panel has no widget manager")),
@@ -307,15 +310,12 @@ class RestModel {
       run_id: run ?? "",
       blocking_run: "",
     };
-    this.poller = new Poller({ tick: () => this.poll(), onError: (error) => this.emit("rest:error", error) });
-    this.started = this.poll().then(
-      (live) => {
-        if (live) this.poller.start();
-      },
-      (error: unknown) => {
-        if (!this.disposed) this.emit("rest:error", error);
-      },
-    );
+    this.poller = new Poller({ tick: () => this.tick(), onError: (error) => this.emit("rest:error", error) });
+    // The view is built right after its model, in the same task, and sends its first
+    // request then; only a view that sends none needs a poll of its own to start from.
+    queueMicrotask(() => {
+      if (this.started === null && !this.disposed) this.started = this.startFrom(Promise.resolve(null));
+    });
   }
 
   get(key: string): unknown {
@@ -369,13 +369,38 @@ class RestModel {
   }
 
   private async ask(request: unknown): Promise<void> {
-    await this.started;
     const body = { target: this.wireTarget(), request };
     const path = `${API}/views/${this.view}`;
+    if (this.started === null) {
+      // The first request: its answer carries the first poll's cursor, taken before its read.
+      const asked = postJson<ViewReplies>(this.settings, path, { ...body, frames: true }, this.abort.signal);
+      this.started = this.startFrom(asked.then((answer) => answer.frames ?? null));
+      for (const reply of (await asked).replies) this.reply(reply);
+      return;
+    }
+    await this.started;
     const answer = await postJson<ViewReplies>(this.settings, path, body, this.abort.signal);
     for (const reply of answer.replies) this.reply(reply);
     // A request may have set something running (a retry): look, and poll on while it runs.
     if (!this.disposed) this.poller.start(0);
+  }
+
+  /** Go on from the first poll (``first``), or poll for it when there is none (a failed
+   * first request); poll on while anything shown runs. */
+  private async startFrom(first: Promise<ViewFrames | null>): Promise<void> {
+    try {
+      const frames = await first.catch(() => null); // the request's own reply says why
+      const live = frames === null ? await this.poll() : this.accept(frames);
+      if (live) this.poller.start();
+    } catch (error) {
+      if (!this.disposed) this.emit("rest:error", error);
+    }
+  }
+
+  /** A poll of the poller's: after the first, so its cursor is never older than a reply. */
+  private async tick(): Promise<boolean> {
+    if (this.started !== null) await this.started;
+    return this.poll();
   }
 
   /**
@@ -400,6 +425,11 @@ class RestModel {
       if (!this.disposed) this.emit("rest:reset");
       return live;
     }
+    return this.accept(answer);
+  }
+
+  /** Go on from a poll's answer: its frames to the view, its cursor for the next. */
+  private accept(answer: ViewFrames): boolean {
     if (this.disposed) return false;
     this.cursor = answer.cursor;
     for (const frame of answer.frames) this.reply(frame);

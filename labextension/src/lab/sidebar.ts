@@ -51,6 +51,9 @@ class TasksSection extends Section {
   refresh(): void {
     this.unmount();
     const model = restModel({ serverSettings: this.settings }, "tasks", {});
+    // Its cursor was refused (the database replaced or just created): frames may have been
+    // missed, so read the tasks anew.
+    model.on("rest:reset", () => this.refresh());
     this.model = model;
     this.view = new TasksView(model, this.node, restHost(this.settings));
   }
