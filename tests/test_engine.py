@@ -56,10 +56,16 @@ def test_keyboard_interrupt_cancels_the_run_and_lets_it_clean_up(engine: Engine)
         finally:
             cleaned.set()
 
-    # Send SIGINT to this process shortly, as the kernel's stop button does.
-    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
-    with pytest.raises(KeyboardInterrupt):
-        engine.run(long_job())
+    # Send SIGINT to this process shortly, as the kernel's stop button does. Python's own
+    # handler turns it into KeyboardInterrupt, as in a kernel; a pytest-xdist worker has
+    # replaced that handler, so the test puts it back for its duration.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):
+            engine.run(long_job())
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert cleaned.is_set()  # run() re-raised only after the task had cleaned up
 
 

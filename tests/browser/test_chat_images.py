@@ -137,6 +137,10 @@ def test_picked_and_dropped_images_are_sent_shown_opened_and_survive_a_restart(
         "sent_images()",
         repr("|".join(sorted(f"data:image/png;base64 {sha(d)}" for d in (wide, tall)))),
     )
+    # Measured once both are laid out: a CI run read 0x0 boxes here once, loaded images
+    # and all, so the size check waits for the thumbnails to be visible first.
+    for i in range(2):
+        expect(thumbs.nth(i)).to_be_visible()
     sizes = thumbs.evaluate_all(
         "els => els.map((el) => { const r = el.getBoundingClientRect();"
         " const img = el.querySelector('img');"
