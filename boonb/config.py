@@ -20,6 +20,9 @@ from boonb.errors import ConfigError
 
 ProviderName = Literal["auto", "sim", "deepseek", "openai", "local"]
 OtlpProtocol = Literal["http/protobuf", "http/json", "grpc"]
+ExecutorName = Literal["local", "dask"]
+# The schemes a Dask scheduler listens on (distributed's comm backends).
+_DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT's modes (besides true/false): boonb
 # records content on spans only, so any mode that includes spans switches it on.
 _CAPTURE_MODES = {
@@ -160,6 +163,40 @@ class Settings(BaseModel):
         json_schema_extra={"env": "BOONB_LOCK_TIMEOUT_S"},
     )
 
+    executor: ExecutorName = Field(
+        default="local",
+        description=(
+            "Where background and workflow agents run: 'local' (this kernel's engine) or "
+            "'dask' (the workers of the Dask cluster at dask_address). Needs boonb[dask]."
+        ),
+        json_schema_extra={"env": "BOONB_EXECUTOR"},
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description=(
+            "The Dask scheduler agents are sent to with executor=dask, e.g. "
+            "tcp://10.0.0.5:8786 (tls:// beyond this machine); 'off' unsets it."
+        ),
+        json_schema_extra={"env": "BOONB_DASK_ADDRESS"},
+    )
+    dask_agents_per_worker: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="Most agents one Dask worker runs at once; more wait for a free worker.",
+        json_schema_extra={"env": "BOONB_DASK_AGENTS_PER_WORKER"},
+    )
+    dask_heartbeat_s: float = Field(
+        default=5.0,
+        ge=0.1,
+        le=600,
+        description=(
+            "How often the kernel checks that a Dask worker running its agents answers; "
+            "two missed checks fail that worker's agents."
+        ),
+        json_schema_extra={"env": "BOONB_DASK_HEARTBEAT_S"},
+    )
+
     otel_endpoint: str | None = Field(
         default=None,
         description=(
@@ -259,6 +296,26 @@ class Settings(BaseModel):
             )
         return text
 
+    @field_validator("dask_address", mode="before")
+    @classmethod
+    def _scheduler_address(cls, value: object) -> object:
+        """'off' (or 'none') unsets it; else a scheduler's address, not its dashboard's URL."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.lower() in ("off", "none"):
+            return None
+        scheme, sep, rest = text.partition("://")
+        if not sep:  # distributed reads a bare host:port as tcp://host:port
+            scheme, rest = "tcp", text
+        if scheme.lower() not in _DASK_SCHEMES or not rest or rest.startswith(":"):
+            raise ValueError(
+                "expected a Dask scheduler address such as tcp://10.0.0.5:8786 "
+                f"(schemes: {', '.join(_DASK_SCHEMES)}), got {text!r}; the dashboard's "
+                "http:// URL is not the scheduler's address"
+            )
+        return text
+
     @field_validator("otel_headers", "otel_traces_headers", mode="before")
     @classmethod
     def _headers_off(cls, value: object) -> object:
@@ -267,10 +324,12 @@ class Settings(BaseModel):
             return None
         return value
 
-    @field_validator("otel_protocol", "otel_traces_protocol", "otel_traces_exporter", mode="before")
+    @field_validator(
+        "otel_protocol", "otel_traces_protocol", "otel_traces_exporter", "executor", mode="before"
+    )
     @classmethod
     def _lower(cls, value: object) -> object:
-        """The OpenTelemetry variables' values are case-insensitive."""
+        """The OpenTelemetry variables' values (and the executor's) are case-insensitive."""
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("otel_capture_content", mode="before")

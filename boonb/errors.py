@@ -18,7 +18,10 @@ This module imports nothing from boonb: every layer may import it.
     ├── ToolError                       a tool call (boonb.agent.tools.errors)
     ├── WorkflowError                   workflows: discovery, arguments, runs, budgets
     ├── SandboxError                    the workflow sandbox's worker processes
-    └── AttachmentError                 images and other files given to an agent
+    ├── AttachmentError                 images and other files given to an agent
+    └── ExecutorError                   where agents run (boonb.executors)
+        ├── ExecutorUnavailable         no cluster, or workers that do not match
+        └── WorkerLost                  a Dask worker died mid-agent
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ __all__ = [
     "AttachmentError",
     "BoonbError",
     "ConfigError",
+    "ExecutorError",
+    "ExecutorUnavailable",
     "ProviderError",
     "SandboxError",
     "StoreError",
     "ToolError",
+    "WorkerLost",
     "WorkflowError",
 ]
 
@@ -80,3 +86,15 @@ class SandboxError(BoonbError):
 
 class AttachmentError(BoonbError):
     """An image or file given to an agent cannot be used (type, size, or unreadable)."""
+
+
+class ExecutorError(BoonbError):
+    """An agent could not be run where the executor sends it (``executor=local|dask``)."""
+
+
+class ExecutorUnavailable(ExecutorError):
+    """The configured executor cannot take agents: no cluster, or workers that do not match."""
+
+
+class WorkerLost(ExecutorError):
+    """The Dask worker running an agent died or stopped answering mid-run."""

@@ -9,6 +9,7 @@ first use when no API key is configured. At interpreter exit the engine winds do
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import socket
 import sys
@@ -26,8 +27,10 @@ from boonb.agent.sessions import mark_interrupted
 from boonb.agent.tools.registry import ToolRegistry, default_registry
 from boonb.background import SUBAGENT_ID_PREFIX, Tasks, subagent_tools
 from boonb.bus import Bus
-from boonb.engine import Engine
+from boonb.engine import Engine, EngineStopped
 from boonb.errors import ConfigError
+from boonb.executors import Executor
+from boonb.executors.local import LocalExecutor
 from boonb.export import (
     EXPORTED_FRAME_TYPES,
     ExportError,
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
     from boonb.agent.sessions import SessionSaver
     from boonb.sim import SimServer
     from boonb.workflow.manager import WorkflowManager
+
+log = logging.getLogger("boonb")
 
 
 class Runtime:
@@ -72,6 +77,9 @@ class Runtime:
         self._clients: dict[tuple[str, str, str, str | None, Capabilities], ChatClient] = {}
         self._workflows: WorkflowManager | None = None
         self._tasks: Tasks | None = None
+        self._executor: Executor | None = None
+        self._executor_for: tuple[str, str | None] | None = None
+        """``executor`` and ``dask_address`` when the executor was built or installed."""
         self._export: LiveExport | None = None
         self._export_target: ExportTarget | None = None
         self._unsubscribe_export = lambda: None
@@ -91,9 +99,10 @@ class Runtime:
             register=self.keep,
         )
         self._sync_export_or_tell()
-        # Settings changed from Python (config.update) or %boonb config retarget the export.
-        # Weakly: the settings' listeners must not keep a forgotten runtime alive.
-        synced = weakref.WeakMethod(self._sync_export_or_tell)
+        # Settings changed from Python (config.update) or %boonb config retarget the export
+        # and the executor. Weakly: the settings' listeners must not keep a forgotten
+        # runtime alive.
+        synced = weakref.WeakMethod(self._settings_changed)
 
         def settings_changed() -> None:
             sync = synced()
@@ -101,6 +110,10 @@ class Runtime:
                 sync()
 
         self._stop_listening = config.on_change(settings_changed) if settings is None else _noop
+
+    def _settings_changed(self) -> None:
+        self._sync_export_or_tell()
+        self._drop_stale_executor()
 
     def _sync_export_or_tell(self) -> None:
         """:meth:`sync_export`; on an error, agents run without export and the user learns why."""
@@ -198,6 +211,7 @@ class Runtime:
                     agents=self.agent_factory,
                     tools=self.tools,
                     session_id=self.session_id,
+                    executor=lambda: self.executor,
                 )
                 self._tasks.ensure_worker()
             return self._tasks
@@ -217,11 +231,83 @@ class Runtime:
                 settings=lambda: self.settings,
                 agents=self.agent_factory,
                 session_id=self.session_id,
+                executor=lambda: self.executor,
             )
             with self._lock:
                 if self._workflows is None:
                     self._workflows = manager
         return self._workflows
+
+    @property
+    def executor(self) -> Executor:
+        """Where background and workflow agents run, built from the settings on first use.
+
+        ``executor=local`` runs them here; ``executor=dask`` on the cluster at
+        ``dask_address`` (connecting may raise ``ExecutorUnavailable``). A change of either
+        setting drops the built one, so the next agent connects anew.
+        """
+        with self._lock:
+            if self._executor is not None:
+                return self._executor
+            wanted = _executor_settings(self.settings)
+        built = self._build_executor(wanted[0])  # outside the lock: connecting takes time
+        with self._lock:
+            if self._executor is None:
+                self._executor, self._executor_for = built, wanted
+                return built
+            kept = self._executor  # another thread built one meanwhile: keep the first
+        if built is not kept:
+            self._close_executor(built)
+        return kept
+
+    def _build_executor(self, name: str) -> Executor:
+        if name == "dask":
+            # Imported here: only a kernel that asks for Dask loads distributed.
+            from boonb.executors.dask import DaskExecutor
+
+            executor: Executor = DaskExecutor.connect(
+                self.agent_factory, engine=self.engine, address=self.settings.dask_address
+            )
+            return executor
+        return LocalExecutor(self.agent_factory)
+
+    def use_executor(self, executor: Executor) -> None:
+        """Run background and workflow agents on ``executor`` from now on; close the old one.
+
+        Agents already running keep the executor they started on until it is closed.
+        It stays until the next call, or until the ``executor`` or ``dask_address``
+        setting changes (``%boonb config executor=local`` goes back to this kernel).
+        """
+        with self._lock:
+            old, self._executor = self._executor, executor
+            self._executor_for = _executor_settings(self.settings)
+        if old is not None and old is not executor:
+            self._close_executor(old)
+
+    def _drop_stale_executor(self) -> None:
+        """After a settings change: forget (and close) a built executor they no longer ask for."""
+        with self._lock:
+            built = self._executor
+            if built is None or self._executor_for == _executor_settings(self.settings):
+                return
+            self._executor, self._executor_for = None, None
+        self._close_executor(built)
+
+    def _close_executor(self, executor: Executor) -> None:
+        """Close ``executor`` on the engine, where it was made and its connections live."""
+        try:
+            self.engine.submit(executor.aclose())
+        except EngineStopped:  # the engine is gone, and with it the loop its sockets were on
+            pass
+
+    def _close_executor_now(self, executor: Executor) -> None:
+        """At shutdown: close ``executor`` on the engine and wait; a failure stops nothing else."""
+        try:
+            self.engine.run(executor.aclose())
+        except EngineStopped:
+            pass
+        except Exception:  # the store must still be flushed and closed after this
+            log.exception("boonb: closing the %s executor failed", executor.name)
 
     @property
     def export(self) -> LiveExport | None:
@@ -327,6 +413,10 @@ class Runtime:
             self._tasks.close()  # no new starts; the engine's shutdown cancels what runs
         if self._workflows is not None and self.engine.running:
             self.engine.run(self._workflows.aclose())  # stop the sandbox workers first
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            self._close_executor_now(executor)
         self.engine.shutdown()
         self._stop_listening()
         with self._export_sync:
@@ -335,6 +425,11 @@ class Runtime:
             self._close_store()
             if self._sim is not None:
                 self._sim.stop()
+
+
+def _executor_settings(settings: config.Settings) -> tuple[str, str | None]:
+    """The settings an executor built from them follows."""
+    return settings.executor, settings.dask_address
 
 
 def _noop() -> None:

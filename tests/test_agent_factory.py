@@ -258,3 +258,11 @@ def test_a_restored_sub_chat_keeps_recording_under_the_call_that_started_it(
     parts.engine.run(restored.run("and three?"))
     roots = parts.rows("SELECT DISTINCT root_id FROM tool_traces WHERE chat_id = ?", child.chat_id)
     assert roots == [(parent.chat_id,)]
+
+
+def test_a_new_agent_takes_the_chat_id_its_caller_allocated(parts: Parts) -> None:
+    chosen = uuid.uuid4()
+    agent = parts.factory().new_agent(tools=[], chat_id=chosen)
+    assert agent.chat_id == chosen and parts.kept[chosen][0] is agent
+    parts.engine.run(agent.run("hello"))
+    assert parts.rows("SELECT count(*) FROM chats WHERE id = ?", chosen) == [(1,)]

@@ -55,3 +55,47 @@ def test_a_project_that_does_not_exist_is_refused_and_not_created(tmp_path: Path
     assert not typo.exists()
     (tmp_path / "real").mkdir()
     assert config.update(project=str(tmp_path / "real")).project == tmp_path / "real"
+
+
+def test_executor_settings_come_from_the_environment_with_their_defaults() -> None:
+    default = config.from_environment({})
+    assert (default.executor, default.dask_address) == ("local", None)
+    assert (default.dask_agents_per_worker, default.dask_heartbeat_s) == (256, 5.0)
+    settings = config.from_environment(
+        {
+            "BOONB_EXECUTOR": "Dask",  # the value is case-insensitive
+            "BOONB_DASK_ADDRESS": "tls://scheduler:8786",
+            "BOONB_DASK_AGENTS_PER_WORKER": "64",
+            "BOONB_DASK_HEARTBEAT_S": "0.5",
+        }
+    )
+    assert settings.executor == "dask" and settings.dask_address == "tls://scheduler:8786"
+    assert (settings.dask_agents_per_worker, settings.dask_heartbeat_s) == (64, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("BOONB_EXECUTOR", "ray", "'local' or 'dask'"),
+        ("BOONB_DASK_ADDRESS", "http://scheduler:8787", "dashboard's http:// URL"),
+        ("BOONB_DASK_ADDRESS", "tcp://", "such as tcp://10.0.0.5:8786"),
+        ("BOONB_DASK_AGENTS_PER_WORKER", "0", "greater than or equal to 1"),
+        ("BOONB_DASK_HEARTBEAT_S", "0", "greater than or equal to 0.1"),
+        ("BOONB_DASK_HEARTBEAT_S", "often", "valid number"),
+    ],
+)
+def test_bad_executor_settings_are_refused_naming_the_variable(
+    variable: str, value: str, says: str
+) -> None:
+    with pytest.raises(config.ConfigError) as refused:
+        config.from_environment({variable: value})
+    assert variable in str(refused.value) and says in str(refused.value)
+
+
+def test_executor_settings_change_at_run_time_and_bad_ones_change_nothing() -> None:
+    config.update(executor="dask", dask_address="127.0.0.1:8786")
+    assert config.get_settings().executor == "dask"
+    with pytest.raises(config.ConfigError, match="executor: Input should be 'local' or 'dask'"):
+        config.update(executor="threads", dask_address="tcp://other:8786")
+    assert config.get_settings().dask_address == "127.0.0.1:8786"  # nothing applied
+    assert config.update(dask_address="off").dask_address is None

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from boonb import api
+from boonb.agent.loop import AgentResult
+from boonb.agent.tools import UnknownToolError
+from boonb.executors import AgentRunSpec
+from boonb.executors.local import LocalExecutor
 from boonb.frames import Frame, WorkflowLog, WorkflowStep
 from boonb.runtime import Runtime
 from boonb.sim import Rule
@@ -31,7 +33,8 @@ def _run(runtime: Runtime, *, budget: int = 100_000, cache: bool = True) -> Work
         uuid.uuid4(),
         "test",
         bus=runtime.bus,
-        new_agent=functools.partial(api.new_agent, runtime=runtime),
+        executor=lambda: runtime.executor,
+        tools=runtime.tools,
         budget=budget,
         cache=ResultCache(runtime.store) if cache else None,
         default_model="sim-chat",
@@ -121,3 +124,49 @@ def test_unknown_agents_are_a_clear_error(runtime: Runtime) -> None:
     run = _run(runtime)
     with pytest.raises(WorkflowError, match="no agent 'ghost' was registered"):
         runtime.engine.run(run.run_agent("ghost", "x"))
+
+
+def test_a_step_naming_an_unknown_tool_fails_before_its_agent_reaches_the_executor(
+    runtime: Runtime,
+) -> None:
+    asked: list[AgentRunSpec] = []
+
+    class Refusing(LocalExecutor):
+        async def run_agent(self, spec: AgentRunSpec) -> AgentResult:
+            asked.append(spec)
+            return await super().run_agent(spec)
+
+    runtime.use_executor(Refusing(runtime.agent_factory))
+    frames = _frames(runtime)
+    run = _run(runtime)
+    run.register(AgentSpec("broken", prompt="B", tools=("no_such_tool",)))
+    with pytest.raises(UnknownToolError, match="no_such_tool"):
+        runtime.engine.run(run.run_agent("broken", "x"))
+    assert asked == [] and run.agents_run == 0
+    steps = [f for f in frames if isinstance(f, WorkflowStep)]
+    assert [(s.state, s.chat_id) for s in steps][-1] == ("failed", None)
+
+
+def test_each_step_runs_on_the_executor_of_the_moment_under_its_agent_row(
+    runtime: Runtime,
+) -> None:
+    asked: list[AgentRunSpec] = []
+
+    class Noting(LocalExecutor):
+        async def run_agent(self, spec: AgentRunSpec) -> AgentResult:
+            asked.append(spec)
+            return await super().run_agent(spec)
+
+    frames = _frames(runtime)
+    run = _run(runtime, cache=False)
+    run.register(AgentSpec("w", prompt="Write.", tools=()))
+    runtime.engine.run(run.run_agent("w", "first"))  # on the runtime's own executor
+    runtime.use_executor(Noting(runtime.agent_factory))
+    runtime.engine.run(run.run_agent("w", {"n": 2}))
+    (spec,) = asked
+    assert spec.prompt == '{"n": 2}' and spec.system_prompt == "Write."
+    assert (spec.agent_id, spec.workflow_run_id) == ("w", run.run_id)
+    assert spec.parent_root_id == run.run_id  # in the run's trace tree
+    step = [f for f in frames if isinstance(f, WorkflowStep) and f.state == "started"][-1]
+    # The step knows its chat (and its agent row) before the run: the spec's.
+    assert (step.chat_id, step.trace_id) == (spec.chat_id, spec.parent_trace_id)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from boonb.agent.loop import DEFAULT_SYSTEM_PROMPT, Agent
 from boonb.agent.provider import ProviderChoice
@@ -33,6 +33,35 @@ from boonb.store import Store
 # What the kernel does with each agent built: keep it live (to send it a follow-up, to
 # show it in a view) and remember its saver. The runtime passes its own.
 Register = Callable[[Agent, SessionSaver], None]
+
+
+class RunSpec(Protocol):
+    """What :meth:`AgentFactory.from_spec` reads of an executor's ``AgentRunSpec``.
+
+    Named by shape: ``boonb.executors`` sits above the agent layer (DESIGN section 1),
+    so this module may not import the spec itself.
+    """
+
+    @property
+    def chat_id(self) -> uuid.UUID: ...
+    @property
+    def system_prompt(self) -> str: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def tools(self) -> Sequence[str] | None: ...
+    @property
+    def budget(self) -> int | None: ...
+    @property
+    def max_turns(self) -> int: ...
+    @property
+    def agent_id(self) -> str | None: ...
+    @property
+    def workflow_run_id(self) -> uuid.UUID | None: ...
+    @property
+    def parent_trace_id(self) -> uuid.UUID | None: ...
+    @property
+    def parent_root_id(self) -> uuid.UUID | None: ...
 
 
 class AgentFactory:
@@ -77,6 +106,7 @@ class AgentFactory:
         agent_id: str | None = None,
         workflow_run_id: uuid.UUID | None = None,
         parent: TraceParent | None = None,
+        chat_id: uuid.UUID | None = None,
     ) -> Agent:
         """A new chat on the configured provider.
 
@@ -84,7 +114,60 @@ class AgentFactory:
         registered tool, an empty list none. An unknown name raises ``UnknownToolError``.
         ``parent`` is where the chat hangs in the trace tree; by default, under the tool
         call that is starting it (if a tool is), else it is a tree of its own.
+        ``chat_id`` is the new chat's id when the caller allocated it (a step or task
+        that must know it before the run); by default a fresh one.
         """
+        return self._new(
+            model=model,
+            tools=tools,
+            budget=budget,
+            max_turns=max_turns,
+            system_prompt=system_prompt,
+            user_ns=user_ns,
+            agent_id=agent_id,
+            workflow_run_id=workflow_run_id,
+            parent=parent if parent is not None else calling_trace(),
+            chat_id=chat_id or uuid.uuid4(),
+        )
+
+    def from_spec(self, spec: RunSpec) -> Agent:
+        """The agent an executor runs for ``spec``: its chat id, tools by name, its parent.
+
+        The spec says all of where the chat hangs in the trace tree: with no parent it is
+        a tree of its own, whatever tool call the executor happens to run inside.
+        """
+        parent = (
+            TraceParent(spec.parent_trace_id, spec.parent_root_id)
+            if spec.parent_trace_id is not None and spec.parent_root_id is not None
+            else None
+        )
+        return self._new(
+            model=spec.model,
+            tools=spec.tools,
+            budget=spec.budget,
+            max_turns=spec.max_turns,
+            system_prompt=spec.system_prompt,
+            user_ns=None,
+            agent_id=spec.agent_id,
+            workflow_run_id=spec.workflow_run_id,
+            parent=parent,
+            chat_id=spec.chat_id,
+        )
+
+    def _new(
+        self,
+        *,
+        model: str | None,
+        tools: Sequence[str | Tool] | None,
+        budget: int | None,
+        max_turns: int,
+        system_prompt: str,
+        user_ns: Mapping[str, Any] | None,
+        agent_id: str | None,
+        workflow_run_id: uuid.UUID | None,
+        parent: TraceParent | None,
+        chat_id: uuid.UUID,
+    ) -> Agent:
         choice = self.provider()
         selected = (
             list(self.tools)
@@ -93,10 +176,10 @@ class AgentFactory:
         )
         agent = self._build(
             choice,
-            chat_id=uuid.uuid4(),
+            chat_id=chat_id,
             agent_id=agent_id,
             workflow_run_id=workflow_run_id,
-            parent=parent if parent is not None else calling_trace(),
+            parent=parent,
             tools=selected,
             user_ns=user_ns,
             model=model or choice.model,

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import JsonValue
 
@@ -67,13 +67,12 @@ from boonb.background.worker import Worker
 from boonb.bus import Bus
 from boonb.config import Settings
 from boonb.engine import Engine
+from boonb.executors import Executor
+from boonb.executors.local import LocalExecutor
 from boonb.frames import ModelCallComplete, TaskProgress, TaskState, TaskUpdate, ToolTraceStart
 from boonb.store import Store
 from boonb.store import tasks as task_rows
 from boonb.store.liveness import process_alive
-
-if TYPE_CHECKING:
-    from boonb.agent.loop import Agent
 
 SUBAGENT_TOOL_NAMES = ("spawn_subagent", "subagent_status", "subagent_result")
 DEFAULT_MAX_DEPTH = 2
@@ -88,6 +87,8 @@ class Tasks:
     Built from the parts it uses, as the workflow manager is: ``store`` and ``settings``
     are read at each use (``%boonb config`` may change them), ``agents`` builds each
     subagent, ``tools`` is the kernel's registry (a subagent's tools come from it).
+    ``executor`` gives, at each start, where subagents run (the runtime's, which the
+    settings can change); by default, here, on ``agents``.
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class Tasks:
         tools: ToolRegistry,
         session_id: uuid.UUID,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        executor: Callable[[], Executor] | None = None,
     ) -> None:
         self.engine = engine
         self.bus = bus
@@ -108,6 +110,7 @@ class Tasks:
         self._settings = settings
         self.agents = agents
         self.tools = tools
+        self._executor = executor or _always(LocalExecutor(agents))
         self.owner = str(session_id)
         """This kernel's session id, as the ``owner`` of the tasks it runs."""
         self.max_depth = max_depth
@@ -134,6 +137,11 @@ class Tasks:
     @property
     def settings(self) -> Settings:
         return self._settings()
+
+    @property
+    def executor(self) -> Executor:
+        """Where the next subagent runs."""
+        return self._executor()
 
     # The public interface.
 
@@ -441,15 +449,18 @@ class Tasks:
                     return live
             return None
 
-    def started(self, live: LiveTask, agent: Agent) -> None:
-        """The worker built the subagent of ``live`` and is about to run it."""
+    def started(self, live: LiveTask, chat_id: uuid.UUID) -> None:
+        """The worker is about to run the subagent of ``live``, whose chat is ``chat_id``.
+
+        Only the id: the agent may be built elsewhere (on a Dask worker). Its frames are
+        matched to the task by this id, and a cancel cancels the worker's asyncio task.
+        """
         with self._lock:
-            live.agent = agent
-            self._by_chat[agent.chat_id] = live.update.task_id
+            self._by_chat[chat_id] = live.update.task_id
         self._change(
             live,
             state="running",
-            chat_id=agent.chat_id,
+            chat_id=chat_id,
             started_at=utc_now(),
             progress=TaskProgress(max_turns=live.payload.max_turns),
         )
@@ -701,3 +712,8 @@ class Tasks:
             else s
             for s in stored
         ]
+
+
+def _always(executor: Executor) -> Callable[[], Executor]:
+    """``executor``, as the callable a runtime's changing executor is given by."""
+    return lambda: executor

@@ -22,12 +22,13 @@ from typing import Any, Protocol, TypeVar
 from pydantic import ValidationError
 
 from boonb.agent.factory import AgentFactory
-from boonb.agent.loop import Agent, AgentResult
+from boonb.agent.loop import AgentResult
 from boonb.background.live import LiveTask
 from boonb.background.models import SUBAGENT_ID_PREFIX, TaskPayload, TaskResult, TaskSummary
 from boonb.config import Settings
 from boonb.engine import Engine
 from boonb.errors import BoonbError
+from boonb.executors import AgentRunSpec, Executor
 from boonb.frames import TaskState
 from boonb.store import Database, Store
 from boonb.store import tasks as task_rows
@@ -49,9 +50,11 @@ class TaskHost(Protocol):
     def store(self) -> Store: ...
     @property
     def settings(self) -> Settings: ...
+    @property
+    def executor(self) -> Executor: ...
     def next_pending(self) -> LiveTask | None: ...
     def tools_for(self, payload: TaskPayload) -> list[str]: ...
-    def started(self, live: LiveTask, agent: Agent) -> None: ...
+    def started(self, live: LiveTask, chat_id: uuid.UUID) -> None: ...
     def finished(
         self,
         live: LiveTask,
@@ -164,16 +167,20 @@ class Worker:
         tasks = self.tasks
         payload = live.payload
         try:
-            agent = tasks.agents.new_agent(
+            spec = AgentRunSpec(
+                chat_id=uuid.uuid4(),  # known before the run, so the task row shows its chat
+                prompt=payload.prompt,
+                images=tuple(payload.images),
                 model=payload.model,
-                tools=tasks.tools_for(payload),
+                tools=tuple(tasks.tools_for(payload)),
                 budget=payload.budget,
                 max_turns=payload.max_turns,
                 agent_id=f"{SUBAGENT_ID_PREFIX}{str(live.update.task_id)[:8]}",
-                parent=live.parent,
+                parent_trace_id=live.parent.trace_id if live.parent else None,
+                parent_root_id=live.parent.root_id if live.parent else None,
             )
-            tasks.started(live, agent)
-            result = await agent.run(payload.prompt, images=payload.images)
+            tasks.started(live, spec.chat_id)
+            result = await tasks.executor.run_agent(spec)
         except asyncio.CancelledError:
             if live.cancel_asked:
                 tasks.finished(live, "cancelled", error="cancelled")

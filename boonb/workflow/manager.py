@@ -23,6 +23,8 @@ from boonb.bus import Bus
 from boonb.config import Settings
 from boonb.engine import Engine, EngineFuture
 from boonb.errors import BoonbError, WorkflowError
+from boonb.executors import Executor
+from boonb.executors.local import LocalExecutor
 from boonb.frames import WorkflowState, WorkflowStatus
 from boonb.store import RunDetail, RunPage, Store, WorkflowRunStore
 from boonb.store.liveness import process_alive
@@ -96,18 +98,23 @@ class WorkflowManager:
         settings: Callable[[], Settings],
         agents: AgentFactory,
         session_id: uuid.UUID,
+        executor: Callable[[], Executor] | None = None,
     ) -> None:
         """Built from the parts a run uses, so a test can build one without a runtime.
 
         ``store`` and ``settings`` are read at each use: the user can point the kernel at
         another database or change limits at run time (``%boonb config``). ``agents``
         builds every agent a run starts; ``session_id`` tags the runs of this kernel.
+        ``executor`` gives, as each run starts, where its agents run (the runtime's, which
+        the settings can change); by default, in this kernel, on ``agents``.
         """
         self.engine = engine
         self.bus = bus
         self._store = store
         self._settings = settings
         self.agents = agents
+        local = LocalExecutor(agents)
+        self._executor = executor or (lambda: local)
         self.session_id = session_id
         self._discovery: Discovery | None = None
         self._runs: dict[uuid.UUID, _Run] = {}
@@ -384,7 +391,8 @@ class WorkflowManager:
                     run.status.run_id,
                     run.status.workflow,
                     bus=self.bus,
-                    new_agent=self.agents.new_agent,
+                    executor=self._executor,
+                    tools=self.agents.tools,
                     budget=run.status.budget or 0,
                     cache=self._cache,
                     default_model=choice.model,

@@ -33,9 +33,10 @@ from typing import Literal
 
 from pydantic import JsonValue
 
-from boonb.agent.recorder import TraceParent
+from boonb.agent.tools.registry import ToolRegistry
 from boonb.bus import Bus
 from boonb.errors import WorkflowError
+from boonb.executors import AgentRunSpec, Executor
 from boonb.frames import (
     Frame,
     ModelCallComplete,
@@ -72,8 +73,6 @@ class AgentSpec:
     cache: bool = True
 
 
-NewAgent = Callable[..., object]
-
 NO_SESSION = uuid.UUID(int=0)
 """The session of a run's own rows when the run was not told its kernel session."""
 
@@ -102,7 +101,11 @@ class _Span:
 
 
 class WorkflowRun:
-    """One run's agents, budgets, phase and progress."""
+    """One run's agents, budgets, phase and progress.
+
+    ``executor`` gives, at each agent call, where the agent runs: the kernel's executor,
+    which ``%boonb config executor=...`` may change (or fail to connect, failing that step).
+    """
 
     def __init__(
         self,
@@ -110,17 +113,21 @@ class WorkflowRun:
         workflow: str,
         *,
         bus: Bus,
-        new_agent: NewAgent,
+        executor: Callable[[], Executor],
         budget: int,
         cache: ResultCache | None,
         default_model: str,
         session_id: uuid.UUID | None = None,
+        tools: ToolRegistry | None = None,
     ) -> None:
+        # ``tools`` (the kernel's) lets a step naming a tool nobody registered fail before
+        # its agent is sent to the executor, which may be a Dask worker.
         self.run_id = run_id
         self.session_id = session_id or NO_SESSION
         self.workflow = workflow
         self.bus = bus
-        self.new_agent = new_agent
+        self.executor = executor
+        self.tools = tools
         self.cache = cache
         self.default_model = default_model
         self.budget = Budget(budget)
@@ -256,19 +263,24 @@ class WorkflowRun:
             if cached is not None:
                 return cached
         try:
-            agent = self.new_agent(
-                model=spec.model,
-                tools=tools,
-                system_prompt=spec.prompt,
-                agent_id=spec.id,
-                workflow_run_id=self.run_id,
-                max_turns=AGENT_MAX_TURNS,
-                parent=TraceParent(span.id, self.run_id),  # under its agent row, in the tree
-            )
-        except Exception as exc:  # e.g. an unknown tool: the step fails before it runs
+            if tools is not None and self.tools is not None:
+                self.tools.resolve(tools)  # an unknown tool: the step fails before it runs
+        except Exception as exc:
             self._fail(span, step, input, str(exc), None)
             raise
-        chat_id: uuid.UUID = agent.chat_id  # type: ignore[attr-defined]
+        run = AgentRunSpec(
+            chat_id=uuid.uuid4(),  # known before the run: the step and budgets go by it
+            prompt=_as_prompt(input),
+            system_prompt=spec.prompt,
+            model=spec.model,
+            tools=tuple(tools) if tools is not None else None,
+            max_turns=AGENT_MAX_TURNS,
+            agent_id=spec.id,
+            workflow_run_id=self.run_id,
+            parent_trace_id=span.id,  # under its agent row, in the tree
+            parent_root_id=self.run_id,
+        )
+        chat_id = run.chat_id
         step = replace(step, chat_id=chat_id)
         task = asyncio.current_task()
         assert task is not None
@@ -278,7 +290,7 @@ class WorkflowRun:
         self._send_step(step)
         self.agents_run += 1
         try:
-            result = await agent.run(_as_prompt(input))  # type: ignore[attr-defined]
+            result = await self.executor().run_agent(run)
         except asyncio.CancelledError:
             spent = next((b for b in scope.budgets if b.exceeded), None)
             if spent is None:

@@ -1,0 +1,122 @@
+"""The runtime's executor: built from the settings, replaced by ``use_executor``, closed at the end.
+
+A real Runtime (its simulator over HTTP, its engine, a DuckDB file). The executor
+installed here records what it is asked and runs it on the local executor, so the test
+sees which executor background tasks and workflow agents went through.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Literal
+
+import pytest
+
+from boonb import api, config
+from boonb.agent.loop import AgentResult
+from boonb.background import SUBAGENT_ID_PREFIX
+from boonb.executors import AgentRunSpec, ExecutorStatus
+from boonb.executors.local import LocalExecutor
+from boonb.runtime import Runtime
+
+
+class Recording:
+    """An executor that notes each spec and where it was closed, running agents locally."""
+
+    name: Literal["local", "dask"] = "local"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.local = LocalExecutor(runtime.agent_factory)
+        self.specs: list[AgentRunSpec] = []
+        self.closed = threading.Event()
+        self.closed_on: str | None = None
+
+    async def run_agent(self, spec: AgentRunSpec) -> AgentResult:
+        self.specs.append(spec)
+        return await self.local.run_agent(spec)
+
+    def describe(self) -> ExecutorStatus:
+        return ExecutorStatus(name="local", problem="recording")
+
+    async def aclose(self) -> None:
+        self.closed_on = threading.current_thread().name
+        self.closed.set()
+
+
+@pytest.fixture
+def runtime() -> Iterator[Runtime]:
+    config.get_settings().project.mkdir(parents=True, exist_ok=True)
+    made = Runtime()
+    made.simulator().latency = 0
+    yield made
+    made.shutdown()
+
+
+def test_the_default_executor_runs_agents_in_this_kernel(runtime: Runtime) -> None:
+    executor = runtime.executor
+    assert isinstance(executor, LocalExecutor)
+    assert executor.factory is runtime.agent_factory
+    assert runtime.executor is executor  # built once, not at each use
+
+
+def test_background_tasks_run_on_the_installed_executor_with_their_chat_known_first(
+    runtime: Runtime,
+) -> None:
+    recording = Recording(runtime)
+    runtime.use_executor(recording)
+    handle = api.spawn("say hi", tools=[], runtime=runtime)
+    ended = handle.wait(60)
+    assert ended.state == "completed"
+    (spec,) = recording.specs
+    assert ended.chat_id == spec.chat_id  # the task row names the chat the executor ran
+    assert spec.agent_id is not None and spec.agent_id.startswith(SUBAGENT_ID_PREFIX)
+    assert spec.tools == () and spec.prompt == "say hi"
+
+
+def test_a_new_executor_closes_the_old_one_on_the_engine(runtime: Runtime) -> None:
+    first, second = Recording(runtime), Recording(runtime)
+    runtime.use_executor(first)
+    runtime.use_executor(second)
+    assert first.closed.wait(10) and first.closed_on == "boonb-engine"
+    assert runtime.executor is second and not second.closed.is_set()
+
+
+def test_changing_the_executor_settings_drops_the_executor_and_others_keep_it(
+    runtime: Runtime,
+) -> None:
+    recording = Recording(runtime)
+    runtime.use_executor(recording)
+    config.update(model="sim-chat")  # not about where agents run
+    assert runtime.executor is recording
+    config.update(dask_address="tcp://127.0.0.1:8786")
+    assert recording.closed.wait(10)
+    rebuilt = runtime.executor
+    assert isinstance(rebuilt, LocalExecutor)  # executor=local still: built anew from settings
+    config.update(dask_address="off")
+    assert runtime.executor is not rebuilt
+
+
+def test_shutdown_closes_the_executor(runtime: Runtime) -> None:
+    recording = Recording(runtime)
+    runtime.use_executor(recording)
+    runtime.shutdown()
+    assert recording.closed.is_set() and recording.closed_on == "boonb-engine"
+
+
+SCRIPT = """
+writer = agent("writer", prompt="You write one line.")
+result = writer.run("a line about ducks")
+"""
+
+
+@pytest.mark.slow  # a sandbox worker process
+def test_workflow_agents_run_on_the_installed_executor(runtime: Runtime) -> None:
+    recording = Recording(runtime)
+    runtime.use_executor(recording)
+    run_id = runtime.workflows.run_script(SCRIPT)
+    status = runtime.workflows.wait(run_id, timeout=120)
+    assert status.state == "completed", status
+    (spec,) = recording.specs
+    assert (spec.agent_id, spec.workflow_run_id) == ("writer", run_id)
+    assert spec.system_prompt == "You write one line." and spec.max_turns == 8
