@@ -64,6 +64,24 @@ def snapshot(agent: Agent, *, agent_session_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
+def adopted(
+    snap: dict[str, Any], *, agent_session_id: uuid.UUID, session_id: uuid.UUID
+) -> dict[str, Any]:
+    """A snapshot taken in another process, as this kernel's own (a copy).
+
+    An agent run on a Dask worker sends its snapshots to the kernel that owns its session:
+    the saved row must name this kernel's session and process, so ``mark_interrupted``
+    and resume treat it exactly as a local agent's.
+    """
+    return {
+        **snap,
+        "agent_session_id": str(agent_session_id),
+        "session_id": str(session_id),
+        "kernel_pid": os.getpid(),
+        "hostname": socket.gethostname(),
+    }
+
+
 @dataclass
 class _Pending:
     snapshot: dict[str, Any]
@@ -100,13 +118,21 @@ class SessionSaver:
 
         The state is captured now, at the boundary, and the newest capture is written.
         """
+        self.save(snapshot(agent, agent_session_id=self.agent_session_id), final=final)
+
+    def save(self, captured: dict[str, Any], *, final: bool) -> None:
+        """Save a snapshot taken at a boundary, as :meth:`__call__` does with its own.
+
+        For an agent that runs elsewhere (a Dask worker) and sends its snapshots here:
+        the kernel owns the session, so its rows and ``session_saved`` frames are the
+        kernel's, in the same order and with the same debounce as a local agent's.
+        """
         loop = asyncio.get_running_loop()
-        captured = snapshot(agent, agent_session_id=self.agent_session_id)
         if self._pending is None:
             self._pending = _Pending(captured)
         else:
             self._pending.snapshot = captured
-        if final or not self._saved or agent.phase != "tools":
+        if final or not self._saved or captured["phase"] != "tools":
             if self._pending.timer is not None:
                 self._pending.timer.cancel()
             self._write()
@@ -183,4 +209,3 @@ def list_sessions(store: Store, *, include_children: bool = False) -> list[Saved
 def load_snapshot(store: Store, agent_session_id: uuid.UUID) -> dict[str, Any] | None:
     store.writer.flush()
     return agent_sessions.load_session(store.db, agent_session_id)
-    return True

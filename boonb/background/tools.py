@@ -29,7 +29,7 @@ from boonb.frames import TaskUpdate
 def subagent_tools(tasks: Callable[[], Tasks]) -> list[Tool]:
     """The three tools, acting on the service ``tasks()`` returns (read at each call)."""
 
-    @tool
+    @tool(kernel_only=True)
     async def spawn_subagent(
         prompt: str,
         model: str | None = None,
@@ -69,7 +69,7 @@ def subagent_tools(tasks: Callable[[], Tasks]) -> list[Tool]:
         await _written(tasks())
         return {"task_id": str(update.task_id), "status": "pending"}
 
-    @tool
+    @tool(kernel_only=True)
     async def subagent_status(task_id: str) -> dict[str, Any]:
         """Where a subagent you spawned stands: status, progress, when it started and ended.
 
@@ -95,7 +95,7 @@ def subagent_tools(tasks: Callable[[], Tasks]) -> list[Tool]:
             status["error"] = update.error
         return status
 
-    @tool
+    @tool(kernel_only=True)
     async def subagent_result(task_id: str) -> dict[str, Any]:
         """The answer of a subagent you spawned, once it has completed.
 

@@ -29,10 +29,15 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 class Tool:
     """One callable tool: name, description, JSON schema of its arguments, and the function."""
 
-    __slots__ = ("_schema", "description", "function", "name", "parameters")
+    __slots__ = ("_schema", "description", "function", "kernel_only", "name", "parameters")
 
     def __init__(
-        self, function: Callable[..., Any], *, name: str, description: str | None = None
+        self,
+        function: Callable[..., Any],
+        *,
+        name: str,
+        description: str | None = None,
+        kernel_only: bool = False,
     ) -> None:
         if not _NAME.match(name):
             raise TypeError(
@@ -44,6 +49,9 @@ class Tool:
         self.name = name
         self.description = description if description is not None else self._schema.description
         self.parameters: dict[str, Any] = self._schema.parameters
+        self.kernel_only = kernel_only
+        """It needs the kernel (its namespace, its tasks): an agent on a Dask worker may
+        not call it, though it keeps it in its prompt (see ``boonb.executors.host``)."""
 
     def __repr__(self) -> str:
         return f"Tool(name={self.name!r})"
@@ -112,7 +120,7 @@ class Tool:
 def tool(fn: Callable[..., Any], /) -> Tool: ...
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None
+    *, name: str | None = None, description: str | None = None, kernel_only: bool = False
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -120,8 +128,12 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
+    kernel_only: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a :class:`Tool` from a typed function; use as ``@tool`` or ``@tool(name=...)``.
+
+    ``kernel_only=True`` marks a tool that only works in the kernel (it reads the
+    notebook or the kernel's tasks), so agents run elsewhere refuse to call it.
 
     The description defaults to the docstring's first paragraph; argument descriptions come
     from ``Annotated[T, Field(description=...)]`` or the docstring's ``Args:`` section.
@@ -131,7 +143,12 @@ def tool(
     def decorate(function: Callable[..., Any]) -> Tool:
         if isinstance(function, Tool) or not callable(function):
             raise TypeError(f"@tool expects a function, got {type(function).__name__}")
-        return Tool(function, name=name or function.__name__, description=description)
+        return Tool(
+            function,
+            name=name or function.__name__,
+            description=description,
+            kernel_only=kernel_only,
+        )
 
     if fn is None:
         return decorate

@@ -28,7 +28,7 @@ _repr.maxother = MAX_REPR_CHARS
 _repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 10
 
 
-@tool
+@tool(kernel_only=True)  # the notebook's namespace is the kernel's
 def notebook_vars(context: ToolContext, name_filter: str | None = None) -> dict[str, Any]:
     """List the notebook's variables: name, type, shape/dtype or length, and a short repr.
 

@@ -1,0 +1,606 @@
+"""A remote agent without Dask: ``AgentHost`` on one side, ``Replay`` on the other.
+
+Each test builds two "kernels" from real parts (an engine, a bus, a DuckDB file, the
+simulator over HTTP, an ``AgentFactory``) and runs the same spec on both: through the
+``LocalExecutor`` on one, and through an ``AgentHost`` whose batches go through msgpack
+(as ``Worker.log_event`` sends them) into the other kernel's ``Replay`` on the other.
+Arguments and replies go through pickle, as an actor's do. The stored rows and the
+frames each kernel's bus carried must be the same, ids and times aside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import dataclasses
+import io
+import json
+import logging
+import os
+import pickle
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import msgpack
+import pytest
+
+from boonb import config
+from boonb.agent import default_registry, tool
+from boonb.agent.factory import AgentFactory
+from boonb.agent.loop import Agent, AgentResult
+from boonb.agent.provider import ProviderChoice, choose_provider
+from boonb.agent.sessions import SessionSaver
+from boonb.agent.tools import ToolError, ToolRegistry
+from boonb.attachments import AttachmentStore
+from boonb.bus import Bus
+from boonb.engine import Engine
+from boonb.errors import ExecutorError
+from boonb.executors import wire
+from boonb.executors.host import AgentHost, kernel_only_message
+from boonb.executors.local import LocalExecutor
+from boonb.executors.replay import Replay
+from boonb.executors.spec import AgentRunSpec
+from boonb.frames import Frame, SessionSaved, frame_adapter
+from boonb.providers import ChatClient
+from boonb.sim import Rule, SimServer
+from boonb.store import STORED_FRAME_TYPES, Store
+
+TOPIC = "boonb-test"
+CANARY = "sk-CANARY-0123456789-never-anywhere"
+TIME_KEYS = frozenset(
+    {"started_at", "finished_at", "latency_ms", "created_at", "last_update", "wall_time_s"}
+)
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+@dataclass
+class Kernel:
+    """What a kernel gives its agents: bus, store, simulator, factory; the frames it saw."""
+
+    engine: Engine
+    bus: Bus
+    store: Store
+    sim: SimServer
+    api_key: str | None = None
+    session_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    frames: list[Frame] = field(default_factory=list)
+    tools: ToolRegistry = field(default_factory=default_registry)
+
+    def __post_init__(self) -> None:
+        self.tools.register(add)
+        self.bus.subscribe(self.frames.append)
+        self.bus.subscribe(self.store.writer.enqueue_frame, types=STORED_FRAME_TYPES)
+        self.factory = AgentFactory(
+            bus=self.bus,
+            store=lambda: self.store,
+            settings=config.get_settings,
+            provider=self.provider,
+            client=lambda c: ChatClient(c.profile, api_key=c.api_key, model=c.model),
+            tools=self.tools,
+            session_id=self.session_id,
+            register=_keep_nothing,
+        )
+
+    def provider(self) -> ProviderChoice:
+        choice = choose_provider(config.get_settings(), sim_base_url=self.sim.base_url)
+        return dataclasses.replace(choice, api_key=self.api_key)
+
+    def dump(self) -> dict[str, list[Any]]:
+        """Every row the runs left, ids by first appearance and times left out."""
+        self.store.writer.flush()
+        ids = _Ids(self.sim.base_url)
+        queries = {
+            "chats": "SELECT * FROM chats ORDER BY created_at",
+            "tool_traces": "SELECT * FROM tool_traces ORDER BY started_at, kind",
+            "cache_stats": "SELECT c.* FROM cache_stats c JOIN tool_traces t ON t.id = c.trace_id "
+            "ORDER BY t.started_at, c.segment",
+            "messages": "SELECT * FROM messages ORDER BY created_at, rowid",
+            "message_parts": "SELECT p.* FROM message_parts p JOIN messages m "
+            "ON m.id = p.message_id ORDER BY m.created_at, m.rowid, p.position",
+            "agent_sessions": "SELECT * FROM agent_sessions ORDER BY chat_id",
+        }
+        dumped: dict[str, list[Any]] = {}
+        with self.store.db.connection() as con:
+            for table, sql in queries.items():
+                cursor = con.execute(sql)
+                names = [d[0] for d in cursor.description]
+                dumped[table] = [
+                    ids.canon(dict(zip(names, row, strict=True))) for row in cursor.fetchall()
+                ]
+        return dumped
+
+    def shown(self) -> tuple[list[Any], list[tuple[str, int]]]:
+        """The frames the bus carried, ids by first appearance, times left out; and apart,
+        the session saves (announced once on disk, so their place among the rest varies)."""
+        ids = _Ids(self.sim.base_url)
+        rest = [
+            ids.canon(frame_adapter.dump_python(f, mode="json"))
+            for f in self.frames
+            if not isinstance(f, SessionSaved)
+        ]
+        saves: list[tuple[str, int]] = [
+            (f.state, f.turn_number) for f in self.frames if isinstance(f, SessionSaved)
+        ]
+        return rest, saves
+
+    def sessions(self) -> list[tuple[Any, ...]]:
+        self.store.writer.flush()
+        with self.store.db.connection() as con:
+            return con.execute(
+                "SELECT state, session_id, kernel_pid, snapshot FROM agent_sessions"
+            ).fetchall()
+
+
+def _keep_nothing(agent: Agent, saver: SessionSaver) -> None:
+    pass  # remote chats are not live in the kernel; local ones need not be for these tests
+
+
+class _Ids:
+    """Names ids by order of first appearance, so two runs compare with ids aside.
+
+    The simulator's address is named too: each kernel has its own simulator.
+    """
+
+    def __init__(self, sim_url: str) -> None:
+        self.names: dict[str, str] = {sim_url: "<sim>"}
+
+    def name(self, value: str) -> str:
+        return self.names.setdefault(value, f"id{len(self.names)}")
+
+    def canon(self, value: Any) -> Any:
+        if isinstance(value, uuid.UUID):
+            return self.name(str(value))
+        if isinstance(value, datetime):
+            return "<time>"
+        if isinstance(value, dict):
+            return {k: self.canon(v) for k, v in value.items() if k not in TIME_KEYS}
+        if isinstance(value, list | tuple):
+            return [self.canon(v) for v in value]
+        if isinstance(value, str):
+            if value in self.names:
+                return self.names[value]
+            try:
+                return self.name(str(uuid.UUID(value)))
+            except ValueError:
+                pass
+            if value[:1] in "{[":
+                try:
+                    return self.canon(json.loads(value))
+                except ValueError:
+                    return value
+        return value
+
+
+def over_the_wire(message: dict[str, Any]) -> Any:
+    return msgpack.unpackb(msgpack.packb(message))
+
+
+def pickled(value: Any) -> Any:
+    return pickle.loads(pickle.dumps(value))
+
+
+class Remote:
+    """A kernel running its agents on an ``AgentHost``, as the Dask executor does."""
+
+    def __init__(
+        self, kernel: Kernel, attachments: Path, *, hold: bool = False, lease_s: float = 30
+    ) -> None:
+        self.kernel = kernel
+        self.replay = Replay(kernel.factory)
+        self.hold = hold
+        """Keep the batches instead of feeding them (to deliver them late, or not at all)."""
+        self.batches: list[Any] = []
+        self.host = AgentHost(emit=self._emit, attachments_dir=attachments, lease_s=lease_s)
+
+    def _emit(self, topic: str, batch: dict[str, Any]) -> None:
+        assert topic == TOPIC
+        received = over_the_wire(batch)
+        self.batches.append(received)
+        if not self.hold:
+            self.replay.feed(received)
+
+    async def send(self, spec: AgentRunSpec) -> dict[str, Any]:
+        """Start the run on the host; its reply, as the kernel receives it."""
+        self.replay.begin(spec)
+        tools = cloudpickle.loads(cloudpickle.dumps(list(self.kernel.tools)))
+        await self.host.register_tools(tools)
+        provider = wire.provider_wire(
+            self.kernel.provider(),
+            tool_output_max_chars=config.get_settings().tool_output_max_chars,
+        )
+        project = config.get_settings().project
+        images = wire.image_blobs(spec.images, AttachmentStore(project))
+        reply = await self.host.run(
+            pickled(spec),
+            pickled(provider),
+            pickled(images),
+            TOPIC,
+            project_root=str(config.get_settings().project),
+        )
+        return pickled(reply)
+
+    async def run(self, spec: AgentRunSpec) -> AgentResult:
+        reply = await self.send(spec)
+        try:
+            await self.replay.finished(str(spec.chat_id), reply["last_seq"])
+            return wire.result_of(reply)
+        finally:
+            self.replay.forget(str(spec.chat_id))
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    made = Engine()
+    yield made
+    made.shutdown()
+
+
+@pytest.fixture
+def kernels(tmp_path: Path, engine: Engine) -> Iterator[tuple[Kernel, Kernel]]:
+    """A local kernel and a remote one, each with its own database and simulator.
+
+    Each has its own simulator: the simulator's prefix cache would give a second run
+    cache hits the first did not have.
+    """
+    with SimServer(latency=0.02) as sim_a, SimServer(latency=0.02) as sim_b:
+        made = []
+        for name, sim in (("local", sim_a), ("remote", sim_b)):
+            store = Store(tmp_path / name / "boonb.duckdb", flush_interval=0.05)
+            made.append(Kernel(engine, Bus(), store, sim))
+        yield made[0], made[1]
+        for kernel in made:
+            kernel.store.close()
+
+
+def two_turn_spec(**fields: Any) -> AgentRunSpec:
+    values: dict[str, Any] = {
+        "chat_id": uuid.uuid4(),
+        "prompt": "please add 2 and 3",
+        "tools": ("add", "list_files"),
+        "agent_id": "adder",
+        "max_turns": 4,
+        "budget": 100_000,
+        "parent_trace_id": uuid.uuid4(),
+        "parent_root_id": uuid.uuid4(),
+    }
+    values.update(fields)
+    return AgentRunSpec(**values)
+
+
+ADD_RULE = Rule("please add", tool_calls=[{"name": "add", "arguments": {"a": 2, "b": 3}}])
+
+
+def test_a_remote_run_leaves_the_rows_frames_and_result_of_a_local_run(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    local, remote = kernels
+    for kernel in kernels:
+        kernel.sim.add_rule(ADD_RULE)
+    spec = two_turn_spec()
+
+    here = local.engine.run(LocalExecutor(local.factory).run_agent(spec))
+    there = remote.engine.run(Remote(remote, tmp_path / "worker").run(spec))
+
+    assert there.stats.turns == 2 and there.stats.tool_calls == 1  # the tool was called
+    assert (there.content, there.stop_reason, there.stats) == (
+        here.content,
+        here.stop_reason,
+        here.stats,
+    )
+    rows_here, rows_there = local.dump(), remote.dump()
+    assert [r["kind"] for r in rows_there["tool_traces"]] == ["model", "tool", "model"]
+    assert rows_there["tool_traces"][1]["output"] == "5"  # JSON text
+    for table in rows_here:
+        assert rows_there[table] == rows_here[table], table
+    assert remote.shown() == local.shown()
+    # The rows are this kernel's: its session, its process; none is the worker's stand-in.
+    ((state, session_id, pid, snap),) = remote.sessions()
+    assert (state, session_id, pid) == ("awaiting_input", remote.session_id, os.getpid())
+    assert json.loads(snap)["session_id"] == str(remote.session_id)
+    with remote.store.db.connection() as con:
+        sessions = con.execute("SELECT DISTINCT session_id FROM tool_traces").fetchall()
+    assert sessions == [(remote.session_id,)]
+
+
+def test_a_remote_cancel_closes_the_run_as_a_local_cancel_does(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    local, remote = kernels
+    for kernel in kernels:
+        kernel.sim.add_rule(Rule("think slowly", latency=30))
+    spec = two_turn_spec(prompt="think slowly about it")
+
+    running = local.engine.submit(LocalExecutor(local.factory).run_agent(spec))
+    wait_until(lambda: local.sim.requests)  # the model call is under way
+    running.cancel()
+    with pytest.raises(concurrent.futures.CancelledError):
+        running.result(10)
+
+    there = Remote(remote, tmp_path / "worker")
+    reply = remote.engine.submit(there.send(spec))
+    wait_until(lambda: remote.sim.requests)
+    assert remote.engine.run(there.host.runs()) == [str(spec.chat_id)]
+    assert remote.engine.run(there.host.cancel(str(spec.chat_id))) is True
+    answer = reply.result(10)
+    remote.engine.run(there.replay.finished(str(spec.chat_id), answer["last_seq"]))
+    with pytest.raises(asyncio.CancelledError):
+        wire.result_of(answer)
+
+    assert remote.engine.run(there.host.runs()) == []
+    rows_here, rows_there = local.dump(), remote.dump()
+    assert [(r["kind"], r["outcome"]) for r in rows_there["tool_traces"]] == [
+        ("model", "cancelled")
+    ]
+    assert [r["state"] for r in rows_there["agent_sessions"]] == ["cancelled"]
+    for table in rows_here:
+        assert rows_there[table] == rows_here[table], table
+    assert remote.shown() == local.shown()
+
+
+def test_a_kernel_only_tool_is_offered_as_locally_but_refused_on_the_worker(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    local, remote = kernels
+    remote.sim.add_rule(
+        Rule("my variables", tool_calls=[{"name": "notebook_vars", "arguments": {}}])
+    )
+    spec = two_turn_spec(prompt="list my variables", tools=("notebook_vars", "add"))
+
+    result = remote.engine.run(Remote(remote, tmp_path / "worker").run(spec))
+
+    traces = remote.dump()["tool_traces"]
+    assert [(t["kind"], t["tool_name"], t["outcome"]) for t in traces[:2]] == [
+        ("model", traces[0]["tool_name"], "success"),
+        ("tool", "notebook_vars", "error"),
+    ]
+    assert traces[1]["error"] == kernel_only_message("notebook_vars")
+    assert "%boonb config executor=local" in traces[1]["error"]
+    # The model saw the tool as a local agent would, and read why it failed.
+    local_schemas = [t.openai_schema() for t in local.tools.resolve(spec.tools or ())]
+    assert traces[0]["input"]["tool_schemas"] == local_schemas
+    assert result.stats.tool_errors == 1
+    tool_messages = [m for m in remote.dump()["message_parts"] if m["type"] == "tool_result"]
+    assert tool_messages[0]["text"] == f"Error: {kernel_only_message('notebook_vars')}"
+
+
+def test_the_reply_can_arrive_before_its_items_and_the_kernel_waits_for_them(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    _, remote = kernels
+    remote.sim.add_rule(ADD_RULE)
+    spec = two_turn_spec()
+    run_id = str(spec.chat_id)
+    there = Remote(remote, tmp_path / "worker", hold=True)
+
+    async def late_items() -> tuple[bool, int, AgentResult]:
+        reply = await there.send(spec)
+        waiting = asyncio.ensure_future(there.replay.finished(run_id, reply["last_seq"]))
+        for batch in reversed(there.batches[1:]):  # all but the first, backwards
+            there.replay.feed(batch)
+        await asyncio.sleep(0)
+        early = waiting.done()
+        frames_before_first = len(remote.frames)
+        there.replay.feed(there.batches[0])
+        await waiting
+        return early, frames_before_first, wire.result_of(reply)
+
+    early, frames_before_first, result = remote.engine.run(late_items())
+
+    assert len(there.batches) > 2  # the run's items came in several batches
+    assert not early and frames_before_first == 0  # nothing applied out of order
+    assert result.stats.turns == 2
+    sent = [
+        wire.frame_of(item.data).type
+        for batch in there.batches
+        for item in wire.items_of(batch)
+        if item.kind == "frame"
+    ]
+    shown = [f.type for f in remote.frames if not isinstance(f, SessionSaved)]
+    assert shown == sent  # in the run's order
+    assert [m["role"] for m in remote.dump()["messages"]] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
+
+
+def test_items_that_never_come_fail_the_wait_with_an_executor_error(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    _, remote = kernels
+    spec = two_turn_spec(prompt="hello", tools=())
+    there = Remote(remote, tmp_path / "worker", hold=True)
+
+    async def lost_items() -> None:
+        reply = await there.send(spec)
+        there.replay.feed(there.batches[0])
+        await there.replay.finished(str(spec.chat_id), reply["last_seq"], timeout=0.05)
+
+    with pytest.raises(ExecutorError, match="did not all arrive.*what arrived is kept"):
+        remote.engine.run(lost_items())
+
+
+def test_a_run_lost_with_its_worker_is_saved_as_failed(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    _, remote = kernels
+    remote.sim.add_rule(ADD_RULE)
+    spec = two_turn_spec()
+    there = Remote(remote, tmp_path / "worker", hold=True)
+
+    async def dies_after_turn_one() -> None:
+        await there.send(spec)
+        there.replay.feed(there.batches[0])  # the run's start, then the worker died
+        there.replay.lost(str(spec.chat_id), "the worker was killed")
+        for batch in there.batches[1:]:  # what it had sent before dying comes in late
+            there.replay.feed(batch)
+
+    remote.engine.run(dies_after_turn_one())
+
+    ((state, session_id, _, snap),) = remote.sessions()
+    assert (state, session_id) == ("failed", remote.session_id)
+    assert json.loads(snap)["state"] == "failed"
+
+
+def test_a_batch_of_another_version_or_of_an_unknown_run_is_dropped_with_a_log_line(
+    kernels: tuple[Kernel, Kernel], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, remote = kernels
+    replay = Replay(remote.factory)
+    spec = two_turn_spec()
+    replay.begin(spec)
+    turn = wire.json_data({"provider": "sim", "model": "m", "title": "t"})
+    item = wire.Item(str(spec.chat_id), 1, "chat", turn)
+    stranger = wire.Item(str(uuid.uuid4()), 1, "chat", turn)
+
+    with caplog.at_level(logging.INFO, logger="boonb.executors.replay"):
+        remote.engine.run(_feed(replay, {**wire.batch([item]), "v": 2}))
+        remote.engine.run(_feed(replay, wire.batch([stranger])))
+
+    assert "wire version 2" in caplog.text
+    assert f"dropped 1 items of agent run {stranger.run_id}" in caplog.text
+    assert remote.dump()["chats"] == []
+    remote.engine.run(_feed(replay, wire.batch([item])))  # the right version is applied
+    assert len(remote.dump()["chats"]) == 1
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+async def _feed(replay: Replay, batch: dict[str, Any]) -> None:
+    replay.feed(batch)  # on the engine thread, as the Dask executor's topic handler
+
+
+def test_a_frame_of_another_chat_or_a_kernel_frame_from_a_worker_is_not_published(
+    kernels: tuple[Kernel, Kernel],
+) -> None:
+    from boonb.frames import TurnStart
+
+    _, remote = kernels
+    replay = Replay(remote.factory)
+    spec = two_turn_spec()
+    replay.begin(spec)
+    now = datetime.now().astimezone()
+    other_chat = TurnStart(chat_id=uuid.uuid4(), turn_number=1, started_at=now)
+    # A save is the kernel's to announce, once on disk: a worker's would be a lie.
+    forged = SessionSaved(
+        agent_session_id=uuid.uuid4(),
+        chat_id=spec.chat_id,
+        state="completed",
+        turn_number=1,
+        last_update=now,
+    )
+    own = TurnStart(chat_id=spec.chat_id, turn_number=1, started_at=now)
+    frames: list[Frame] = [other_chat, forged, own]
+    items = [
+        wire.Item(str(spec.chat_id), seq, "frame", wire.frame_data(frame))
+        for seq, frame in enumerate(frames, start=1)
+    ]
+    remote.engine.run(_feed(replay, wire.batch(items)))
+    assert remote.frames == [own]
+
+
+def test_an_unknown_tool_name_fails_the_run_as_a_local_run_does(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    _, remote = kernels
+    spec = two_turn_spec(tools=("no_such_tool",))
+    with pytest.raises(ToolError, match="unknown tool 'no_such_tool'"):
+        remote.engine.run(Remote(remote, tmp_path / "worker").run(spec))
+
+
+def test_no_api_key_reaches_an_item_a_row_or_a_log_line(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, remote = kernels
+    remote.api_key = CANARY
+    remote.sim.add_rule(ADD_RULE)
+    there = Remote(remote, tmp_path / "worker")
+    with caplog.at_level(logging.DEBUG):
+        result = remote.engine.run(there.run(two_turn_spec()))
+
+    assert result.stats.turns == 2
+    client = next(iter(there.host._clients.made.values()))
+    assert client._api_key == CANARY  # the worker did get the key...
+    assert CANARY not in repr(there.batches)  # ...and sent none of it back
+    assert CANARY not in json.dumps(remote.dump(), default=str)
+    assert CANARY not in caplog.text
+
+
+def png(color: str) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_remote_run_sends_the_prompts_images_and_records_only_their_references(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    local, remote = kernels
+    data = png("teal")
+    project = config.get_settings().project
+    ref = AttachmentStore(project, upload_dir=tmp_path / "up").add_bytes(data, name="plot.png")
+    spec = two_turn_spec(prompt="what is in this plot?", tools=(), images=(ref,))
+
+    local.engine.run(LocalExecutor(local.factory).run_agent(spec))
+    remote.engine.run(Remote(remote, tmp_path / "worker").run(spec))
+
+    (request,) = remote.sim.requests
+    sent = request["messages"][1]["content"][1]["image_url"]["url"]
+    assert sent == f"data:image/png;base64,{base64.b64encode(data).decode()}"
+    assert (tmp_path / "worker" / ".boonb" / "attachments" / ref.file_name).read_bytes() == data
+    rows_here, rows_there = local.dump(), remote.dump()
+    assert [p["type"] for p in rows_there["message_parts"]][:2] == ["text", "image"]
+    for table in rows_here:
+        assert rows_there[table] == rows_here[table], table
+    assert remote.shown() == local.shown()
+
+
+def test_the_runs_of_a_kernel_that_stopped_pinging_are_cancelled(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    _, remote = kernels
+    remote.sim.add_rule(Rule("think slowly", latency=30))
+    spec = two_turn_spec(prompt="think slowly about it")
+    there = Remote(remote, tmp_path / "worker", lease_s=0.2)  # and nobody pings
+
+    reply = remote.engine.run(there.send(spec))
+
+    assert reply["outcome"] == "cancelled"
+    remote.engine.run(there.replay.finished(str(spec.chat_id), reply["last_seq"]))
+    traces = remote.dump()["tool_traces"]  # the model call, unless cancelled before it
+    assert all(t["outcome"] == "cancelled" for t in traces)
+    assert remote.engine.run(there.host.runs()) == []
+
+
+def test_a_host_says_its_versions_and_refuses_what_is_not_a_tool(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    host = AgentHost(emit=lambda topic, batch: None, attachments_dir=tmp_path)
+
+    async def talk() -> dict[str, Any]:
+        with pytest.raises(TypeError, match="takes Tool objects"):
+            await host.register_tools([add.function])  # type: ignore[list-item]
+        return await host.hello()
+
+    assert asyncio.run(talk()) == {"boonb": version("boonb"), "wire": wire.WIRE_VERSION}
