@@ -6,14 +6,10 @@ import asyncio
 import concurrent.futures
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from boonb.agent.recorder import TraceParent
 from boonb.background.models import TaskPayload, TaskResult
 from boonb.frames import TaskUpdate
-
-if TYPE_CHECKING:
-    from boonb.agent.loop import Agent
 
 
 @dataclass
@@ -27,6 +23,5 @@ class LiveTask:
     done: concurrent.futures.Future[TaskUpdate] = field(default_factory=concurrent.futures.Future)
     """Settles with the final frame once the task has ended."""
     runner: asyncio.Task[None] | None = None
-    agent: Agent | None = None
     result: TaskResult | None = None
     cancel_asked: bool = False
