@@ -8,6 +8,7 @@ first use when no API key is configured. At interpreter exit the engine winds do
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import os
@@ -18,7 +19,7 @@ import uuid
 import weakref
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from boonb import config
 from boonb.agent.factory import AgentFactory
@@ -29,7 +30,7 @@ from boonb.background import SUBAGENT_ID_PREFIX, Tasks, subagent_tools
 from boonb.bus import Bus
 from boonb.engine import Engine, EngineStopped
 from boonb.errors import ConfigError
-from boonb.executors import Executor
+from boonb.executors import AgentRunSpec, Executor, ExecutorStatus
 from boonb.executors.local import LocalExecutor
 from boonb.export import (
     EXPORTED_FRAME_TYPES,
@@ -43,7 +44,7 @@ from boonb.providers import Capabilities, ChatClient
 from boonb.store import STORED_FRAME_TYPES, Row, Store, make_row
 
 if TYPE_CHECKING:
-    from boonb.agent.loop import Agent
+    from boonb.agent.loop import Agent, AgentResult
     from boonb.agent.sessions import SessionSaver
     from boonb.sim import SimServer
     from boonb.workflow.manager import WorkflowManager
@@ -77,9 +78,11 @@ class Runtime:
         self._clients: dict[tuple[str, str, str, str | None, Capabilities], ChatClient] = {}
         self._workflows: WorkflowManager | None = None
         self._tasks: Tasks | None = None
-        self._executor: Executor | None = None
+        self._executor: _InUse | None = None
         self._executor_for: tuple[str, str | None] | None = None
         """``executor`` and ``dask_address`` when the executor was built or installed."""
+        self._retired: list[_InUse] = []
+        """Executors replaced while agents ran on them: each closes after its last run."""
         self._export: LiveExport | None = None
         self._export_target: ExportTarget | None = None
         self._unsubscribe_export = lambda: None
@@ -211,7 +214,7 @@ class Runtime:
                     agents=self.agent_factory,
                     tools=self.tools,
                     session_id=self.session_id,
-                    executor=lambda: self.executor,
+                    executor=self._executor_in_use,
                 )
                 self._tasks.ensure_worker()
             return self._tasks
@@ -231,7 +234,7 @@ class Runtime:
                 settings=lambda: self.settings,
                 agents=self.agent_factory,
                 session_id=self.session_id,
-                executor=lambda: self.executor,
+                executor=self._executor_in_use,
             )
             with self._lock:
                 if self._workflows is None:
@@ -246,19 +249,27 @@ class Runtime:
         ``dask_address`` (connecting may raise ``ExecutorUnavailable``). A change of either
         setting drops the built one, so the next agent connects anew.
         """
-        with self._lock:
-            if self._executor is not None:
-                return self._executor
-            wanted = _executor_settings(self.settings)
-        built = self._build_executor(wanted[0])  # outside the lock: connecting takes time
-        with self._lock:
-            if self._executor is None:
-                self._executor, self._executor_for = built, wanted
-                return built
-            kept = self._executor  # another thread built one meanwhile: keep the first
-        if built is not kept:
-            self._close_executor(built)
-        return kept
+        return self._executor_in_use().executor
+
+    def _executor_in_use(self) -> _InUse:
+        """The executor as tasks and workflows run agents on it: counting its runs."""
+        while True:
+            with self._lock:
+                if self._executor is not None:
+                    return self._executor
+                wanted = _executor_settings(self.settings)
+            built = self._build_executor(wanted[0])  # outside the lock: connecting takes time
+            with self._lock:
+                kept = self._executor  # another thread may have built one meanwhile
+                if kept is None and wanted == _executor_settings(self.settings):
+                    made = self._executor = _InUse(built)
+                    self._executor_for = wanted
+                    return made
+            # Not used by anyone: another thread's is kept, or the settings changed while
+            # it was built (then build for the new ones).
+            self._close_executor(_InUse(built))
+            if kept is not None:
+                return kept
 
     def _build_executor(self, name: str) -> Executor:
         if name == "dask":
@@ -272,20 +283,26 @@ class Runtime:
         return LocalExecutor(self.agent_factory)
 
     def use_executor(self, executor: Executor) -> None:
-        """Run background and workflow agents on ``executor`` from now on; close the old one.
+        """Run background and workflow agents on ``executor`` from now on.
 
-        Agents already running keep the executor they started on until it is closed.
-        It stays until the next call, or until the ``executor`` or ``dask_address``
-        setting changes (``%boonb config executor=local`` goes back to this kernel).
+        Agents already running finish on the executor they started on; the old executor
+        is closed once the last of them has ended (at once if none runs). ``executor``
+        stays until the next call, or until the ``executor`` or ``dask_address`` setting
+        changes (``%boonb config executor=local`` goes back to this kernel), which
+        replaces it the same way.
         """
         with self._lock:
-            old, self._executor = self._executor, executor
+            old = self._executor
+            self._executor = _InUse(executor)
             self._executor_for = _executor_settings(self.settings)
-        if old is not None and old is not executor:
+        if old is not None and old.executor is not executor:
             self._close_executor(old)
 
     def _drop_stale_executor(self) -> None:
-        """After a settings change: forget (and close) a built executor they no longer ask for."""
+        """After a settings change: drop a built executor they no longer ask for.
+
+        It is closed once the agents running on it have ended.
+        """
         with self._lock:
             built = self._executor
             if built is None or self._executor_for == _executor_settings(self.settings):
@@ -293,21 +310,32 @@ class Runtime:
             self._executor, self._executor_for = None, None
         self._close_executor(built)
 
-    def _close_executor(self, executor: Executor) -> None:
-        """Close ``executor`` on the engine, where it was made and its connections live."""
+    def _close_executor(self, executor: _InUse) -> None:
+        """Close ``executor`` on the engine (where its connections live) after its last run."""
+        with self._lock:
+            self._retired = [e for e in self._retired if not e.closed] + [executor]
         try:
-            self.engine.submit(executor.aclose())
+            self.engine.submit(executor.retire())
         except EngineStopped:  # the engine is gone, and with it the loop its sockets were on
             pass
 
-    def _close_executor_now(self, executor: Executor) -> None:
-        """At shutdown: close ``executor`` on the engine and wait; a failure stops nothing else."""
+    def _close_executors_now(self, executors: list[_InUse]) -> None:
+        """At shutdown: interrupt the agents running on ``executors``, then close them.
+
+        The callers (tasks, workflow steps) are cancelled first and record their end as
+        interrupted; only then is each executor closed, so none ends with its error.
+        A failure stops nothing else: the store must still be flushed and closed.
+        """
+
+        async def interrupt_then_close() -> None:
+            await asyncio.gather(*(e.interrupt(SHUTDOWN_GRACE_S) for e in executors))
+            # A failure is logged by close() itself; the others are closed all the same.
+            await asyncio.gather(*(e.close() for e in executors), return_exceptions=True)
+
         try:
-            self.engine.run(executor.aclose())
+            self.engine.run(interrupt_then_close())
         except EngineStopped:
             pass
-        except Exception:  # the store must still be flushed and closed after this
-            log.exception("boonb: closing the %s executor failed", executor.name)
 
     @property
     def export(self) -> LiveExport | None:
@@ -414,9 +442,11 @@ class Runtime:
         if self._workflows is not None and self.engine.running:
             self.engine.run(self._workflows.aclose())  # stop the sandbox workers first
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            self._close_executor_now(executor)
+            current, self._executor = self._executor, None
+            executors = [*self._retired, *([current] if current is not None else [])]
+            self._retired = []
+        if executors:
+            self._close_executors_now(executors)
         self.engine.shutdown()
         self._stop_listening()
         with self._export_sync:
@@ -425,6 +455,77 @@ class Runtime:
             self._close_store()
             if self._sim is not None:
                 self._sim.stop()
+
+
+SHUTDOWN_GRACE_S = 6.0
+"""At shutdown, how long the interrupted agents' callers have to record how they ended:
+a little more than a Dask run's wind-down (5 s) after its cancel."""
+
+
+class _InUse:
+    """An executor as the runtime hands it out: it knows the runs in flight on it.
+
+    So one that is replaced (``use_executor``, a settings change) is closed only after
+    its last run has ended, and at shutdown the runs' callers are interrupted before it
+    closes. Its state is touched on the engine thread only.
+    """
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.name = executor.name
+        self._callers: list[asyncio.Task[Any]] = []
+        self._retired = False
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closing is not None and self._closing.done()
+
+    async def run_agent(self, spec: AgentRunSpec) -> AgentResult:
+        caller = asyncio.current_task()
+        assert caller is not None  # awaited in a task, on the engine
+        self._callers.append(caller)
+        try:
+            return await self.executor.run_agent(spec)
+        finally:
+            self._callers.remove(caller)
+            if self._retired and not self._callers:
+                self.close()
+
+    def describe(self) -> ExecutorStatus:
+        return self.executor.describe()
+
+    async def aclose(self) -> None:
+        await self.close()
+
+    async def retire(self) -> None:
+        """No new runs come: close once the last one running has ended (or now)."""
+        self._retired = True
+        if not self._callers:
+            await self.close()
+
+    async def interrupt(self, timeout: float) -> None:
+        """Cancel the callers of the runs in flight and wait (at most ``timeout``) for them."""
+        callers = list(self._callers)
+        for caller in callers:
+            caller.cancel()
+        if callers:
+            await asyncio.wait(callers, timeout=timeout)
+
+    def close(self) -> asyncio.Task[None]:
+        """Close the executor once (a task on the engine; a failure is logged)."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self.executor.aclose())
+            self._closing.add_done_callback(self._closed)
+        return self._closing
+
+    def _closed(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "boonb: closing the %s executor failed",
+                self.name,
+                exc_info=task.exception(),
+            )
 
 
 def _executor_settings(settings: config.Settings) -> tuple[str, str | None]:

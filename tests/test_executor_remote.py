@@ -41,15 +41,16 @@ from boonb.agent.tools import ToolError, ToolRegistry
 from boonb.attachments import AttachmentStore
 from boonb.bus import Bus
 from boonb.engine import Engine
-from boonb.errors import ExecutorError
+from boonb.errors import AgentError, ExecutorError, WorkerLost
 from boonb.executors import wire
-from boonb.executors.host import AgentHost, kernel_only_message
+from boonb.executors.host import AgentHost, _Clients, kernel_only_message
 from boonb.executors.local import LocalExecutor
 from boonb.executors.replay import Replay
-from boonb.executors.spec import AgentRunSpec
+from boonb.executors.spec import AgentRunSpec, ProviderWire
 from boonb.frames import Frame, SessionSaved, frame_adapter
 from boonb.providers import ChatClient
-from boonb.sim import Rule, SimServer
+from boonb.providers.profiles import OPENAI, Prices
+from boonb.sim import Fault, Rule, SimServer
 from boonb.store import STORED_FRAME_TYPES, Store
 
 TOPIC = "boonb-test"
@@ -195,27 +196,42 @@ class Remote:
     """A kernel running its agents on an ``AgentHost``, as the Dask executor does."""
 
     def __init__(
-        self, kernel: Kernel, attachments: Path, *, hold: bool = False, lease_s: float = 30
+        self,
+        kernel: Kernel,
+        attachments: Path,
+        *,
+        hold: bool = False,
+        lease_s: float = 30,
+        topic: str = TOPIC,
+        host: AgentHost | None = None,
+        grace_s: float = 10.0,
     ) -> None:
         self.kernel = kernel
-        self.replay = Replay(kernel.factory)
+        self.replay = Replay(kernel.factory, grace_s=grace_s)
         self.hold = hold
         """Keep the batches instead of feeding them (to deliver them late, or not at all)."""
         self.batches: list[Any] = []
-        self.host = AgentHost(emit=self._emit, attachments_dir=attachments, lease_s=lease_s)
+        self.topic = topic
+        self.host = host or AgentHost(emit=self.emit, attachments_dir=attachments, lease_s=lease_s)
+        """A host of its own, or one shared with other kernels (each on its own topic)."""
 
-    def _emit(self, topic: str, batch: dict[str, Any]) -> None:
-        assert topic == TOPIC
+    def emit(self, topic: str, batch: dict[str, Any]) -> None:
+        assert topic == self.topic
         received = over_the_wire(batch)
         self.batches.append(received)
         if not self.hold:
             self.replay.feed(received)
 
-    async def send(self, spec: AgentRunSpec) -> dict[str, Any]:
-        """Start the run on the host; its reply, as the kernel receives it."""
+    async def send(self, spec: AgentRunSpec, *, send_tools: bool = True) -> dict[str, Any]:
+        """Start the run on the host; its reply, as the kernel receives it.
+
+        The kernel's tools go first, unless ``send_tools`` is False (the host has them:
+        the Dask executor sends them once per worker).
+        """
         self.replay.begin(spec)
-        tools = cloudpickle.loads(cloudpickle.dumps(list(self.kernel.tools)))
-        await self.host.register_tools(tools)
+        if send_tools:
+            tools = cloudpickle.loads(cloudpickle.dumps(list(self.kernel.tools)))
+            await self.host.register_tools(tools, topic=self.topic)
         provider = wire.provider_wire(
             self.kernel.provider(),
             tool_output_max_chars=config.get_settings().tool_output_max_chars,
@@ -226,13 +242,13 @@ class Remote:
             pickled(spec),
             pickled(provider),
             pickled(images),
-            TOPIC,
+            self.topic,
             project_root=str(config.get_settings().project),
         )
         return pickled(reply)
 
-    async def run(self, spec: AgentRunSpec) -> AgentResult:
-        reply = await self.send(spec)
+    async def run(self, spec: AgentRunSpec, *, send_tools: bool = True) -> AgentResult:
+        reply = await self.send(spec, send_tools=send_tools)
         try:
             await self.replay.finished(str(spec.chat_id), reply["last_seq"])
             return wire.result_of(reply)
@@ -349,7 +365,7 @@ def test_a_remote_cancel_closes_the_run_as_a_local_cancel_does(
     assert remote.shown() == local.shown()
 
 
-def test_a_kernel_only_tool_is_offered_as_locally_but_refused_on_the_worker(
+def test_a_kernel_only_tool_is_offered_with_its_local_schema_but_refused_on_the_worker(
     kernels: tuple[Kernel, Kernel], tmp_path: Path
 ) -> None:
     local, remote = kernels
@@ -576,20 +592,26 @@ def test_a_remote_run_sends_the_prompts_images_and_records_only_their_references
     assert remote.shown() == local.shown()
 
 
-def test_the_runs_of_a_kernel_that_stopped_pinging_are_cancelled(
+def test_a_run_whose_kernel_stopped_pinging_ends_as_worker_lost_not_as_a_cancel(
     kernels: tuple[Kernel, Kernel], tmp_path: Path
 ) -> None:
     _, remote = kernels
     remote.sim.add_rule(Rule("think slowly", latency=30))
     spec = two_turn_spec(prompt="think slowly about it")
-    there = Remote(remote, tmp_path / "worker", lease_s=0.2)  # and nobody pings
+    there = Remote(remote, tmp_path / "worker", lease_s=0.2)
 
-    reply = remote.engine.run(there.send(spec))
+    running = remote.engine.submit(there.send(spec))
+    # Pinged until the model call is under way, then never again.
+    wait_until(lambda: remote.engine.run(there.host.ping(TOPIC)) or remote.sim.requests)
+    reply = running.result(10)
 
-    assert reply["outcome"] == "cancelled"
+    assert reply["outcome"] == "expired"
     remote.engine.run(there.replay.finished(str(spec.chat_id), reply["last_seq"]))
-    traces = remote.dump()["tool_traces"]  # the model call, unless cancelled before it
-    assert all(t["outcome"] == "cancelled" for t in traces)
+    # The kernel asked for no cancel: it hears that the worker lost it, and why.
+    with pytest.raises(WorkerLost, match="had not heard from this kernel for 0 s.*network"):
+        wire.result_of(reply)
+    traces = remote.dump()["tool_traces"]
+    assert [(t["kind"], t["outcome"]) for t in traces] == [("model", "cancelled")]
     assert remote.engine.run(there.host.runs()) == []
 
 
@@ -600,7 +622,275 @@ def test_a_host_says_its_versions_and_refuses_what_is_not_a_tool(tmp_path: Path)
 
     async def talk() -> dict[str, Any]:
         with pytest.raises(TypeError, match="takes Tool objects"):
-            await host.register_tools([add.function])  # type: ignore[list-item]
+            await host.register_tools([add.function], topic=TOPIC)  # type: ignore[list-item]
         return await host.hello()
 
     assert asyncio.run(talk()) == {"boonb": version("boonb"), "wire": wire.WIRE_VERSION}
+
+
+@tool(name="lookup")
+def lookup_a() -> str:
+    """Look the answer up."""
+    return "alpha"
+
+
+@tool(name="lookup")
+def lookup_b() -> str:
+    """Look the answer up."""
+    return "beta"
+
+
+@tool
+def only_b() -> str:
+    """A tool only kernel B has."""
+    return "b"
+
+
+def test_two_kernels_on_one_host_each_run_their_own_tools(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    a, b = kernels
+    a.tools.register(lookup_a)
+    b.tools.register(lookup_b)
+    b.tools.register(only_b)
+    remotes: dict[str, Remote] = {}
+    host = AgentHost(
+        emit=lambda topic, batch: remotes[topic].emit(topic, batch), attachments_dir=tmp_path
+    )
+    for name, kernel in (("a", a), ("b", b)):
+        kernel.sim.add_rule(Rule("look it up", tool_calls=[{"name": "lookup", "arguments": {}}]))
+        remotes[f"boonb-{name}"] = Remote(kernel, tmp_path, topic=f"boonb-{name}", host=host)
+    there_a, there_b = remotes.values()
+
+    async def both() -> None:  # A sends its tools first, then B: B's lookup must not win
+        await there_a.run(two_turn_spec(prompt="hello", tools=()))
+        await there_b.run(two_turn_spec(prompt="look it up", tools=("lookup",)))
+        await there_a.run(two_turn_spec(prompt="look it up", tools=("lookup",)), send_tools=False)
+        await there_a.run(two_turn_spec(prompt="look it up", tools=None), send_tools=False)
+        await there_b.run(two_turn_spec(prompt="look it up", tools=None), send_tools=False)
+
+    a.engine.run(both())
+
+    for kernel, output in ((a, '"alpha"'), (b, '"beta"')):
+        traces = kernel.dump()["tool_traces"]
+        assert [t["output"] for t in traces if t["kind"] == "tool"] == [output, output]
+        last_call = [t for t in traces if t["kind"] == "model"][-2]
+        offered = [s["function"]["name"] for s in last_call["input"]["tool_schemas"]]
+        assert offered == [t.name for t in kernel.tools]  # tools=None: this kernel's own
+
+
+def test_a_worker_never_sends_its_own_key_when_the_kernel_sent_none(
+    kernels: tuple[Kernel, Kernel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, remote = kernels
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)  # the worker's environment
+    gateway = OPENAI.with_overrides(base_url=remote.sim.base_url)
+    provider = ProviderWire(
+        name="openai", profile=gateway, model="gpt-4o", api_key=None, tool_output_max_chars=100
+    )
+
+    client = _Clients().get(provider)
+
+    assert client._api_key != CANARY
+    assert "authorization" not in client._http.headers  # no key goes to the kernel's URL
+
+
+def test_clients_are_not_shared_by_kernels_whose_profiles_differ_only_in_prices() -> None:
+    def wire_of(profile: Any) -> ProviderWire:
+        return ProviderWire(
+            name="openai", profile=profile, model="gpt-4o", tool_output_max_chars=100
+        )
+
+    clients = _Clients()
+    free = Prices(input_per_mtok=0, cache_hit_input_per_mtok=0, output_per_mtok=0)
+    cheap = OPENAI.with_overrides(prices={"gpt-4o": free})
+    first, second = clients.get(wire_of(OPENAI)), clients.get(wire_of(cheap))
+
+    assert first is not second
+    assert second.profile.spec("gpt-4o").prices == cheap.spec("gpt-4o").prices
+    assert clients.get(wire_of(cheap)) is second  # the same profile shares its client
+
+
+def _message(run_id: str, seq: int, content: Any) -> wire.Item:
+    sent = {"message": {"role": "user", "content": content}, "turn_number": 1}
+    return wire.Item(run_id, seq, "message", wire.json_data(sent))
+
+
+def test_an_item_that_fails_to_apply_is_logged_and_its_run_and_batch_go_on(
+    kernels: tuple[Kernel, Kernel], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, remote = kernels
+    replay = Replay(remote.factory)
+    spec, other = two_turn_spec(), two_turn_spec()
+    replay.begin(spec)
+    replay.begin(other)
+    run_id = str(spec.chat_id)
+    chat = wire.json_data({"provider": "sim", "model": "m", "title": "t"})
+    items = [
+        wire.Item(run_id, 1, "chat", chat),
+        _message(run_id, 2, ["a string where a part belongs"]),  # applying it raises
+        _message(run_id, 3, "hello"),
+        wire.Item(run_id, 4, "end", wire.json_data({"outcome": "done"})),
+        wire.Item(str(other.chat_id), 1, "chat", chat),  # another run, later in the batch
+    ]
+
+    async def feed_and_wait() -> None:
+        replay.feed(wire.batch(items))
+        await replay.finished(run_id, 4, timeout=5)
+
+    with caplog.at_level(logging.WARNING, logger="boonb.executors.replay"):
+        remote.engine.run(feed_and_wait())
+
+    assert "dropped item 2 (message)" in caplog.text
+    rows = remote.dump()
+    assert len(rows["chats"]) == 2  # the other run's item, after the bad one, too
+    assert [p["text"] for p in rows["message_parts"]] == ["hello"]  # the item after it
+
+
+def test_items_after_a_missing_batch_are_applied_when_the_wait_gives_up(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, remote = kernels
+    remote.sim.add_rule(ADD_RULE)
+    spec = two_turn_spec()
+    there = Remote(remote, tmp_path / "worker", hold=True)
+
+    async def batch_two_is_lost() -> None:
+        reply = await there.send(spec)
+        assert len(there.batches) > 2
+        for batch in there.batches[:1] + there.batches[2:]:
+            there.replay.feed(batch)
+        with pytest.raises(ExecutorError, match="what arrived is kept"):
+            await there.replay.finished(str(spec.chat_id), reply["last_seq"], timeout=0.05)
+
+    with caplog.at_level(logging.WARNING, logger="boonb.executors.replay"):
+        remote.engine.run(batch_two_is_lost())
+
+    assert "never arrived" in caplog.text
+    ((state, _, _, _),) = remote.sessions()
+    assert state == "awaiting_input"  # the run's final snapshot, sent after the gap
+    assert [m["role"] for m in remote.dump()["messages"]][-1] == "assistant"
+
+
+@pytest.mark.parametrize("missing", [None, 1], ids=["all-come", "one-never-comes"])
+def test_late_items_of_a_lost_run_are_stored_after_the_executor_forgets_it(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path, missing: int | None
+) -> None:
+    _, remote = kernels
+    remote.sim.add_rule(ADD_RULE)
+    spec = two_turn_spec()
+    run_id = str(spec.chat_id)
+    there = Remote(remote, tmp_path / "worker", hold=True, grace_s=0.05)
+
+    async def dies_then_items_come() -> None:
+        await there.send(spec)
+        assert len(there.batches) > 2
+        there.replay.feed(there.batches[0])
+        there.replay.lost(run_id, "the worker was killed")
+        there.replay.forget(run_id)  # as the executor does, at once
+        for index, batch in enumerate(there.batches[1:], start=1):  # after the error
+            if index != missing:
+                there.replay.feed(batch)
+
+    remote.engine.run(dies_then_items_come())
+    # Followed for the grace period, then let go (what was held behind a gap applied).
+    wait_until(lambda: remote.engine.run(_following(there.replay)) == [])
+
+    roles = [m["role"] for m in remote.dump()["messages"]]
+    assert roles[-1] == "assistant"  # the last turn's answer, sent after the kill
+    if missing is None:
+        assert roles == ["user", "assistant", "tool", "assistant"]
+    ((state, _, _, snap),) = remote.sessions()
+    assert state == "failed" and json.loads(snap)["state"] == "failed"
+
+
+async def _following(replay: Replay) -> list[str]:
+    return replay.following()
+
+
+def test_forgetting_a_run_ends_its_waiters_with_an_executor_error_not_a_cancel(
+    kernels: tuple[Kernel, Kernel],
+) -> None:
+    _, remote = kernels
+    replay = Replay(remote.factory)
+    spec = two_turn_spec()
+    replay.begin(spec)
+
+    async def wait_then_forget() -> None:
+        waiting = asyncio.ensure_future(replay.finished(str(spec.chat_id), 3))
+        await asyncio.sleep(0)  # it waits now
+        replay.forget(str(spec.chat_id))
+        with pytest.raises(ExecutorError, match="no longer followed"):
+            await waiting
+
+    remote.engine.run(wait_then_forget())
+
+
+def test_a_run_cancelled_before_it_began_still_sends_its_end(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    _, remote = kernels
+    spec = two_turn_spec(prompt="hello", tools=())
+    there = Remote(remote, tmp_path / "worker")
+
+    async def cancel_at_once() -> dict[str, Any]:
+        sending = asyncio.ensure_future(there.send(spec))
+        await asyncio.sleep(0)  # the run is registered, its agent not started
+        assert await there.host.cancel(str(spec.chat_id)) is True
+        reply = await sending
+        await there.replay.finished(str(spec.chat_id), reply["last_seq"])
+        return reply
+
+    reply = remote.engine.run(cancel_at_once())
+
+    assert (reply["outcome"], reply["last_seq"]) == ("cancelled", 1)
+    ((item,),) = [wire.items_of(b) for b in there.batches]
+    assert item.kind == "end"
+    assert remote.sim.requests == []
+    with pytest.raises(asyncio.CancelledError):
+        wire.result_of(reply)
+
+
+def test_a_second_run_with_the_id_of_a_running_one_is_refused(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    _, remote = kernels
+    remote.sim.add_rule(Rule("think slowly", latency=30))
+    spec = two_turn_spec(prompt="think slowly about it")
+    there = Remote(remote, tmp_path / "worker")
+
+    first = remote.engine.submit(there.send(spec))
+    wait_until(lambda: remote.sim.requests)
+    second = remote.engine.run(there.send(spec))
+    remote.engine.run(there.host.cancel(str(spec.chat_id)))
+
+    assert first.result(10)["outcome"] == "cancelled"
+    assert second["outcome"] == "failed"
+    with pytest.raises(ExecutorError, match="already running on this worker"):
+        wire.result_of(second)
+
+
+def test_no_api_key_reaches_the_reply_or_anything_else_when_the_run_fails(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, remote = kernels
+    remote.api_key = CANARY
+    remote.sim.inject(Fault.server_error(500), times=100)  # every attempt fails
+    there = Remote(remote, tmp_path / "worker")
+    spec = two_turn_spec(tools=())
+
+    async def failing() -> dict[str, Any]:
+        reply = await there.send(spec)
+        await there.replay.finished(str(spec.chat_id), reply["last_seq"])
+        return reply
+
+    with caplog.at_level(logging.DEBUG):
+        reply = remote.engine.run(failing())
+
+    assert reply["outcome"] == "failed"
+    with pytest.raises(AgentError):
+        wire.result_of(reply)
+    assert CANARY not in repr(reply) and CANARY.encode() not in pickle.dumps(reply)
+    assert CANARY not in repr(there.batches)
+    assert CANARY not in json.dumps(remote.dump(), default=str)
+    assert CANARY not in caplog.text

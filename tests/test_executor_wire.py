@@ -16,7 +16,7 @@ import msgpack
 import pytest
 
 from boonb.agent.loop import AgentResult, RunStats
-from boonb.errors import AgentError, ExecutorError
+from boonb.errors import AgentError, ExecutorError, WorkerLost
 from boonb.executors import wire
 from boonb.frames import CacheSegment, ModelCallComplete, TurnStart
 from boonb.providers import CapabilityError, Usage
@@ -159,3 +159,13 @@ def test_a_frame_item_keeps_times_as_they_were() -> None:
     started = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
     frame = TurnStart(chat_id=uuid.uuid4(), turn_number=3, started_at=started)
     assert wire.frame_of(wire.frame_data(frame)) == frame
+
+
+def test_a_run_the_worker_stopped_for_lack_of_pings_raises_worker_lost_not_a_cancel() -> None:
+    why = WorkerLost("the Dask worker stopped this agent: it had not heard from this kernel")
+    expired = pickle.loads(pickle.dumps(wire.reply("run", 5, "expired", error=why)))
+    with pytest.raises(WorkerLost, match="had not heard from this kernel"):
+        wire.result_of(expired)
+    # Without its message (an odd reply), it still says what happened.
+    with pytest.raises(WorkerLost, match="check the network"):
+        wire.result_of({**expired, "error": None})

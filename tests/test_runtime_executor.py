@@ -7,17 +7,21 @@ sees which executor background tasks and workflow agents went through.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
 from boonb import api, config
+from boonb.agent.factory import RunSpec
 from boonb.agent.loop import AgentResult
 from boonb.background import SUBAGENT_ID_PREFIX
 from boonb.executors import AgentRunSpec, ExecutorStatus
 from boonb.executors.local import LocalExecutor
+from boonb.frames import Frame, TaskUpdate
 from boonb.runtime import Runtime
 
 
@@ -42,6 +46,34 @@ class Recording:
     async def aclose(self) -> None:
         self.closed_on = threading.current_thread().name
         self.closed.set()
+
+
+class Holding(Recording):
+    """An executor whose runs wait for ``release``; its close notes how many still ran."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self.release = asyncio.Event()
+        self.started = threading.Event()
+        self.running = 0
+        self.running_at_close: int | None = None
+
+    async def run_agent(self, spec: AgentRunSpec) -> AgentResult:
+        self.running += 1
+        self.started.set()
+        try:
+            await self.release.wait()
+            return await super().run_agent(spec)
+        finally:
+            self.running -= 1
+
+    async def aclose(self) -> None:
+        self.running_at_close = self.running
+        await super().aclose()
+
+
+async def _nothing() -> None:
+    pass
 
 
 @pytest.fixture
@@ -102,6 +134,87 @@ def test_shutdown_closes_the_executor(runtime: Runtime) -> None:
     runtime.use_executor(recording)
     runtime.shutdown()
     assert recording.closed.is_set() and recording.closed_on == "boonb-engine"
+
+
+def test_a_settings_change_lets_running_agents_end_before_closing_their_executor(
+    runtime: Runtime,
+) -> None:
+    holding = Holding(runtime)
+    runtime.use_executor(holding)
+    handle = api.spawn("say hi", tools=[], runtime=runtime)
+    assert holding.started.wait(30)
+
+    config.update(dask_address="tcp://127.0.0.1:8786")  # drops the executor
+    runtime.engine.run(_nothing())  # the engine has handled the drop
+    assert not holding.closed.is_set()  # the agent on it goes on
+    assert isinstance(runtime.executor, LocalExecutor)  # new agents go to the new one
+    runtime.engine.call_soon(holding.release.set)
+
+    assert handle.wait(60).state == "completed"
+    assert holding.closed.wait(10) and holding.running_at_close == 0
+
+
+def test_at_shutdown_running_tasks_end_interrupted_before_their_executor_closes(
+    runtime: Runtime,
+) -> None:
+    holding = Holding(runtime)
+    runtime.use_executor(holding)
+    updates: list[Frame] = []
+    runtime.bus.subscribe(updates.append, types=("task:update",))
+    api.spawn("say hi", tools=[], runtime=runtime)
+    assert holding.started.wait(30)
+
+    runtime.shutdown()
+
+    assert holding.running_at_close == 0  # closed after its agent was interrupted
+    states = [u.state for u in updates if isinstance(u, TaskUpdate)]
+    assert states[-1] == "interrupted"
+
+
+def test_an_executor_built_while_its_settings_changed_is_built_again(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[Any] = []
+    build = runtime._build_executor
+
+    def build_while_changing(name: str) -> Any:
+        if not built:  # the first build: %boonb config lands meanwhile
+            config.update(dask_address="tcp://127.0.0.1:8786")
+        built.append(build(name))
+        return built[-1]
+
+    monkeypatch.setattr(runtime, "_build_executor", build_while_changing)
+
+    executor = runtime.executor
+
+    assert len(built) == 2 and executor is built[1]  # made for the settings as they are
+    config.update(model="sim-chat")  # not about where agents run: it is kept
+    assert runtime.executor is executor
+
+
+class FailingToClose(Recording):
+    async def aclose(self) -> None:
+        await super().aclose()
+        raise OSError("the scheduler went away")
+
+
+def test_an_executor_that_fails_to_close_says_so_in_the_log(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    failing = FailingToClose(runtime)
+    runtime.use_executor(failing)
+    with caplog.at_level(logging.ERROR, logger="boonb"):
+        runtime.use_executor(Recording(runtime))
+        assert failing.closed.wait(10)
+        runtime.engine.run(_nothing())  # after the close's own callbacks
+    assert "closing the local executor failed" in caplog.text
+    assert "the scheduler went away" in caplog.text
+
+
+def test_the_factorys_view_of_a_run_spec_names_every_field_of_it() -> None:
+    # from_spec reads a spec through RunSpec: a field added to one only is silently ignored.
+    read = {name for name, value in vars(RunSpec).items() if isinstance(value, property)}
+    assert read | {"prompt", "images"} == set(AgentRunSpec.model_fields)
 
 
 SCRIPT = """

@@ -36,11 +36,11 @@ from boonb.agent.tools.definition import Tool
 from boonb.agent.tools.errors import ToolError, UnknownToolError
 from boonb.attachments import AttachmentStore
 from boonb.bus import Bus
-from boonb.errors import BoonbError, ExecutorError
+from boonb.errors import BoonbError, ExecutorError, WorkerLost
 from boonb.executors import wire
 from boonb.executors.spec import AgentRunSpec, ProviderWire
 from boonb.frames import Frame
-from boonb.providers import Capabilities, ChatClient
+from boonb.providers import ChatClient
 from boonb.store import Row
 
 log = logging.getLogger("boonb.executors.host")
@@ -111,7 +111,9 @@ class _Outbox:
 class _RemoteRecorder(Recorder):
     """A recorder whose chat and message rows are items: the kernel's recorder writes them."""
 
-    outbox: _Outbox
+    def __init__(self, bus: Bus, outbox: _Outbox, **identity: Any) -> None:
+        super().__init__(bus, _no_rows, **identity)
+        self.outbox = outbox
 
     def chat_started(self, *, provider: str, model: str, title: str) -> None:
         self.outbox.put(
@@ -130,22 +132,30 @@ def _no_rows(row: Row) -> None:
 class _Run:
     topic: str
     task: asyncio.Task[dict[str, Any]] | None = None
+    expired: bool = False
+    """Cancelled by the lease watchdog, not by its kernel."""
 
 
-ClientKey = tuple[str, str, str, str, Capabilities]
+ClientKey = tuple[str, str, str, str]
 
 
 @dataclass(eq=False)
 class _Clients:
-    """Chat clients by provider, URL, model, key hash and capabilities: pooled connections."""
+    """Chat clients by provider, whole profile, model and key hash: pooled connections.
+
+    The whole profile is in the key: a client prices calls and checks vision with its
+    own profile, so two kernels whose profiles differ in anything must not share one.
+    """
 
     made: dict[ClientKey, ChatClient] = field(default_factory=dict)
 
     def get(self, provider: ProviderWire) -> ChatClient:
-        key = provider.api_key.get_secret_value() if provider.api_key is not None else None
-        caps = provider.profile.spec(provider.model).capabilities
-        digest = hashlib.sha256(key.encode()).hexdigest() if key is not None else ""
-        index = (provider.name, provider.profile.base_url, provider.model, digest, caps)
+        # "" when the kernel sent no key: None would make ChatClient read this worker's
+        # own OPENAI_API_KEY/... and send it to a URL the kernel chose; "" sends no key.
+        key = provider.api_key.get_secret_value() if provider.api_key is not None else ""
+        profile = hashlib.sha256(provider.profile.model_dump_json().encode()).hexdigest()
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        index = (provider.name, profile, provider.model, digest)
         client = self.made.get(index)
         if client is None:
             client = ChatClient(provider.profile, api_key=key, model=provider.model)
@@ -177,7 +187,8 @@ class AgentHost:
         self._emit_to = emit
         self._attachments_dir = Path(attachments_dir) if attachments_dir is not None else None
         self.lease_s = lease_s
-        self._tools: dict[str, Tool] = {}
+        self._tools: dict[str, dict[str, Tool]] = {}
+        """Each kernel's tools (by its topic), by name: kernels share a worker, not tools."""
         self._runs: dict[str, _Run] = {}
         self._batchers: dict[str, wire.Batcher] = {}
         self._clients = _Clients()
@@ -188,12 +199,18 @@ class AgentHost:
         """The versions this host speaks: the kernel refuses a worker that differs."""
         return {"boonb": version("boonb"), "wire": wire.WIRE_VERSION}
 
-    async def register_tools(self, tools: list[Tool]) -> None:
-        """Tools the kernel's agents may use here, by name (a name given again replaces)."""
+    async def register_tools(self, tools: list[Tool], *, topic: str) -> None:
+        """Tools the agents of the kernel on ``topic`` may use here, by name.
+
+        A name given again by the same kernel replaces its tool; another kernel's tools
+        are never seen by this kernel's runs.
+        """
         for made in tools:
             if not isinstance(made, Tool):
                 raise TypeError(f"register_tools() takes Tool objects, got {made!r}")
-            self._tools[made.name] = made
+        mine = self._tools.setdefault(topic, {})
+        for made in tools:
+            mine[made.name] = made
 
     async def run(
         self,
@@ -219,15 +236,16 @@ class AgentHost:
         entry = _Run(topic)
         self._runs[run_id] = entry
         task = entry.task = asyncio.ensure_future(
-            self._drive(spec, provider, images, outbox, Path(project_root))
+            self._drive(spec, provider, images, outbox, entry, Path(project_root))
         )
         try:
             return await task
         except asyncio.CancelledError:
             if not task.cancelled():  # this call was cancelled, not the run
                 raise
-            outbox.end("cancelled")  # cancelled before it began
-            return wire.reply(run_id, outbox.seq, "cancelled")
+            outcome = self._cancelled(entry)  # cancelled before it began
+            outbox.end(outcome)
+            return wire.reply(run_id, outbox.seq, outcome, error=self._expiry(entry))
         finally:
             del self._runs[run_id]
 
@@ -268,19 +286,20 @@ class AgentHost:
         provider: ProviderWire,
         images: Sequence[wire.ImageBlob],
         outbox: _Outbox,
+        entry: _Run,
         project_root: Path,
     ) -> dict[str, Any]:
         result: AgentResult | None = None
         error: BaseException | None = None
         outcome: wire.RunOutcome
         try:
-            agent = self._agent(spec, provider, outbox, project_root)
+            agent = self._agent(spec, provider, outbox, entry.topic, project_root)
             if images:
                 await asyncio.to_thread(_keep_images, agent.attachments, images)
             result = await agent.run(spec.prompt, images=list(spec.images))
             outcome = "done"
         except asyncio.CancelledError:
-            outcome = "cancelled"
+            outcome, error = self._cancelled(entry), self._expiry(entry)
         except Exception as exc:  # the kernel raises it; a bug also leaves its traceback here
             if not isinstance(exc, BoonbError):
                 log.exception("boonb: agent run %s crashed on this worker", outbox.run_id)
@@ -288,8 +307,26 @@ class AgentHost:
         outbox.end(outcome)
         return wire.reply(outbox.run_id, outbox.seq, outcome, result=result, error=error)
 
+    def _cancelled(self, entry: _Run) -> wire.RunOutcome:
+        """How a cancelled run ended: ``expired`` when the lease, not the kernel, stopped it."""
+        return "expired" if entry.expired else "cancelled"
+
+    def _expiry(self, entry: _Run) -> WorkerLost | None:
+        """What the kernel raises for a run the lease stopped (nobody there asked for it)."""
+        if not entry.expired:
+            return None
+        return WorkerLost(
+            f"the Dask worker stopped this agent: it had not heard from this kernel for "
+            f"{self.lease_s:.0f} s; check the network to the cluster, then retry"
+        )
+
     def _agent(
-        self, spec: AgentRunSpec, provider: ProviderWire, outbox: _Outbox, project_root: Path
+        self,
+        spec: AgentRunSpec,
+        provider: ProviderWire,
+        outbox: _Outbox,
+        topic: str,
+        project_root: Path,
     ) -> Agent:
         """The agent the kernel's ``AgentFactory.from_spec`` would build, recording to items."""
         bus = Bus()
@@ -301,18 +338,17 @@ class AgentHost:
         )
         recorder = _RemoteRecorder(
             bus,
-            _no_rows,
+            outbox,
             session_id=WORKER_SESSION,
             chat_id=spec.chat_id,
             agent_id=spec.agent_id,
             workflow_run_id=spec.workflow_run_id,
             parent=parent,
         )
-        recorder.outbox = outbox
         agent = Agent(
             self._clients.get(provider),
             recorder=recorder,
-            tools=self._resolve(spec.tools),
+            tools=self._resolve(topic, spec.tools),
             context=ToolContext(project_root=project_root),
             model=spec.model or provider.model,
             system_prompt=spec.system_prompt,
@@ -325,15 +361,16 @@ class AgentHost:
         agent.on_boundary = outbox.boundary
         return agent
 
-    def _resolve(self, names: Iterable[str] | None) -> list[Tool]:
-        """The run's tools, in the order a local run has them; kernel-only ones refused."""
+    def _resolve(self, topic: str, names: Iterable[str] | None) -> list[Tool]:
+        """The run's tools from its kernel's, in a local run's order; kernel-only ones refused."""
+        mine = self._tools.get(topic, {})
         if names is None:
-            chosen = list(self._tools.values())
+            chosen = list(mine.values())
         else:
             try:
-                chosen = [self._tools[name] for name in names]
+                chosen = [mine[name] for name in names]
             except KeyError as missing:
-                raise UnknownToolError(str(missing.args[0]), self._tools) from None
+                raise UnknownToolError(str(missing.args[0]), mine) from None
         return [KernelOnlyTool(t) if t.kernel_only else t for t in chosen]
 
     def _attachments(self) -> AttachmentStore:
@@ -383,6 +420,7 @@ class AgentHost:
                         entry.topic,
                         self.lease_s,
                     )
+                    entry.expired = True
                     entry.task.cancel()
 
 

@@ -42,6 +42,8 @@ from boonb.frames import (
 log = logging.getLogger("boonb.executors.replay")
 
 FINISH_TIMEOUT_S = 10.0
+"""How long :meth:`Replay.finished` waits, from the run's reply, for the items it follows
+(the design's decision 4); also how long a lost run's late items are still applied."""
 
 
 @dataclass(eq=False)
@@ -65,11 +67,14 @@ class Replay:
 
     ``begin(spec)`` before a run is sent; ``feed(batch)`` for every batch that arrives;
     ``await finished(run_id, reply["last_seq"])`` before the run's result is used;
-    ``lost(run_id, why)`` when its worker died; ``forget(run_id)`` at the end.
+    ``lost(run_id, why)`` when its worker died; ``forget(run_id)`` at the end. A lost
+    run is followed for ``grace_s`` more seconds after ``forget``: its worker's last
+    batches travel through the scheduler and can arrive after the error.
     """
 
-    def __init__(self, factory: AgentFactory) -> None:
+    def __init__(self, factory: AgentFactory, *, grace_s: float = FINISH_TIMEOUT_S) -> None:
         self.factory = factory
+        self.grace_s = grace_s
         self._runs: dict[str, _Run] = {}
 
     def begin(self, spec: AgentRunSpec) -> None:
@@ -122,7 +127,7 @@ class Replay:
         """Wait until the run's items up to ``last_seq`` are applied.
 
         The reply of a run can overtake its items. Raises ``ExecutorError`` after
-        ``timeout`` seconds, keeping what arrived.
+        ``timeout`` seconds, having applied what arrived (past the missing items).
         """
         run = self._runs.get(run_id)
         if run is None:
@@ -135,12 +140,13 @@ class Replay:
             await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
             log.warning(
-                "boonb: agent run %s: %d of its %d items arrived within %g s",
+                "boonb: agent run %s: %d of its %d items arrived in order within %g s",
                 run_id,
                 run.applied,
                 last_seq,
                 timeout,
             )
+            self._past_gaps(run)
             raise ExecutorError(
                 f"the record of agent run {run_id} did not all arrive from its Dask worker "
                 f"within {timeout:g} s ({run.applied} of {last_seq} items); what arrived is "
@@ -160,11 +166,36 @@ class Replay:
             run.saver.save(_failed(run.last_snapshot), final=True)
 
     def forget(self, run_id: str) -> None:
-        """Stop following the run; items of it that still arrive are dropped."""
-        run = self._runs.pop(run_id, None)
-        if run is not None:
-            for _, waiter in run.waiters:
-                waiter.cancel()
+        """Stop following the run; items of it that still arrive are dropped.
+
+        A lost run is followed for ``grace_s`` more (on this loop): its late items are
+        applied in order as they come, and at the end those held behind items that never
+        came are applied too.
+        """
+        run = self._runs.get(run_id)
+        if run is None:
+            return
+        if run.lost:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop to wait on: forget it now
+                pass
+            else:
+                loop.call_later(self.grace_s, self._drop, run_id, run)
+                return
+        self._drop(run_id, run)
+
+    def _drop(self, run_id: str, run: _Run) -> None:
+        if self._runs.get(run_id) is not run:
+            return  # begun again since
+        del self._runs[run_id]
+        if run.lost:
+            self._past_gaps(run)
+        for _, waiter in run.waiters:
+            if not waiter.done():  # its caller was not cancelled: say why the wait ended
+                waiter.set_exception(
+                    ExecutorError(f"agent run {run_id} is no longer followed by this kernel")
+                )
 
     def following(self) -> list[str]:
         """The runs whose items this replay applies."""
@@ -174,14 +205,34 @@ class Replay:
 
     def _take(self, run: _Run, item: wire.Item) -> None:
         if item.seq <= run.applied or item.seq in run.early:
-            return  # sent twice: applied once
+            return  # sent twice (or after its gap was given up on): applied once
         run.early[item.seq] = item
+        self._in_order(run)
+
+    def _in_order(self, run: _Run) -> None:
         while run.applied + 1 in run.early:
-            self._apply(run, run.early.pop(run.applied + 1))
+            # Counted before it is applied: whatever applying it does, the run goes on.
             run.applied += 1
+            self._apply(run, run.early.pop(run.applied))
         for seq, waiter in run.waiters:
             if seq <= run.applied and not waiter.done():
                 waiter.set_result(None)
+
+    def _past_gaps(self, run: _Run) -> None:
+        """Apply the items held behind missing ones (in ``seq`` order): those are lost."""
+        while run.early:
+            first = min(run.early)
+            if first > run.applied + 1:
+                log.warning(
+                    "boonb: agent run %s: items %d to %d never arrived; applying the %d "
+                    "that came after them",
+                    run.chat_id,
+                    run.applied + 1,
+                    first - 1,
+                    len(run.early),
+                )
+                run.applied = first - 1
+            self._in_order(run)
 
     def _apply(self, run: _Run, item: wire.Item) -> None:
         try:
@@ -207,6 +258,13 @@ class Replay:
                 item.seq,
                 item.kind,
                 exc,
+            )
+        except Exception:  # bytes from another process must never stop this kernel's replay
+            log.exception(
+                "boonb: agent run %s: dropped item %d (%s) that could not be applied",
+                item.run_id,
+                item.seq,
+                item.kind,
             )
 
     def _frame(self, run: _Run, frame: Frame) -> None:

@@ -44,6 +44,7 @@ from boonb.errors import (
     ExecutorError,
     ProviderError,
     ToolError,
+    WorkerLost,
 )
 from boonb.executors.spec import ProviderWire
 from boonb.frames import Frame, frame_adapter
@@ -194,7 +195,10 @@ class ImageBlob:
 
 
 def image_blobs(refs: Sequence[AttachmentRef], store: AttachmentStore) -> list[ImageBlob]:
-    """The bytes of ``refs`` from the kernel's attachment store (file reads: off the loop)."""
+    """The bytes of ``refs`` from the kernel's attachment store.
+
+    Blocking (it reads files): call it in a thread, not on the engine loop.
+    """
     blobs: dict[str, ImageBlob] = {}
     for ref in refs:
         if ref.sha256 not in blobs:
@@ -218,8 +222,9 @@ def provider_wire(choice: ProviderChoice, *, tool_output_max_chars: int) -> Prov
 
 # Replies.
 
-RunOutcome = Literal["done", "failed", "cancelled"]
-"""How a remote run ended, as its reply says."""
+RunOutcome = Literal["done", "failed", "cancelled", "expired"]
+"""How a remote run ended, as its reply says: ``cancelled`` when its kernel asked,
+``expired`` when the worker stopped it because its kernel's lease ran out."""
 
 # Errors a reply names, rebuilt in the kernel as the class a local run raises. Each takes
 # its message alone; any other error is sent as the nearest of these it derives from.
@@ -238,6 +243,7 @@ _ERRORS: dict[str, type[BoonbError]] = {
         ToolError,
         ConfigError,
         ExecutorError,
+        WorkerLost,
     )
 }
 
@@ -265,8 +271,10 @@ def result_of(answer: Mapping[str, Any]) -> AgentResult:
     """The run's ``AgentResult``, or what a local run would have raised.
 
     ``failed`` raises the error the agent raised (``AgentError``, an ``AttachmentError``,
-    ...; a crash on the worker as ``ExecutorError``); ``cancelled`` raises
-    ``asyncio.CancelledError``; a reply of another wire version raises ``ExecutorError``.
+    ...; a crash on the worker as ``ExecutorError``); ``cancelled`` (the kernel asked)
+    raises ``asyncio.CancelledError``; ``expired`` (the worker stopped hearing from this
+    kernel) raises ``WorkerLost``, as no cancel was asked here; a reply of another wire
+    version raises ``ExecutorError``.
     """
     if answer.get("wire") != WIRE_VERSION:
         raise ExecutorError(
@@ -278,6 +286,13 @@ def result_of(answer: Mapping[str, Any]) -> AgentResult:
             return _result(answer["result"])
         case "cancelled":
             raise asyncio.CancelledError()
+        case "expired":
+            why = answer.get("error") or {}
+            raise WorkerLost(
+                why.get("message")
+                or "the Dask worker stopped this agent: it had not heard from this kernel; "
+                "check the network to the cluster, then retry"
+            )
         case "failed":
             error = answer["error"]
             raise _ERRORS.get(error["type"], ExecutorError)(error["message"])
