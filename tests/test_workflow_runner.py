@@ -10,7 +10,8 @@ import pytest
 
 from boonb.agent.loop import AgentResult
 from boonb.agent.tools import UnknownToolError
-from boonb.executors import AgentRunSpec
+from boonb.errors import ExecutorUnavailable
+from boonb.executors import AgentRunSpec, Executor
 from boonb.executors.local import LocalExecutor
 from boonb.frames import Frame, WorkflowLog, WorkflowStep
 from boonb.runtime import Runtime
@@ -145,6 +146,23 @@ def test_a_step_naming_an_unknown_tool_fails_before_its_agent_reaches_the_execut
     assert asked == [] and run.agents_run == 0
     steps = [f for f in frames if isinstance(f, WorkflowStep)]
     assert [(s.state, s.chat_id) for s in steps][-1] == ("failed", None)
+
+
+def test_a_step_whose_executor_cannot_connect_fails_without_naming_a_chat(
+    runtime: Runtime,
+) -> None:
+    def unreachable() -> Executor:
+        raise ExecutorUnavailable("no Dask scheduler answered at tcp://10.0.0.9:8786")
+
+    frames = _frames(runtime)
+    run = _run(runtime, cache=False)
+    run.executor = unreachable
+    run.register(AgentSpec("w", prompt="Write.", tools=()))
+    with pytest.raises(ExecutorUnavailable, match="no Dask scheduler"):
+        runtime.engine.run(run.run_agent("w", "x"))
+    assert run.agents_run == 0
+    steps = [f for f in frames if isinstance(f, WorkflowStep)]
+    assert [(s.state, s.chat_id) for s in steps] == [("failed", None)]
 
 
 def test_each_step_runs_on_the_executor_of_the_moment_under_its_agent_row(

@@ -110,7 +110,8 @@ class Tasks:
         self._settings = settings
         self.agents = agents
         self.tools = tools
-        self._executor = executor or _always(LocalExecutor(agents))
+        local = LocalExecutor(agents)
+        self._executor = executor or (lambda: local)
         self.owner = str(session_id)
         """This kernel's session id, as the ``owner`` of the tasks it runs."""
         self.max_depth = max_depth
@@ -713,7 +714,3 @@ class Tasks:
             for s in stored
         ]
 
-
-def _always(executor: Executor) -> Callable[[], Executor]:
-    """``executor``, as the callable a runtime's changing executor is given by."""
-    return lambda: executor

@@ -179,8 +179,12 @@ class Worker:
                 parent_trace_id=live.parent.trace_id if live.parent else None,
                 parent_root_id=live.parent.root_id if live.parent else None,
             )
+            # What can fail before the run fails before the task says it is running: an
+            # unknown tool, an executor that cannot connect. Its chat id would name no chat.
+            tasks.agents.tools.resolve(spec.tools or ())
+            executor = tasks.executor
             tasks.started(live, spec.chat_id)
-            result = await tasks.executor.run_agent(spec)
+            result = await executor.run_agent(spec)
         except asyncio.CancelledError:
             if live.cancel_asked:
                 tasks.finished(live, "cancelled", error="cancelled")

@@ -262,9 +262,10 @@ class WorkflowRun:
             cached = await self._from_cache(self.cache, key, span, step, input)
             if cached is not None:
                 return cached
-        try:
+        try:  # an unknown tool or an executor that cannot connect: the step fails unsent
             if tools is not None and self.tools is not None:
-                self.tools.resolve(tools)  # an unknown tool: the step fails before it runs
+                self.tools.resolve(tools)
+            executor = self.executor()
         except Exception as exc:
             self._fail(span, step, input, str(exc), None)
             raise
@@ -290,7 +291,7 @@ class WorkflowRun:
         self._send_step(step)
         self.agents_run += 1
         try:
-            result = await self.executor().run_agent(run)
+            result = await executor.run_agent(run)
         except asyncio.CancelledError:
             spent = next((b for b in scope.budgets if b.exceeded), None)
             if spent is None:
