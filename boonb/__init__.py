@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time, see __geta
         start,
         tool,
         traces,
+        use_dask,
     )
 
 __version__ = "0.1.0"
@@ -35,13 +36,13 @@ __version__ = "0.1.0"
 # worker processes import boonb without needing.
 _API = (
     "AgentHandle", "TaskHandle", "cache_breaks", "export_otel", "find_chat", "new_agent",
-    "restore", "resume", "sessions", "spawn", "start", "tool", "traces",
+    "restore", "resume", "sessions", "spawn", "start", "tool", "traces", "use_dask",
 )  # fmt: skip
 
 __all__ = [
     "AgentHandle", "BoonbError", "TaskHandle", "__version__", "cache_breaks", "export_otel",
     "find_chat", "load_ipython_extension", "new_agent", "restore", "resume", "sessions", "spawn",
-    "start", "tool", "traces",
+    "start", "tool", "traces", "use_dask",
 ]  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from boonb.attachments import (
     default_upload_dir,
 )
 from boonb.background import TaskFailed, TaskNotReady, TaskResult, Tasks
+from boonb.executors import ExecutorStatus
 from boonb.export import (
     ExportNotConfigured,
     ExportSummary,
@@ -506,6 +507,29 @@ def traces(chat_id: uuid.UUID | str | None = None) -> duckdb.DuckDBPyRelation:
             )
         local.execute(f"CREATE TABLE traces AS SELECT * FROM read_parquet('{snapshot}')")
     return local.table("traces")
+
+
+def use_dask(client: Any, *, runtime: Runtime | None = None) -> ExecutorStatus:
+    """Run background subagents and workflow agents on the Dask cluster of ``client``.
+
+    ``client`` is a ``distributed.Client`` you made (``Client(cluster)``,
+    ``Client("tls://scheduler:8786", security=...)``); boonb takes its scheduler address
+    and security settings and connects a client of its own, so yours stays yours (boonb
+    never closes it). Returns once connected, with the workers it found. Until the
+    ``executor`` or ``dask_address`` setting changes, agents run there;
+    ``%boonb config executor=local`` brings them back to this kernel.
+    """
+    runtime = runtime or get_runtime()
+    from boonb.executors.dask import DaskExecutor  # only a kernel that asks loads distributed
+
+    executor = DaskExecutor.connect(runtime.agent_factory, engine=runtime.engine, client=client)
+    try:
+        executor.wait_ready()
+    except BaseException:
+        runtime.engine.submit(executor.aclose())
+        raise
+    runtime.use_executor(executor)
+    return executor.describe()
 
 
 def export_otel(what: uuid.UUID | str, *, runtime: Runtime | None = None) -> ExportSummary:

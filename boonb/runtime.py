@@ -19,7 +19,7 @@ import uuid
 import weakref
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from boonb import config
 from boonb.agent.factory import AgentFactory
@@ -30,7 +30,8 @@ from boonb.background import SUBAGENT_ID_PREFIX, Tasks, subagent_tools
 from boonb.bus import Bus
 from boonb.engine import Engine, EngineStopped
 from boonb.errors import ConfigError
-from boonb.executors import AgentRunSpec, Executor, ExecutorStatus
+from boonb.executors import Executor
+from boonb.executors.in_use import InUse
 from boonb.executors.local import LocalExecutor
 from boonb.export import (
     EXPORTED_FRAME_TYPES,
@@ -44,7 +45,7 @@ from boonb.providers import Capabilities, ChatClient
 from boonb.store import STORED_FRAME_TYPES, Row, Store, make_row
 
 if TYPE_CHECKING:
-    from boonb.agent.loop import Agent, AgentResult
+    from boonb.agent.loop import Agent
     from boonb.agent.sessions import SessionSaver
     from boonb.sim import SimServer
     from boonb.workflow.manager import WorkflowManager
@@ -78,10 +79,10 @@ class Runtime:
         self._clients: dict[tuple[str, str, str, str | None, Capabilities], ChatClient] = {}
         self._workflows: WorkflowManager | None = None
         self._tasks: Tasks | None = None
-        self._executor: _InUse | None = None
+        self._executor: InUse | None = None
         self._executor_for: tuple[str, str | None] | None = None
         """``executor`` and ``dask_address`` when the executor was built or installed."""
-        self._retired: list[_InUse] = []
+        self._retired: list[InUse] = []
         """Executors replaced while agents ran on them: each closes after its last run."""
         self._export: LiveExport | None = None
         self._export_target: ExportTarget | None = None
@@ -251,7 +252,7 @@ class Runtime:
         """
         return self._executor_in_use().executor
 
-    def _executor_in_use(self) -> _InUse:
+    def _executor_in_use(self) -> InUse:
         """The executor as tasks and workflows run agents on it: counting its runs."""
         while True:
             with self._lock:
@@ -262,12 +263,12 @@ class Runtime:
             with self._lock:
                 kept = self._executor  # another thread may have built one meanwhile
                 if kept is None and wanted == _executor_settings(self.settings):
-                    made = self._executor = _InUse(built)
+                    made = self._executor = InUse(built)
                     self._executor_for = wanted
                     return made
             # Not used by anyone: another thread's is kept, or the settings changed while
             # it was built (then build for the new ones).
-            self._close_executor(_InUse(built))
+            self._close_executor(InUse(built))
             if kept is not None:
                 return kept
 
@@ -293,7 +294,7 @@ class Runtime:
         """
         with self._lock:
             old = self._executor
-            self._executor = _InUse(executor)
+            self._executor = InUse(executor)
             self._executor_for = _executor_settings(self.settings)
         if old is not None and old.executor is not executor:
             self._close_executor(old)
@@ -310,7 +311,7 @@ class Runtime:
             self._executor, self._executor_for = None, None
         self._close_executor(built)
 
-    def _close_executor(self, executor: _InUse) -> None:
+    def _close_executor(self, executor: InUse) -> None:
         """Close ``executor`` on the engine (where its connections live) after its last run."""
         with self._lock:
             self._retired = [e for e in self._retired if not e.closed] + [executor]
@@ -319,7 +320,7 @@ class Runtime:
         except EngineStopped:  # the engine is gone, and with it the loop its sockets were on
             pass
 
-    def _close_executors_now(self, executors: list[_InUse]) -> None:
+    def _close_executors_now(self, executors: list[InUse]) -> None:
         """At shutdown: interrupt the agents running on ``executors``, then close them.
 
         The callers (tasks, workflow steps) are cancelled first and record their end as
@@ -387,9 +388,12 @@ class Runtime:
             export.close(timeout)
 
     def _provider_of(self, chat_id: uuid.UUID) -> str | None:
-        """The provider a live chat runs on (for its model calls' spans)."""
+        """The provider a chat runs on (for its model calls' spans): a live one, or remote."""
         agent = self.chats.get(chat_id)
-        return agent.provider_name if agent is not None else None
+        if agent is not None:
+            return agent.provider_name
+        executor = self._executor  # a chat on Dask workers has no agent in this kernel
+        return executor.provider_of(chat_id) if executor is not None else None
 
     def provider(self) -> ProviderChoice:
         """The provider the settings select; starts the simulator when it is the one."""
@@ -460,72 +464,6 @@ class Runtime:
 SHUTDOWN_GRACE_S = 6.0
 """At shutdown, how long the interrupted agents' callers have to record how they ended:
 a little more than a Dask run's wind-down (5 s) after its cancel."""
-
-
-class _InUse:
-    """An executor as the runtime hands it out: it knows the runs in flight on it.
-
-    So one that is replaced (``use_executor``, a settings change) is closed only after
-    its last run has ended, and at shutdown the runs' callers are interrupted before it
-    closes. Its state is touched on the engine thread only.
-    """
-
-    def __init__(self, executor: Executor) -> None:
-        self.executor = executor
-        self.name = executor.name
-        self._callers: list[asyncio.Task[Any]] = []
-        self._retired = False
-        self._closing: asyncio.Task[None] | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self._closing is not None and self._closing.done()
-
-    async def run_agent(self, spec: AgentRunSpec) -> AgentResult:
-        caller = asyncio.current_task()
-        assert caller is not None  # awaited in a task, on the engine
-        self._callers.append(caller)
-        try:
-            return await self.executor.run_agent(spec)
-        finally:
-            self._callers.remove(caller)
-            if self._retired and not self._callers:
-                self.close()
-
-    def describe(self) -> ExecutorStatus:
-        return self.executor.describe()
-
-    async def aclose(self) -> None:
-        await self.close()
-
-    async def retire(self) -> None:
-        """No new runs come: close once the last one running has ended (or now)."""
-        self._retired = True
-        if not self._callers:
-            await self.close()
-
-    async def interrupt(self, timeout: float) -> None:
-        """Cancel the callers of the runs in flight and wait (at most ``timeout``) for them."""
-        callers = list(self._callers)
-        for caller in callers:
-            caller.cancel()
-        if callers:
-            await asyncio.wait(callers, timeout=timeout)
-
-    def close(self) -> asyncio.Task[None]:
-        """Close the executor once (a task on the engine; a failure is logged)."""
-        if self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(self.executor.aclose())
-            self._closing.add_done_callback(self._closed)
-        return self._closing
-
-    def _closed(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "boonb: closing the %s executor failed",
-                self.name,
-                exc_info=task.exception(),
-            )
 
 
 def _executor_settings(settings: config.Settings) -> tuple[str, str | None]:

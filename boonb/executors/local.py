@@ -6,6 +6,7 @@ same spec gives the same frames, rows and result on both.
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 from boonb.agent.factory import AgentFactory
@@ -28,6 +29,10 @@ class LocalExecutor:
 
     def describe(self) -> ExecutorStatus:
         return ExecutorStatus(name="local")
+
+    def provider_of(self, chat_id: uuid.UUID) -> str | None:
+        """None: a local chat's live agent, in the kernel's chats, knows its provider."""
+        return None
 
     async def aclose(self) -> None:
         """Nothing to release: the agents it ran belong to the kernel."""

@@ -9,6 +9,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from pydantic import BeforeValidator
 
 from boonb import __version__, config
+from boonb.errors import BoonbError
 from boonb.export import export_off_reason
 from boonb.magics.lines import (
     MagicLine,
@@ -80,6 +81,7 @@ def status_text() -> str:
         f"session    {runtime.session_id}",
         f"provider   {runtime.provider().describe()}",
         f"export     {export_text(runtime)}",
+        f"executor   {executor_text(runtime)}",
     ]
     try:
         store = runtime.store
@@ -110,6 +112,34 @@ def export_text(runtime: Runtime) -> str:
         "off (set OTEL_EXPORTER_OTLP_ENDPOINT, or %boonb config otel_endpoint=URL, to send "
         "traces to Phoenix, Langfuse or any OTLP endpoint)"
     )
+
+
+WORKERS_SHOWN = 8
+"""Workers ``%boonb`` names; a bigger cluster's others are counted."""
+
+
+def executor_text(runtime: Runtime) -> str:
+    """Where background and workflow agents run: this kernel, or a cluster and its workers."""
+    try:
+        executor = runtime.executor
+        if executor.name == "dask":
+            from boonb.executors.dask import DaskExecutor  # only a Dask kernel loads it
+
+            if isinstance(executor, DaskExecutor):
+                executor.wait_ready()  # %boonb right after `executor=dask` shows the workers
+    except BoonbError as exc:
+        return f"unavailable: {exc}"
+    status = executor.describe()
+    if status.name == "local":
+        return "local (agents run in this kernel)"
+    if status.problem:
+        return f"dask at {status.address}, unavailable: {status.problem}"
+    count = len(status.workers)
+    text = f"dask ({count} worker{'s' if count != 1 else ''} at {status.address})"
+    text += f", {status.running} agents running" if status.running else ""
+    shown = ", ".join(status.workers[:WORKERS_SHOWN])
+    more = count - WORKERS_SHOWN
+    return f"{text}\n{'workers':<10} {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 def settings_text() -> str:
