@@ -7,14 +7,18 @@ token counts and nothing left by the other run.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import difflib
+import importlib
 import json
 import logging
 import os
 import pickle
 import re
 import signal
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -24,13 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from distributed import LocalCluster
 from pydantic import SecretStr
 
 from boonb import config
 from boonb.agent.tools.definition import tool
 from boonb.api import use_dask
-from boonb.errors import ExecutorUnavailable
+from boonb.errors import ExecutorError, ExecutorUnavailable
+from boonb.executors import dask as dask_executor
 from boonb.executors.dask import DaskExecutor
+from boonb.executors.dask_hosts import Host, Sendable
+from boonb.executors.host import AgentHost
 from boonb.frames import Frame, WorkflowStep
 from boonb.runtime import Runtime
 from boonb.sim import Rule, SimServer
@@ -313,7 +321,7 @@ def test_cancel_running_workflow_on_cluster_closes_traces_and_stops_worker_runs(
     with kernelish(tmp_path, cluster=cluster, rules=(SLOW,)) as box:
         manager = box.runtime.workflows
         run_id = manager.run_script(script, timeout=WAIT_S)
-        _until(lambda: len(box.sim.requests) == 4, "the four model calls")
+        _until(lambda: len(box.sim.requests) >= 4, "the four model calls")
         executor = box.executor()
         running = sum(len(h) for h in _actor_runs(box, executor).values())
         assert running == 4
@@ -333,54 +341,94 @@ def test_cancel_running_workflow_on_cluster_closes_traces_and_stops_worker_runs(
 
 def _actor_runs(box: Kernelish, executor: DaskExecutor) -> dict[str, list[str]]:
     async def ask() -> dict[str, list[str]]:
-        return {a: await h.actor.runs() for a, h in executor._hosts.items()}
+        return {a: await h.actor.runs() for a, h in executor._pool.hosts.items()}
 
     return box.runtime.engine.run(ask())
 
 
-def test_killed_worker_fails_its_agents_others_finish(cluster: Cluster, tmp_path: Path) -> None:
+KILLED_SCRIPT = """
+a = agent("a", prompt="p", tools=["shout"])
+result = parallel([(a, f"topic w{i}") for i in range(4)])
+"""
+
+
+def test_killed_worker_fails_its_agents_tasks_and_steps_others_finish(
+    cluster: Cluster, tmp_path: Path
+) -> None:
     # Turn one calls the tool at once; turn two's model call takes 6 s, long enough to
-    # kill a worker while all six agents wait in it, even on a loaded machine.
+    # kill a worker while all agents (4 tasks, a workflow's 4 steps) wait in it.
     rules = (SHOUT_FIRST, Rule(".", role="tool", latency=6))
     with kernelish(tmp_path, cluster=cluster, rules=rules) as box:
-        handles = [box.runtime.tasks.spawn(f"topic {i}", tools=["shout"]) for i in range(6)]
-        _until(lambda: len(box.sim.requests) == 12, "every agent in its second model call")
-        before = {
-            f.trace.id
-            for f in list(box.frames)
-            if f.type in ("model_call:complete", "tool_trace:complete")
-        }
+        handles = [box.runtime.tasks.spawn(f"topic {i}", tools=["shout"]) for i in range(4)]
+        run_id = box.runtime.workflows.run_script(KILLED_SCRIPT, timeout=WAIT_S)
+        _until(lambda: len(box.sim.requests) >= 16, "every agent in its second model call")
         victim, pid = sorted(cluster.worker_pids().items())[0]
         os.kill(pid, signal.SIGKILL)
         ended = [box.runtime.tasks.wait(h.task_id, WAIT_S) for h in handles]
+        workflow = box.runtime.workflows.wait(run_id, timeout=WAIT_S)
         failed = [u for u in ended if u.state == "failed"]
         completed = [u for u in ended if u.state == "completed"]
-        stored = {r[0] for r in box.rows("SELECT id FROM tool_traces")}
+        kept = box.rows(
+            "SELECT count(*) FROM tool_traces WHERE kind = 'tool' AND outcome = 'success' "
+            "AND chat_id IN (" + ",".join(f"'{u.chat_id}'" for u in failed) + ")"
+        )
         lost_sessions = box.rows(
             "SELECT DISTINCT state FROM agent_sessions WHERE chat_id IN ("
             + ",".join(f"'{u.chat_id}'" for u in failed)
             + ")"
         )
+        step_ends = steps(box)
         again = box.runtime.tasks.spawn("topic again", tools=["shout"])
         after = box.runtime.tasks.wait(again.task_id, WAIT_S)
-    assert failed and completed and len(failed) + len(completed) == 6
+    assert failed and completed and len(failed) + len(completed) == 4
     for update in failed:
         assert update.error is not None and f"the Dask worker {victim}" in update.error
         assert "died or stopped answering mid-run" in update.error
-    assert before <= stored  # no completed trace lost
+    assert kept == [(len(failed),)]  # each lost agent's finished tool call is stored
     assert lost_sessions == [("failed",)]
-    assert after.state == "completed"
+    # The workflow treats a lost worker as any failed agent: its step fails, it goes on.
+    assert workflow.state == "completed", workflow
+    lost_steps = [s for s in step_ends if s[2] == "failed"]
+    assert lost_steps and len(lost_steps) < 4
+    for _, _, _, _, error, _ in lost_steps:
+        assert error is not None and f"the Dask worker {victim}" in error
+    assert isinstance(workflow.result, list)
+    assert workflow.result.count(None) == len(lost_steps)
+    assert after.state == "completed"  # on the surviving worker
     _until(lambda: len(cluster.client.scheduler_info()["workers"]) == 2, "the restarted worker")
+
+
+def test_after_the_scheduler_connection_drops_a_new_run_gets_a_new_actor_not_an_error(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # distributed cancels a client's futures when its scheduler connection drops, which
+    # lets go of the actors: a run sent after that never reached a worker, and must not
+    # fail as if a worker had died under it.
+    with kernelish(tmp_path, cluster=cluster) as box:
+        executor = box.executor()
+        hosts = list(executor._pool.hosts.values())
+
+        async def drop() -> None:
+            assert executor._client is not None and executor._client.scheduler_comm
+            await executor._client.scheduler_comm.comm.close()
+
+        box.runtime.engine.run(drop())
+        _until(lambda: all(h.future.status == "cancelled" for h in hosts), "the actors let go of")
+        handle = box.runtime.tasks.spawn("topic", tools=["shout"])
+        ended = box.runtime.tasks.wait(handle.task_id, WAIT_S)
+    assert ended.state == "completed", ended.error
 
 
 def test_frozen_worker_fails_its_agents_after_two_missed_heartbeats(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     # A stopped process answers nothing and closes nothing: only the heartbeat notices.
+    # 2 s beats: a loaded CI machine can be late by a second, and the healthy worker's
+    # runs must not fail for it.
     rules = (SHOUT_FIRST, Rule(".", role="tool", latency=3))
-    with kernelish(tmp_path, cluster=cluster, rules=rules, dask_heartbeat_s=1.0) as box:
+    with kernelish(tmp_path, cluster=cluster, rules=rules, dask_heartbeat_s=2.0) as box:
         handles = [box.runtime.tasks.spawn(f"topic {i}", tools=["shout"]) for i in range(4)]
-        _until(lambda: len(box.sim.requests) == 8, "every agent in its second model call")
+        _until(lambda: len(box.sim.requests) >= 8, "every agent in its second model call")
         victim, pid = sorted(cluster.worker_pids().items())[0]
         os.kill(pid, signal.SIGSTOP)
         try:
@@ -417,6 +465,7 @@ def test_no_api_key_in_scheduler_events_tasks_logs_or_store(
         core.setLevel(logging.WARNING)
 
     cluster.client.run(debug_core)
+    cluster.client.run_on_scheduler(_count_proxied)
     try:
         with kernelish(
             tmp_path, cluster=cluster, provider="openai", openai_api_key=SecretStr(CANARY)
@@ -434,7 +483,9 @@ def test_no_api_key_in_scheduler_events_tasks_logs_or_store(
             )
     finally:
         cluster.client.run(quiet_core)
+        proxied = cluster.client.run_on_scheduler(_count_proxied, stop=True)
     stderr = cluster.worker_stderr()
+    assert proxied == 0  # no actor call (with its key) went through the scheduler
     assert "actor_execute" in stderr  # the run calls were logged, with their arguments
     assert "**********" in stderr  # the key among them, as a SecretStr prints
     assert "boonb-host-" in specs  # the actors' tasks were looked at
@@ -446,6 +497,29 @@ def test_no_api_key_in_scheduler_events_tasks_logs_or_store(
         ("the project database", store_text),
     ]:
         assert CANARY not in text, where
+
+
+def _count_proxied(dask_scheduler: Any, stop: bool = False) -> int:
+    """Count the scheduler's ``proxy`` calls (an actor call not sent to its worker directly).
+
+    Returns the count so far; ``stop`` puts the scheduler's own handler back.
+    """
+    handlers = dask_scheduler.handlers
+    if stop:
+        counter = handlers["proxy"]
+        handlers["proxy"] = counter.original
+        return int(counter.calls)
+
+    original = handlers["proxy"]
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        counted.calls += 1  # type: ignore[attr-defined]
+        return await original(*args, **kwargs)
+
+    counted.calls = 0  # type: ignore[attr-defined]
+    counted.original = original  # type: ignore[attr-defined]
+    handlers["proxy"] = counted
+    return 0
 
 
 def _scheduler_tasks(dask_scheduler: Any) -> str:
@@ -491,6 +565,219 @@ def test_a_tool_that_cannot_be_pickled_fails_its_task_saying_what_to_do(
     assert "the tool 'locked' cannot be sent to the Dask workers" in ended.error
     assert "executor=local" in ended.error
     assert calls == 0  # refused before the run
+
+
+HELPER_MODULE = """
+def note(text: str) -> str:
+    return text.lower()
+"""
+
+
+def test_a_tool_from_a_module_the_workers_lack_fails_its_task_naming_the_tool(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # A notebook's own utils.py: the kernel imports it, the workers (spawned before) cannot.
+    # cloudpickle sends the tool by value and the helper it calls by reference.
+    name = f"boonb_kernel_only_{uuid.uuid4().hex[:8]}"
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / f"{name}.py").write_text(HELPER_MODULE)
+    sys.path.insert(0, str(tmp_path / "mods"))
+    try:
+        helper = importlib.import_module(name).note
+
+        @tool
+        def fetch_note(text: str) -> str:
+            """Fetch a note.
+
+            Args:
+                text: Which note.
+
+            """
+            return str(helper(text))
+
+        with kernelish(tmp_path / "k", cluster=cluster) as box:
+            box.runtime.tools.register(fetch_note)
+            handle = box.runtime.tasks.spawn("topic", tools=["fetch_note", "shout"])
+            ended = box.runtime.tasks.wait(handle.task_id, WAIT_S)
+            calls = len(box.sim.requests)
+    finally:
+        sys.path.remove(str(tmp_path / "mods"))
+        sys.modules.pop(name, None)
+    assert ended.state == "failed"
+    assert ended.error is not None
+    assert "could not load the tool 'fetch_note'" in ended.error, ended.error
+    assert f"ModuleNotFoundError: No module named '{name}'" in ended.error
+    assert "install that module on the workers" in ended.error
+    assert calls == 0  # refused before the run
+
+
+class _SlowActor:
+    """Stands in for distributed's actor proxy: its tool send waits until let through."""
+
+    def __init__(self, answer: dict[str, str]) -> None:
+        self.gate = asyncio.Event()
+        self.answer = answer
+        self.sends: list[list[str]] = []
+
+    async def register_tools(self, blobs: dict[str, bytes], *, topic: str) -> dict[str, str]:
+        await self.gate.wait()
+        self.sends.append(sorted(blobs))
+        return self.answer
+
+
+async def _two_runs_send(actor: _SlowActor) -> tuple[bool, list[BaseException | None], Host]:
+    """Two runs needing the same new tool on one worker; is the second held until it is there?"""
+    host = Host("tcp://10.0.0.7:1234", actor, future=None)
+    needed = [Sendable("shout", 1, b"tool")]
+    first = asyncio.ensure_future(host.send_tools(needed, "topic"))
+    second = asyncio.ensure_future(host.send_tools(needed, "topic"))
+    for _ in range(20):  # let both run until they block
+        await asyncio.sleep(0)
+    held = not second.done()
+    actor.gate.set()
+    ends = await asyncio.gather(first, second, return_exceptions=True)
+    return held, [e if isinstance(e, BaseException) else None for e in ends], host
+
+
+def test_a_run_waits_for_the_tools_another_run_is_sending_to_its_worker() -> None:
+    # Each actor call has its own connection: a run sent before its tools arrive could
+    # reach the worker first and fail with "unknown tool".
+    actor = _SlowActor({})
+    held, errors, _ = asyncio.run(_two_runs_send(actor))
+    assert held
+    assert errors == [None, None]
+    assert actor.sends == [["shout"]]  # sent once
+
+
+def test_tools_a_worker_cannot_load_fail_every_run_waiting_for_them_and_are_sent_again() -> None:
+    actor = _SlowActor({"shout": "ModuleNotFoundError: No module named 'utils'"})
+    held, errors, host = asyncio.run(_two_runs_send(actor))
+    assert held
+    for error in errors:
+        assert isinstance(error, ExecutorError)
+        assert "could not load the tool 'shout': ModuleNotFoundError" in str(error)
+    assert host.tools == {}  # the next run sends it again
+
+
+def _pretend_boonb(version: str | None) -> None:
+    """On a worker: its boonb says it is ``version`` (None: its own again)."""
+    import importlib.metadata
+
+    from boonb.executors import host
+
+    def pretended(_: str) -> str:
+        return str(version)
+
+    host.version = pretended if version is not None else importlib.metadata.version  # type: ignore[assignment]
+
+
+def test_a_worker_with_another_boonb_is_left_out_and_the_others_take_runs(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    bad, good = sorted(cluster.worker_pids())
+    cluster.client.run(_pretend_boonb, "0.0.1", workers=[bad])
+    try:
+        with kernelish(tmp_path, cluster=cluster) as box:
+            handles = [box.runtime.tasks.spawn(f"topic {i}", tools=["shout"]) for i in range(4)]
+            states = [box.runtime.tasks.wait(h.task_id, WAIT_S).state for h in handles]
+            status = box.executor().describe()
+    finally:
+        cluster.client.run(_pretend_boonb, None, workers=[bad])
+    assert states == ["completed"] * 4
+    assert status.workers == (good,)
+    assert status.problem is not None
+    assert f"the Dask worker {bad} runs boonb 0.0.1" in status.problem
+    assert "install the same boonb on the workers" in status.problem
+
+
+async def _failing_hello(self: Any) -> dict[str, Any]:
+    raise ValueError("boom")
+
+
+_HELLO = AgentHost.hello
+
+
+def _break_hello(broken: bool) -> None:
+    """On a worker: its boonb fails the handshake (or answers again)."""
+    AgentHost.hello = _failing_hello if broken else _HELLO  # type: ignore[method-assign]
+
+
+def _actors_of(session: str) -> Any:
+    def held(dask_scheduler: Any) -> list[str]:
+        return [str(k) for k in dask_scheduler.tasks if str(k).startswith(session)]
+
+    return held
+
+
+def test_with_no_usable_worker_a_run_fails_saying_why_and_no_actor_is_left(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.client.run(_break_hello, True)
+    try:
+        with kernelish(tmp_path, cluster=None) as box:
+            executor = DaskExecutor.connect(
+                box.runtime.agent_factory, engine=box.runtime.engine, address=cluster.address
+            )
+            box.runtime.use_executor(executor)
+            handle = box.runtime.tasks.spawn("topic", tools=["shout"])
+            ended = box.runtime.tasks.wait(handle.task_id, WAIT_S)
+            status = executor.describe()
+            session = f"boonb-host-{box.runtime.session_id.hex[:8]}"
+            # A release reaches the scheduler a moment later, on the client's stream.
+            held = _until(
+                lambda: not cluster.client.run_on_scheduler(_actors_of(session)),
+                "the actors released",
+                timeout=15,
+            )
+    finally:
+        cluster.client.run(_break_hello, False)
+    assert ended.state == "failed" and ended.error is not None
+    assert "no worker of the Dask cluster" in ended.error
+    for address in cluster.worker_pids():
+        assert f"boonb on the Dask worker {address} failed its handshake" in ended.error
+    assert "ValueError: boom" in ended.error
+    assert status.workers == () and status.problem is not None
+    assert held  # the actors that failed their handshake were released
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_failed_connect_is_tried_again_by_a_later_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A kernel started before its cluster: the first run cannot connect, a later one does.
+    monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(dask_executor, "RETRY_S", 0.0)
+    port = _free_port()
+    with kernelish(tmp_path, cluster=None) as box:
+        executor = DaskExecutor.connect(
+            box.runtime.agent_factory,
+            engine=box.runtime.engine,
+            address=f"tcp://127.0.0.1:{port}",
+        )
+        box.runtime.use_executor(executor)
+        first = box.runtime.tasks.spawn("topic", tools=["shout"])
+        before = box.runtime.tasks.wait(first.task_id, WAIT_S)
+        with LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=False,
+            scheduler_port=port,
+            host="127.0.0.1",
+            dashboard_address=None,
+            worker_dashboard_address=None,
+        ):
+            again = box.runtime.tasks.spawn("topic", tools=["shout"])
+            after = box.runtime.tasks.wait(again.task_id, WAIT_S)
+            status = executor.describe()
+    assert before.state == "failed" and before.error is not None
+    assert "cannot reach the Dask scheduler" in before.error
+    assert after.state == "completed", after.error
+    assert len(status.workers) == 1 and status.problem is None
 
 
 def test_kernel_only_tools_are_refused_on_a_worker_with_what_to_do(

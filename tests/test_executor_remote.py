@@ -894,3 +894,52 @@ def test_no_api_key_reaches_the_reply_or_anything_else_when_the_run_fails(
     assert CANARY not in repr(there.batches)
     assert CANARY not in json.dumps(remote.dump(), default=str)
     assert CANARY not in caplog.text
+
+
+def test_a_cancel_that_arrives_before_its_run_ends_the_run_cancelled_at_once(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    # Actor calls travel on separate connections: a small cancel can overtake a big run.
+    _, remote = kernels
+    remote.sim.add_rule(Rule("think slowly", latency=30))
+    spec = two_turn_spec(prompt="think slowly about it")
+    there = Remote(remote, tmp_path / "worker")
+
+    async def cancel_first() -> tuple[bool, dict[str, Any], list[str]]:
+        known = await there.host.cancel(str(spec.chat_id))
+        reply = await there.send(spec)
+        await there.replay.finished(str(spec.chat_id), reply["last_seq"])
+        return known, reply, await there.host.runs()
+
+    known, reply, left = remote.engine.run(cancel_first())
+
+    assert known is False  # not there yet
+    assert reply["outcome"] == "cancelled"
+    assert remote.sim.requests == []  # the model was never called
+    assert left == []
+    ((item,),) = [wire.items_of(b) for b in there.batches]
+    assert item.kind == "end"
+    with pytest.raises(asyncio.CancelledError):
+        wire.result_of(reply)
+
+
+def test_tools_sent_as_pickles_load_one_by_one_and_those_that_fail_are_named(
+    kernels: tuple[Kernel, Kernel], tmp_path: Path
+) -> None:
+    _, remote = kernels
+    remote.sim.add_rule(ADD_RULE)
+    there = Remote(remote, tmp_path / "worker")
+    # What a tool pickled by reference to a module only the kernel has looks like here.
+    missing = b"cboonb_no_such_module_here\nhelper\n."
+    blobs = {"add": cloudpickle.dumps(add), "helper": missing, "oops": pickle.dumps(3)}
+
+    failed = remote.engine.run(there.host.register_tools(blobs, topic=TOPIC))
+    result = remote.engine.run(there.run(two_turn_spec(tools=("add",)), send_tools=False))
+
+    assert failed == {
+        "helper": "ModuleNotFoundError: No module named 'boonb_no_such_module_here'",
+        "oops": "not a Tool but a int",
+    }
+    assert result.error is None
+    called = [(r["tool_name"], r["outcome"]) for r in remote.dump()["tool_traces"]]
+    assert ("add", "success") in called  # the tool that loaded runs

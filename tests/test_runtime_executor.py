@@ -233,3 +233,46 @@ def test_workflow_agents_run_on_the_installed_executor(runtime: Runtime) -> None
     (spec,) = recording.specs
     assert (spec.agent_id, spec.workflow_run_id) == ("writer", run_id)
     assert spec.system_prompt == "You write one line." and spec.max_turns == 8
+
+
+class Described(Recording):
+    """An executor that describes itself as ``status``."""
+
+    def __init__(self, runtime: Runtime, status: ExecutorStatus) -> None:
+        super().__init__(runtime)
+        self.status = status
+
+    def describe(self) -> ExecutorStatus:
+        return self.status
+
+
+def test_status_shows_the_workers_and_why_a_worker_is_left_out(
+    runtime: Runtime,
+) -> None:
+    from boonb.magics.status import executor_text
+
+    assert executor_text(runtime) == "local (agents run in this kernel)"
+    left_out = "1 worker left out (it runs boonb 0.1), the others take runs"
+    runtime.use_executor(
+        Described(
+            runtime,
+            ExecutorStatus(
+                name="dask",
+                address="tcp://10.0.0.5:8786",
+                workers=("tcp://10.0.0.6:4000", "tcp://10.0.0.7:4000"),
+                problem=left_out,
+            ),
+        )
+    )
+    assert executor_text(runtime).splitlines() == [
+        "dask (2 workers at tcp://10.0.0.5:8786)",
+        "workers    tcp://10.0.0.6:4000, tcp://10.0.0.7:4000",
+        f"problem    {left_out}",
+    ]
+    runtime.use_executor(
+        Described(
+            runtime,
+            ExecutorStatus(name="dask", address="tcp://10.0.0.5:8786", problem="no workers"),
+        )
+    )
+    assert executor_text(runtime) == "dask at tcp://10.0.0.5:8786, unavailable: no workers"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import pickle
 import tempfile
 import time
 import uuid
@@ -50,6 +51,10 @@ Emit = Callable[[str, dict[str, Any]], None]
 LEASE_S = 30.0
 """A kernel's runs are cancelled when it has not pinged for this long (it died, or lost
 the cluster): nobody would read what they record."""
+
+CANCEL_KEPT_S = 60.0
+"""How long a cancel of a run not here yet is remembered: the ``run`` call may arrive
+after it (actor calls travel on separate connections, a big one is slower)."""
 
 WORKER_SESSION = uuid.UUID(int=0)
 """The session id recorded on the worker; the kernel's replay writes its own instead."""
@@ -193,24 +198,33 @@ class AgentHost:
         self._batchers: dict[str, wire.Batcher] = {}
         self._clients = _Clients()
         self._leases: dict[str, float] = {}
+        self._cancelled_early: dict[str, float] = {}
+        """Runs cancelled before their ``run`` call arrived, and when (see ``CANCEL_KEPT_S``)."""
         self._watchdog: asyncio.Task[None] | None = None
 
     async def hello(self) -> dict[str, Any]:
         """The versions this host speaks: the kernel refuses a worker that differs."""
         return {"boonb": version("boonb"), "wire": wire.WIRE_VERSION}
 
-    async def register_tools(self, tools: list[Tool], *, topic: str) -> None:
+    async def register_tools(
+        self, tools: Sequence[Tool] | Mapping[str, bytes], *, topic: str
+    ) -> dict[str, str]:
         """Tools the agents of the kernel on ``topic`` may use here, by name.
 
-        A name given again by the same kernel replaces its tool; another kernel's tools
-        are never seen by this kernel's runs.
+        ``tools`` are Tool objects, or each tool's pickle by name (as the Dask executor
+        sends them, so one that does not load here fails alone, by name). Returns why each
+        tool that did not load failed, by name (empty when all loaded). A name given again
+        by the same kernel replaces its tool; another kernel's tools are never seen by this
+        kernel's runs.
         """
-        for made in tools:
+        loaded, failed = _loaded(tools) if isinstance(tools, Mapping) else (list(tools), {})
+        for made in loaded:
             if not isinstance(made, Tool):
                 raise TypeError(f"register_tools() takes Tool objects, got {made!r}")
         mine = self._tools.setdefault(topic, {})
-        for made in tools:
+        for made in loaded:
             mine[made.name] = made
+        return failed
 
     async def run(
         self,
@@ -228,6 +242,10 @@ class AgentHost:
         built-in file tools work in it (right for workers on the kernel's host or disk).
         """
         run_id = str(spec.chat_id)
+        if self._cancelled_early.pop(run_id, None) is not None:  # its cancel came first
+            outbox = _Outbox(run_id, self._batcher(topic))
+            outbox.end("cancelled")
+            return wire.reply(run_id, outbox.seq, "cancelled")
         if run_id in self._runs:
             error = ExecutorError(f"agent run {run_id} is already running on this worker")
             return wire.reply(run_id, 0, "failed", error=error)
@@ -252,12 +270,23 @@ class AgentHost:
     async def cancel(self, run_id: str) -> bool:
         """Cancel a run; its traces close as ``cancelled`` and its reply says so.
 
-        False when no such run is going on here.
+        False when no such run is going on here; a run not here yet is remembered for
+        ``CANCEL_KEPT_S`` and ends cancelled at once if it comes.
         """
         entry = self._runs.get(run_id)
-        if entry is None or entry.task is None or entry.task.done():
+        if entry is None:
+            self._remember_cancel(run_id)
+            return False
+        if entry.task is None or entry.task.done():
             return False
         return entry.task.cancel()
+
+    def _remember_cancel(self, run_id: str) -> None:
+        now = time.monotonic()
+        for old, at in list(self._cancelled_early.items()):
+            if now - at > CANCEL_KEPT_S:
+                del self._cancelled_early[old]
+        self._cancelled_early[run_id] = now
 
     async def runs(self) -> list[str]:
         """The ids of the runs going on here."""
@@ -422,6 +451,27 @@ class AgentHost:
                     )
                     entry.expired = True
                     entry.task.cancel()
+
+
+def _loaded(blobs: Mapping[str, bytes]) -> tuple[list[Tool], dict[str, str]]:
+    """The tools that load here, and why each other one did not, by name.
+
+    A tool pickled by reference to a module the kernel has and this worker lacks fails
+    here (``ModuleNotFoundError``); the kernel names it and says what to do.
+    """
+    loaded: list[Tool] = []
+    failed: dict[str, str] = {}
+    for name, blob in blobs.items():
+        try:
+            made = pickle.loads(blob)  # the kernel's own tools, trusted as its Dask tasks are
+        except Exception as exc:  # unpickling raises anything a reduce function raises
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        if not isinstance(made, Tool):
+            failed[name] = f"not a Tool but a {type(made).__name__}"
+            continue
+        loaded.append(made)
+    return loaded, failed
 
 
 def _keep_images(store: AttachmentStore, images: Sequence[wire.ImageBlob]) -> None:

@@ -132,14 +132,16 @@ def executor_text(runtime: Runtime) -> str:
     status = executor.describe()
     if status.name == "local":
         return "local (agents run in this kernel)"
-    if status.problem:
-        return f"dask at {status.address}, unavailable: {status.problem}"
+    if not status.workers:
+        return f"dask at {status.address}, unavailable: {status.problem or 'no workers'}"
     count = len(status.workers)
     text = f"dask ({count} worker{'s' if count != 1 else ''} at {status.address})"
     text += f", {status.running} agents running" if status.running else ""
     shown = ", ".join(status.workers[:WORKERS_SHOWN])
     more = count - WORKERS_SHOWN
-    return f"{text}\n{'workers':<10} {shown}" + (f" and {more} more" if more > 0 else "")
+    text += f"\n{'workers':<10} {shown}" + (f" and {more} more" if more > 0 else "")
+    # Some workers left out (another boonb, unreachable) while the others take runs.
+    return text + (f"\n{'problem':<10} {status.problem}" if status.problem else "")
 
 
 def settings_text() -> str:
