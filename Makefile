@@ -39,8 +39,9 @@ lint: $(STAMP)
 	$(BIN)/lint-imports  # the layers of DESIGN.md section 1 (contracts in pyproject.toml)
 	cd labextension && npm run --silent typecheck
 
-# Two pytest workers, one test file each at a time: the suite's time is mostly waiting on
-# kernels, JupyterLab and Chromium, and a file keeps its module fixtures (a Lab) to itself.
+# Two pytest workers: the suite's time is mostly waiting on kernels, JupyterLab and
+# Chromium. A worker takes a test file, or all the browser tests, at a time (the schedule
+# is in tests/conftest.py).
 test: setup
 	scripts/ensure-chromium  # the browser tests drive Debian's chromium
 	$(BIN)/python -m pytest -n 2 --dist loadfile

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from xdist.scheduler import LoadFileScheduling
 
 from boonb import config
 from boonb.agent import Agent, ToolContext, default_registry
@@ -61,6 +64,42 @@ def store(db_path: Path) -> Iterator[Store]:
     s = Store(db_path, flush_interval=0.05)
     yield s
     s.close()
+
+
+class _FileOrBrowserScheduling(LoadFileScheduling):
+    """``make test``'s pytest-xdist schedule: a worker takes a test file at a time, or all
+    the browser tests.
+
+    A file's tests keep their module fixtures (a Jupyter server, a Dask cluster) on one
+    worker. The browser tests run one at a time: two Chromiums, two Labs and their kernels
+    at once on two cores made waits of 5-30 s time out. (xdist's own ``loadgroup`` cannot
+    do this under pytest 9.2, whose test ids it no longer rewrites.)
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        return (
+            "tests/browser" if nodeid.startswith("tests/browser/") else super()._split_scope(nodeid)
+        )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileScheduling | None:
+    if config.getoption("dist") != "loadfile":
+        return None  # another --dist asked for: xdist's own
+    return _FileOrBrowserScheduling(config, log)
+
+
+@pytest.fixture(autouse=True)
+def no_event_loop_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test must not leave an event loop marked running on the main thread.
+
+    A later test's ``asyncio.run`` in the same process would fail for it, far from the
+    cause (Playwright's loop did so twice under pytest-xdist). Browser tests are exempt:
+    Playwright's loop runs for their whole module (tests/browser/conftest.py).
+    """
+    yield
+    if request.node.get_closest_marker("browser") is None:
+        left = asyncio.events._get_running_loop()
+        assert left is None, f"a loop is left running on the main thread: {left!r}"
 
 
 @pytest.fixture(autouse=True)

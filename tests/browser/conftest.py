@@ -54,9 +54,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if BROWSER_DIR in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.slow)
-    # Playwright's sync API keeps an event loop running on the main thread until the
-    # session ends, and asyncio.run then refuses to start: run the browser tests last.
-    items.sort(key=lambda item: BROWSER_DIR in Path(str(item.path)).resolve().parents)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -101,13 +98,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Playwright's sync API keeps an event loop marked running on the main thread while it is
+# open, and asyncio.run then refuses to start there: it is open for one module at a time,
+# so the tests a worker runs after a browser module can use asyncio.run.
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     """Headless Debian Chromium. A missing binary fails the run: run scripts/ensure-chromium."""
     if not os.access(CHROMIUM, os.X_OK):
