@@ -122,6 +122,37 @@ def test_a_refreshed_page_shows_the_same_turns_and_pending_tool_calls(
     expect(chips(chat)).to_have_count(4)
 
 
+# Installed in the page before a reload: drops the first snapshot request a chat view sends
+# to its kernel, as a page still reconnecting can lose it.
+DROP_FIRST_SNAPSHOT_REQUEST = """
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  if (!window.__droppedSnapshot) {
+    const text = typeof data === "string" ? data : new TextDecoder().decode(data);
+    if (text.includes('"kind":"snapshot"')) {
+      window.__droppedSnapshot = true;
+      return;
+    }
+  }
+  return send.call(this, data);
+};
+"""
+
+
+def test_a_view_whose_first_snapshot_request_is_lost_asks_again_and_loads(
+    notebook: NotebookFactory,
+) -> None:
+    nb = notebook.open("chat-lost-request.ipynb")
+    nb.run_cell(SETUP)
+    chat = chat_of(nb.run_cell("%%agent --max-turns 2\nPlease look around the project."))
+    expect(chat).to_have_attribute("data-state", "awaiting_input", timeout=30_000)
+    nb.page.add_init_script(DROP_FIRST_SNAPSHOT_REQUEST)
+    nb.reload()
+    chat = chat_of(nb.output(1))  # ready: a later request was answered
+    assert nb.page.evaluate("() => window.__droppedSnapshot === true")
+    expect(chat.locator('.chat-turn[data-turn="1"] .chat-tool-name')).to_have_text("list_files")
+
+
 def test_timeline_click_scrolls_and_folds_and_a_follow_up_runs_a_new_turn(
     notebook: NotebookFactory,
 ) -> None:

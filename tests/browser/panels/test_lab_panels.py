@@ -119,10 +119,10 @@ def sidebar_follows_both_kernels(
         'job = boonb.spawn("background job", tools=["wait_for"], metadata={"name": "job"})',
     )
     expect(task_entry(page, "job")).to_have_attribute("data-state", "running", timeout=LONG_MS)
-    expect(tab(page)).to_have_attribute("data-running", "1")
+    expect(tab(page)).to_have_attribute("data-running", "1", timeout=LONG_MS)
     (tmp_path / "task").touch()
     expect(task_entry(page, "job")).to_have_attribute("data-state", "completed", timeout=LONG_MS)
-    expect(tab(page)).not_to_have_attribute("data-running", "1")
+    expect(tab(page)).not_to_have_attribute("data-running", "1", timeout=LONG_MS)
     assert tab(page).get_attribute("data-running") is None  # no badge at 0
 
     # The running chat's traces in the main area grow while it runs: its tool call and the
@@ -147,10 +147,12 @@ def sidebar_follows_both_kernels(
     )
     stuck = task_entry(page, "stuck")
     expect(stuck).to_have_attribute("data-state", "running", timeout=LONG_MS)
-    expect(tab(page)).to_have_attribute("data-running", "1")
+    expect(tab(page)).to_have_attribute("data-running", "1", timeout=LONG_MS)
     stuck.locator("button.tk-cancel").click()
     expect(stuck).to_have_attribute("data-state", "cancelled", timeout=LONG_MS)
     first.wait_for_kernel_value("rt.tasks.get(stuck.task_id).state", "'cancelled'")
+    # The badge follows at the sidebar's next activity poll.
+    expect(tab(page)).not_to_have_attribute("data-running", "1", timeout=LONG_MS)
     assert tab(page).get_attribute("data-running") is None
 
     # A reload brings back the sidebar and the chat's panel, read again over REST.
