@@ -164,7 +164,7 @@ def test_palette_has_the_boonb_commands(page: Page) -> None:
     for _ in range(3):  # the modal palette closes if anything takes the focus meanwhile
         search_palette(page, "boonb")
         try:
-            expect(items.filter(has_text="Open the boonb Sidebar")).to_have_count(1)
+            expect(items.filter(has_text="Open the boonb Sidebar")).to_have_count(1, timeout=15_000)
             break
         except AssertionError:
             if palette.locator("input").is_visible():
