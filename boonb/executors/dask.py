@@ -417,12 +417,9 @@ class DaskExecutor:
         """The bytes of the prompt's images, read off the loop."""
         if not spec.images:
             return []
-        settings = self.factory.settings()
-        store = AttachmentStore(
-            settings.project,
-            upload_dir=settings.upload_dir,
-            max_size_mb=settings.max_attachment_size_mb,
-        )
+        # Only reads stored images, by content: the project's folder is all it needs, as
+        # for a local agent (Agent's own store).
+        store = AttachmentStore(self.factory.settings().project)
         return await asyncio.to_thread(wire.image_blobs, list(spec.images), store)
 
     def provider_of(self, chat_id: uuid.UUID) -> str | None:
