@@ -162,6 +162,8 @@ def sidebar_follows_both_kernels(
     panel_tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab").filter(
         has_text="Traces: watch the panel"
     )
+    # Lab activates the tab it restores last: click ours once its restore is done.
+    page.evaluate("() => window.jupyterapp.restored")
     panel_tab.click()
     expect(viewer).to_be_visible(timeout=LONG_MS)
     expect(viewer).to_have_attribute("data-ready", "true", timeout=LONG_MS)
