@@ -208,6 +208,10 @@ def test_resume_replays_only_the_tool_call_that_had_not_finished(project: Path) 
             ),
             "the quick call's trace on disk",
         )
+        # The kill must find slow running: on a loaded machine its thread may start later.
+        _wait_until(
+            lambda: "slow" in (project / "calls.log").read_text(), "the slow call started"
+        )
         first.kill()
     finally:
         first.stop()

@@ -137,13 +137,13 @@ def test_picked_and_dropped_images_are_sent_shown_opened_and_survive_a_restart(
         "sent_images()",
         repr("|".join(sorted(f"data:image/png;base64 {sha(d)}" for d in (wide, tall)))),
     )
-    # Measured once both are laid out: a CI run read 0x0 boxes here once, loaded images
-    # and all, so the size check waits for the thumbnails to be visible first.
-    for i in range(2):
-        expect(thumbs.nth(i)).to_be_visible()
-    sizes = thumbs.evaluate_all(
-        "els => els.map((el) => { const r = el.getBoundingClientRect();"
-        " const img = el.querySelector('img');"
+    # Found and measured in one script from the chat's root: ``evaluate_all`` finds the
+    # elements in one call and measures them in another, and a turn repainted in between
+    # leaves detached boxes that measure 0x0 (two CI runs).
+    sizes = chat.evaluate(
+        "root => [...root.querySelectorAll("
+        "'.chat-turn[data-turn=\"2\"] .chat-msg-user .boonb-thumb')].map((el) => {"
+        " const r = el.getBoundingClientRect(); const img = el.querySelector('img');"
         " return [r.width, r.height, img.naturalWidth, img.naturalHeight]; })"
     )
     for (width, height, natural_w, natural_h), (w, h) in zip(

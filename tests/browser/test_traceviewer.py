@@ -561,7 +561,12 @@ add(trace(0, 0, name="read_file", output=big))
     nb, viewer = open_viewer(notebook, "large.ipynb", seed)
     row = viewer.locator('.tv-trace[data-kind="tool"]')
     # Keep the kernel busy in a cell, so the detail request waits and the preview shows.
-    nb.run_cell("import threading\nthreading.Event().wait()", wait=False)
+    # The click must come after the cell has started: a run request can reach the kernel after
+    # the click's detail request, and the interrupt then lands outside the cell (a CI run).
+    blocking = nb.run_cell(
+        "import threading\nprint('blocking', flush=True)\nthreading.Event().wait()", wait=False
+    )
+    expect(blocking).to_contain_text("blocking")
     row.click()
     detail = viewer.locator(".tv-detail")
     expect(detail).to_have_attribute("data-detail", "loading")
@@ -574,6 +579,7 @@ add(trace(0, 0, name="read_file", output=big))
     )
     _shoot(nb, viewer, "large-preview")
     nb.interrupt()
+    expect(blocking).to_contain_text("KeyboardInterrupt")
     nb.wait_idle()
 
     expect(detail).to_have_attribute("data-detail", "loaded", timeout=60_000)
