@@ -157,6 +157,25 @@ class CellError(AssertionError):
     """A cell run through the harness raised in the kernel (the message has the traceback)."""
 
 
+def drop_first_request(kind: str) -> str:
+    """A page init script that drops the first widget request of this ``kind`` the page
+    sends to a kernel, as a page still reconnecting can lose it (``window.__dropped`` then
+    says it happened)."""
+    return f"""
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {{
+  if (!window.__dropped) {{
+    const text = typeof data === "string" ? data : new TextDecoder().decode(data);
+    if (text.includes('"kind":"{kind}"')) {{
+      window.__dropped = true;
+      return;
+    }}
+  }}
+  return send.call(this, data);
+}};
+"""
+
+
 def safe_name(text: str) -> str:
     """A file-name-safe form of a pytest node name (parametrize ids have brackets etc.)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "test"

@@ -16,7 +16,7 @@ from typing import Any
 from playwright.sync_api import Locator, expect
 
 from .conftest import ARTIFACTS_DIR
-from .lab_page import Notebook, NotebookFactory
+from .lab_page import Notebook, NotebookFactory, drop_first_request
 
 SETUP = """
 %load_ext boonb
@@ -122,23 +122,6 @@ def test_a_refreshed_page_shows_the_same_turns_and_pending_tool_calls(
     expect(chips(chat)).to_have_count(4)
 
 
-# Installed in the page before a reload: drops the first snapshot request a chat view sends
-# to its kernel, as a page still reconnecting can lose it.
-DROP_FIRST_SNAPSHOT_REQUEST = """
-const send = WebSocket.prototype.send;
-WebSocket.prototype.send = function (data) {
-  if (!window.__droppedSnapshot) {
-    const text = typeof data === "string" ? data : new TextDecoder().decode(data);
-    if (text.includes('"kind":"snapshot"')) {
-      window.__droppedSnapshot = true;
-      return;
-    }
-  }
-  return send.call(this, data);
-};
-"""
-
-
 def test_a_view_whose_first_snapshot_request_is_lost_asks_again_and_loads(
     notebook: NotebookFactory,
 ) -> None:
@@ -146,10 +129,10 @@ def test_a_view_whose_first_snapshot_request_is_lost_asks_again_and_loads(
     nb.run_cell(SETUP)
     chat = chat_of(nb.run_cell("%%agent --max-turns 2\nPlease look around the project."))
     expect(chat).to_have_attribute("data-state", "awaiting_input", timeout=30_000)
-    nb.page.add_init_script(DROP_FIRST_SNAPSHOT_REQUEST)
+    nb.page.add_init_script(drop_first_request("snapshot"))
     nb.reload()
     chat = chat_of(nb.output(1))  # ready: a later request was answered
-    assert nb.page.evaluate("() => window.__droppedSnapshot === true")
+    assert nb.page.evaluate("() => window.__dropped === true")
     expect(chat.locator('.chat-turn[data-turn="1"] .chat-tool-name')).to_have_text("list_files")
 
 

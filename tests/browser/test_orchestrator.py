@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, expect
 
-from .lab_page import Notebook, NotebookFactory
+from .lab_page import Notebook, NotebookFactory, drop_first_request
 from .lab_server import LabServer
 
 SHOTS_DIR = Path("/work/notes/shots")
@@ -261,6 +261,26 @@ def test_a_finished_run_opens_from_the_runs_list_in_a_new_kernel_with_its_steps_
     expect(pane.locator(".or-result")).to_contain_text('"topic": "herons"')
     expect(pane.locator("button.or-cancel")).to_be_hidden()
     expect(pane.locator("button.or-rerun")).to_be_visible()
+
+
+@pytest.mark.usefixtures("project_workflow")
+def test_a_run_pane_whose_first_request_is_lost_asks_again_and_shows_the_run(
+    notebook: NotebookFactory,
+) -> None:
+    nb = notebook.open("orchestrator-lost-request.ipynb")
+    nb.run_cell(SETUP)
+    out = nb.run_cell(
+        "%workflow run story-board --args '{\"topic\": \"herons\", \"drafts\": 2}'"
+    )
+    live = out.locator(".boonb-orchestrator[data-mode='run'] .or-run")
+    expect(live).to_have_attribute("data-state", "completed", timeout=LONG_MS)
+    steps = live.locator(".or-agent").count()
+    nb.page.add_init_script(drop_first_request("open"))
+    nb.reload()
+    pane = nb.output(1).locator(".boonb-orchestrator[data-mode='run'] .or-run")
+    expect(pane).to_have_attribute("data-state", "completed", timeout=15_000)
+    assert nb.page.evaluate("() => window.__dropped === true")
+    expect(pane.locator(".or-agent")).to_have_count(steps)
 
 
 def test_a_run_that_logs_thousands_of_lines_at_once_ends_with_every_line_in_its_pane(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from playwright.sync_api import Locator, expect
 
-from .lab_page import Notebook, NotebookFactory
+from .lab_page import Notebook, NotebookFactory, drop_first_request
 
 SHOTS_DIR = Path("/work/notes/shots")
 
@@ -148,6 +148,21 @@ def test_pane_follows_tasks_from_pending_to_completed_and_shows_their_results(
     expect(pane).to_have_attribute("data-ready", "true")
     done = pane.locator('.tk-entry[data-state="completed"]')
     expect(done.filter(has_text=re.compile(r"live task \d"))).to_have_count(3)
+
+
+def test_a_pane_whose_first_list_request_is_lost_asks_again_and_loads(
+    notebook: NotebookFactory,
+) -> None:
+    nb, pane = open_pane(notebook, "tasks-lost-request.ipynb")
+    nb.run_cell("h = boonb.spawn('Say hello', metadata={'name': 'the one task'})")
+    done = entry(pane, "the one task")
+    expect(done).to_have_attribute("data-state", "completed", timeout=LONG_MS)
+    nb.page.add_init_script(drop_first_request("list"))
+    nb.reload()
+    pane = nb.output(1).locator(".boonb-tasks")
+    expect(pane).to_have_attribute("data-ready", "true", timeout=15_000)
+    assert nb.page.evaluate("() => window.__dropped === true")
+    expect(entry(pane, "the one task")).to_have_attribute("data-state", "completed")
 
 
 def test_a_failed_task_is_retried_and_a_running_one_cancelled_from_the_pane(

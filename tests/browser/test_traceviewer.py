@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Locator, expect
 
 from .conftest import ARTIFACTS_DIR
-from .lab_page import Notebook, NotebookFactory
+from .lab_page import Notebook, NotebookFactory, drop_first_request
 
 SETUP = """
 import uuid
@@ -118,6 +118,22 @@ add(trace(1, 11, name="grep", latency_ms=200))
     viewer = nb.output(2).locator(".boonb-traceviewer")
     expect(viewer).to_have_attribute("data-ready", "true")
     expect(viewer.locator(".tv-trace")).to_have_count(5)
+
+
+def test_a_view_whose_first_page_request_is_lost_asks_again_and_loads(
+    notebook: NotebookFactory,
+) -> None:
+    seed = """
+add(model(0, 0, latency_ms=900))
+add(trace(0, 1, name="list_files", latency_ms=300))
+"""
+    nb, viewer = open_viewer(notebook, "lost-request.ipynb", seed)
+    nb.page.add_init_script(drop_first_request("page"))
+    nb.reload()
+    viewer = nb.output(2).locator(".boonb-traceviewer")
+    expect(viewer).to_have_attribute("data-ready", "true", timeout=15_000)
+    assert nb.page.evaluate("() => window.__dropped === true")
+    expect(viewer.locator(".tv-trace .tv-badge")).to_have_text(["sim-model", "list_files"])
 
 
 def test_latency_bars_are_coloured_and_placed_on_the_turns_waterfall(

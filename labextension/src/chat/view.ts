@@ -34,10 +34,6 @@ const UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** Within this many pixels of the bottom, new content keeps the log scrolled to the end. */
 const STICK_PX = 48;
-/** A first snapshot not answered after this long is asked for again, then after twice
- * that, up to the last delay (5 s, 10 s, 20 s, 40 s). */
-const SNAPSHOT_RETRY_FIRST_MS = 5_000;
-const SNAPSHOT_RETRY_LAST_MS = 40_000;
 
 export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
   private readonly state = new ChatState();
@@ -143,20 +139,7 @@ export class ChatView extends KernelView<ChatRequest, ChatKernelMessage> {
     this.listen(this.root, "drop", this.onDrop);
     this.paint();
     // A (re)rendered view holds nothing yet: ask the kernel for the current state.
-    this.requestSnapshot();
-    this.askAgainUntilReady(SNAPSHOT_RETRY_FIRST_MS);
-  }
-
-  /** A request sent while a reloaded page was still reconnecting to the kernel can be
-   * lost, which left the view "loading…" for good: ask again, less and less often, until
-   * a first answer comes. (A cell blocking the kernel delays the answers; they queue.) */
-  private askAgainUntilReady(delayMs: number): void {
-    const timer = window.setTimeout(() => {
-      if (this.state.ready || this.state.kernelGone || delayMs > SNAPSHOT_RETRY_LAST_MS) return;
-      this.requests.send({ kind: "snapshot", request_id: this.requests.id("snapshot") });
-      this.askAgainUntilReady(delayMs * 2);
-    }, delayMs);
-    this.onDestroy(() => window.clearTimeout(timer));
+    this.sendUntilAnswered({ kind: "snapshot", request_id: this.requests.id("snapshot") });
   }
 
   // Kernel messages

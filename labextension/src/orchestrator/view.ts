@@ -111,11 +111,11 @@ export class OrchestratorView extends KernelView<OrchestratorRequest, Orchestrat
     });
     // A (re)rendered view holds nothing: ask for what it shows as it is now.
     if (this.mode === "orchestrator") {
-      this.send({ kind: "workflows", request_id: this.requests.id("workflows") });
-      this.send({ kind: "runs", request_id: this.requests.id("runs") });
+      this.sendUntilAnswered({ kind: "workflows", request_id: this.requests.id("workflows") });
+      this.sendUntilAnswered({ kind: "runs", request_id: this.requests.id("runs") });
     }
     const runId = traits.get("run_id");
-    if (runId) this.openRun(runId);
+    if (runId) this.openRun(runId, true);
   }
 
   private send(message: OrchestratorRequest): void {
@@ -252,13 +252,18 @@ export class OrchestratorView extends KernelView<OrchestratorRequest, Orchestrat
     this.schedule();
   }
 
-  private openRun(runId: string): void {
+  /** Show a run, asking the kernel for it if it is not known yet (``first``: the run a
+   * rendered run pane shows, asked for until answered). */
+  private openRun(runId: string, first = false): void {
     this.selectedRun = runId;
     this.closeTraces();
     const known = this.runs.get(runId);
     if ((known === undefined || (!known.live && !known.ended)) && !this.opening.has(runId)) {
       this.opening.set(runId, []);
-      this.send({ kind: "open", request_id: this.requests.id("open"), run_id: runId });
+      const id = this.requests.id("open");
+      const message: OrchestratorRequest = { kind: "open", request_id: id, run_id: runId };
+      if (first) this.sendUntilAnswered(message);
+      else this.send(message);
     }
     this.schedule();
   }

@@ -35,6 +35,11 @@ export class PendingRequests<Request extends { kind: string; request_id: string 
     return kind;
   }
 
+  /** Whether this request still waits for its reply. */
+  isPending(requestId: string): boolean {
+    return this.pending.has(requestId);
+  }
+
   /** Whether a request of this kind still waits for its reply. */
   awaiting(kind: Request["kind"]): boolean {
     for (const pending of this.pending.values()) if (pending === kind) return true;

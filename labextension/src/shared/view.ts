@@ -15,6 +15,11 @@ export interface KernelReply {
   kind: string;
 }
 
+/** A first request not answered after this long is sent again, then after twice that, up
+ * to the last delay (5 s, 10 s, 20 s, 40 s). */
+const FIRST_REQUEST_RETRY_MS = 5_000;
+const FIRST_REQUEST_RETRY_LAST_MS = 40_000;
+
 export abstract class KernelView<Request extends KernelRequest, Message extends KernelReply>
   implements Destroyable
 {
@@ -75,6 +80,25 @@ export abstract class KernelView<Request extends KernelRequest, Message extends 
       this.frameHandle = 0;
     }
     this.paint();
+  }
+
+  /**
+   * Send a view's first request, and send it again until it is answered: one sent while a
+   * reloaded page was still reconnecting to the kernel can be lost, which left the view
+   * "loading…" for good. It goes again with the same id, so only its first reply is taken.
+   * (A cell that blocks the kernel only delays the replies; they queue.)
+   */
+  protected sendUntilAnswered(message: Request): void {
+    this.requests.send(message);
+    const again = (delayMs: number): void => {
+      const timer = window.setTimeout(() => {
+        if (this.closed || this.kernelGone || !this.requests.isPending(message.request_id)) return;
+        this.requests.send(message);
+        if (delayMs < FIRST_REQUEST_RETRY_LAST_MS) again(delayMs * 2);
+      }, delayMs);
+      this.onDestroy(() => window.clearTimeout(timer));
+    };
+    again(FIRST_REQUEST_RETRY_MS);
   }
 
   /** Listen to a DOM event until the view is destroyed. */

@@ -100,7 +100,7 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
     // A (re)rendered view holds nothing yet: ask the kernel for the tasks as they are now,
     // one page that fills the view; the rest comes as the user scrolls towards it.
     this.firstPageId = this.requests.id("list");
-    this.requests.send({ kind: "list", request_id: this.firstPageId, before: null, limit: FIRST_PAGE });
+    this.sendUntilAnswered({ kind: "list", request_id: this.firstPageId, before: null, limit: FIRST_PAGE });
   }
 
   // Kernel messages

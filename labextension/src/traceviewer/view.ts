@@ -118,7 +118,7 @@ export class TraceView extends KernelView<Request, KernelMessage> {
     this.updateRootData();
     // A (re)rendered view holds nothing yet: ask the kernel for the current state.
     this.requestPage();
-    this.requestCache();
+    this.requestCache(true);
   }
 
   // Kernel messages
@@ -127,16 +127,20 @@ export class TraceView extends KernelView<Request, KernelMessage> {
     if (this.pageInFlight || !this.hasMore || this.pageFailed) return;
     this.pageInFlight = true;
     this.root.dataset["loading"] = "page";
-    this.requests.send({
+    const page: Request = {
       kind: "page",
       request_id: this.requests.id("page"),
       cursor: this.cursor,
       limit: this.scrolled ? SCROLL_PAGE_LIMIT : PAGE_LIMIT,
-    });
+    };
+    if (this.firstPageDone) this.requests.send(page);
+    else this.sendUntilAnswered(page); // the view shows nothing until it comes
   }
 
-  private requestCache(): void {
-    this.requests.send({ kind: "cache", request_id: this.requests.id("cache") });
+  private requestCache(first = false): void {
+    const message: Request = { kind: "cache", request_id: this.requests.id("cache") };
+    if (first) this.sendUntilAnswered(message);
+    else this.requests.send(message);
   }
 
   /** Ask for a trace in full when a page gave only its preview, or for a model call's
