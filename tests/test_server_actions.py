@@ -318,14 +318,12 @@ def test_a_run_cancel_from_the_server_is_carried_out_by_its_kernel(
 
     with server.client() as client:
         asked = client.post(f"/boonb/api/orchestrator/runs/{run}/cancel")
-        listed = client.get("/boonb/api/orchestrator/runs", params={"state": "running"}).json()
     ended = manager.wait(run, timeout=60)
     runtime.store.writer.flush()
 
     assert asked.status_code == 200, asked.text
     assert asked.json()["status"] == "cancelling"
     assert asked.json()["run"]["cancel_requested"] is True
-    assert [(r["run_id"], r["cancel_requested"]) for r in listed["runs"]] == [(str(run), True)]
     assert ended.state == "cancelled"
     with server.client() as client:
         after = client.get("/boonb/api/orchestrator/runs", params={"limit": 1}).json()["runs"]
@@ -333,6 +331,38 @@ def test_a_run_cancel_from_the_server_is_carried_out_by_its_kernel(
     assert (after[0]["run_id"], after[0]["state"]) == (str(run), "cancelled")
     assert after[0]["cancel_requested"] is False
     assert "already ended (cancelled)" in again["message"]
+
+
+def test_a_run_asked_to_cancel_is_listed_as_cancelling_until_its_kernel_acts(
+    server: Served,
+) -> None:
+    # A live owner that does not poll (this process, no runtime): the request stays pending,
+    # as it does for a real kernel between its polls.
+    run, kernel = uuid.uuid4(), uuid.uuid4()
+    db = Database(server.db_path)
+    try:
+        with db.connection() as con:
+            con.execute(
+                "INSERT INTO sessions (id, kernel_pid, hostname, started_at) VALUES (?, ?, ?, ?)",
+                [kernel, os.getpid(), socket.gethostname(), datetime.now(UTC)],
+            )
+            con.execute(
+                "INSERT INTO workflow_runs (id, workflow, state, session_id, kernel_pid, "
+                "created_at) VALUES (?, 'triage', 'running', ?, ?, ?)",
+                [run, kernel, os.getpid(), datetime.now(UTC)],
+            )
+    finally:
+        db.close()
+    with server.client() as client:
+        before = client.get("/boonb/api/orchestrator/runs", params={"state": "running"}).json()
+        asked = client.post(f"/boonb/api/orchestrator/runs/{run}/cancel")
+        listed = client.get("/boonb/api/orchestrator/runs", params={"state": "running"}).json()
+    def flags(listing: dict[str, Any]) -> list[bool]:
+        return [r["cancel_requested"] for r in listing["runs"] if r["run_id"] == str(run)]
+
+    assert flags(before) == [False] and flags(listed) == [True], (before, listed)
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["status"] == "cancelling"
 
 
 def test_a_bad_unknown_or_orphaned_run_is_400_404_or_409(server: Served) -> None:

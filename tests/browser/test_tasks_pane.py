@@ -339,8 +339,7 @@ def test_many_tasks_come_a_page_at_a_time_as_the_user_scrolls_and_the_badge_coun
         "els => els.map((e) => [e.querySelector('.tk-title').textContent, parseFloat(e.style.top)])"
     )
     ordered = [title for title, _ in sorted(tops, key=lambda t: t[1])]
-    oldest = ast.literal_eval(nb.kernel_value("rt.tasks.list(limit=100_000)[-1].title"))
-    assert ordered[-1] == oldest and "task 0" in ordered, ordered
-    numbers = [int(title.split()[1]) for title in ordered if re.fullmatch(r"task \d+", title)]
-    assert numbers == sorted(numbers, reverse=True), numbers  # newest first, no gaps
-    assert numbers == list(range(numbers[0], numbers[0] - len(numbers), -1)), numbers
+    # The rows drawn at the end are the project's last tasks, newest first, with no gaps.
+    # (How many of the 300 they include depends on the tasks earlier tests left.)
+    titles = ast.literal_eval(nb.kernel_value("[t.title for t in rt.tasks.list(limit=100_000)]"))
+    assert len(ordered) > 10 and ordered == titles[-len(ordered) :], (ordered, titles[-40:])
