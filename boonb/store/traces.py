@@ -2,23 +2,22 @@
 
 A page must stay small whatever the tools returned, so an input or output whose JSON
 text is longer than :data:`CUT_ABOVE_BYTES` comes in a page as a :class:`CutValue`
-preview; :meth:`TraceStore.detail` returns the whole trace.
+preview (:mod:`boonb.store.trace_records` reads rows so); :meth:`TraceStore.detail`
+returns the whole trace.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
 from pydantic_core import from_json
 
-from boonb.frames import CacheSegment, TraceKind, TraceRecord
+from boonb.frames import CacheSegment, TraceRecord
 from boonb.store import tree_text
 from boonb.store.cursor import TraceKey, decode_cursor, encode_cursor
-from boonb.store.cut import CUT_ABOVE_BYTES, PREVIEW_CHARS, CutValue, cut_value
+from boonb.store.cut import CUT_ABOVE_BYTES, PREVIEW_CHARS, CutValue
 from boonb.store.database import Database
 from boonb.store.errors import (
     InvalidChatId,
@@ -30,66 +29,38 @@ from boonb.store.errors import (
 from boonb.store.projections import TraceTree, build_tree, chat_branch, turns
 from boonb.store.requests import SentRequest, StoredMessage, StoredPart, sent_request
 from boonb.store.rows import TRACE_COLUMNS
+from boonb.store.trace_aggregates import (
+    CACHE_BREAKS_SQL,
+    CHAT_TOTALS_SQL,
+    SUMMARY_SQL,
+    CacheBreak,
+    ChatHighlights,
+    ChatTotals,
+    FailedCall,
+    SessionSummary,
+    SlowCall,
+    TurnCache,
+)
+from boonb.store.trace_records import (
+    SELECT_CALLS,
+    SELECT_PAGE,
+    SELECT_TREE,
+    SELECT_WHOLE,
+    PagedTrace,
+    paged_by_column,
+    paged_trace,
+    record_of,
+)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 _ORDER = "turn_number, started_at, id"
-_PAYLOADS = ("input", "output")
-# Pages know their chat, so they do not read it back; timestamps come as epoch
-# microseconds, which Python turns into datetimes far faster than DuckDB's own conversion.
-_COLUMNS = tuple(c for c in TRACE_COLUMNS if c != "chat_id")
-
-
-def _selected(column: str) -> str:
-    if column in ("started_at", "finished_at"):
-        return f"epoch_us({column})"
-    if column in _PAYLOADS:
-        # A large value never leaves DuckDB whole: its size and start stand in for it.
-        # Twice the preview, so a JSON string's escapes (two characters or more for one)
-        # still leave a whole preview of its text.
-        large = f"strlen({column}) > {CUT_ABOVE_BYTES}"
-        return (
-            f"CASE WHEN {large} THEN NULL ELSE {column} END, "
-            f"CASE WHEN {large} THEN strlen({column}) END, "
-            f"CASE WHEN {large} THEN left({column}, {2 * PREVIEW_CHARS}) END"
-        )
-    return column
-
-
-_SELECT = ", ".join(_selected(c) for c in _COLUMNS)
-# A tree spans chats, so its rows carry theirs. A tree is read by column (through Arrow,
-# twice as fast as row tuples for 10,000 rows), and its ids come as text: DuckDB makes a
-# UUID object per cell (six a row), where most of a tree's ids repeat (its root, session,
-# chats, and each parent, already read as an earlier row's id) and are made once from text.
-_UUIDS = frozenset({"id", "session_id", "chat_id", "workflow_run_id", "parent_id", "root_id"})
-_SELECT_TREE = ", ".join(f"{c}::VARCHAR" if c in _UUIDS else _selected(c) for c in TRACE_COLUMNS)
-# For projections that need no payloads (turn totals): the rest of every column.
-_SELECT_CALLS = ", ".join(
-    "NULL" if c in _PAYLOADS else f"epoch_us({c})" if c.endswith("_at") else c
-    for c in TRACE_COLUMNS
-)
-SELECT_WHOLE = ", ".join(
-    f"epoch_us({c})" if c in ("started_at", "finished_at") else c for c in TRACE_COLUMNS
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Turns read per query when paging a whole chat, before a last query for the rest. A
 # bounded turn range lets DuckDB skip every row group outside it by its min/max
 # statistics, where an open-ended ORDER BY ... LIMIT reads and sorts the whole chat
 # (15 ms at a million traces, against 6 ms). Most pages fit in the first span.
 _TURN_SPANS = (8, 64)
-
-
-@dataclass(slots=True, kw_only=True)
-class PagedTrace(TraceRecord):
-    """A trace as a page carries it: a large input or output is cut to a preview.
-
-    When ``input_cut`` (or ``output_cut``) is set, ``input`` (``output``) is None and the
-    whole value is had from :meth:`TraceStore.detail`.
-    """
-
-    input_cut: CutValue | None = None
-    output_cut: CutValue | None = None
 
 
 class TracePage(BaseModel):
@@ -100,111 +71,12 @@ class TracePage(BaseModel):
     """Pass back to get the next page; None on the last page."""
 
 
-class SessionSummary(BaseModel):
-    """Aggregates over every trace of one kernel session."""
-
-    session_id: UUID
-    chats: int
-    traces: int
-    model_calls: int
-    tool_calls: int
-    errors: int
-    total_latency_ms: float
-    mean_tool_latency_ms: float | None
-    p95_latency_ms: float | None
-    input_tokens: int
-    """Prompt tokens, cache-read tokens included."""
-    output_tokens: int
-    """Completion tokens, reasoning tokens included."""
-    cache_tokens: int
-    """Prompt tokens read from cache."""
-    reasoning_tokens: int
-    tokens_used: int
-    cost_usd: float | None
-    cache_hit_rate: float | None
-    """``cache_tokens / input_tokens``; None when no prompt tokens were sent."""
-
-
-class CacheBreak(BaseModel):
-    """A model call whose cached prefix was broken by a change to an earlier-sent segment."""
-
-    turn_number: int
-    segment: str
-    hit_tokens: int
-    tokens: int
-
-    @property
-    def message(self) -> str:
-        return f"cache broken by: {self.segment} changed at turn {self.turn_number}"
-
-
 class TraceDetail(BaseModel):
     """One trace in full; for a model call, also the request as it was sent."""
 
     trace: TraceRecord
     request: SentRequest | None
     """A model call's request rebuilt from the stored chat; None for a tool call."""
-
-
-class TurnCache(BaseModel):
-    """Prompt-cache figures of one turn's model call(s), with the per-segment breakdown."""
-
-    turn_number: int
-    input_tokens: int
-    """Prompt tokens, cache-read tokens included."""
-    cache_tokens: int
-    """Prompt tokens read from cache."""
-    segments: list[CacheSegment]
-    broken_by: str | None
-    """The first segment sent before that had changed (the reason for a miss), if any."""
-
-    @property
-    def hit_rate(self) -> float | None:
-        return self.cache_tokens / self.input_tokens if self.input_tokens else None
-
-
-class ChatTotals(BaseModel):
-    """Cumulative figures of one chat (the trace viewer's footer)."""
-
-    traces: int
-    model_calls: int
-    tool_calls: int
-    errors: int
-    input_tokens: int
-    cache_tokens: int
-    output_tokens: int
-    tokens_used: int
-    total_latency_ms: float
-    max_latency_ms: float | None
-
-    @property
-    def cache_hit_rate(self) -> float | None:
-        return self.cache_tokens / self.input_tokens if self.input_tokens else None
-
-
-class SlowCall(BaseModel):
-    """The slowest model or tool call of a chat, for its highlights."""
-
-    tool_name: str
-    kind: TraceKind
-    turn_number: int
-    latency_ms: float
-
-
-class FailedCall(BaseModel):
-    """A model or tool call of a chat that ended in an error, for its highlights."""
-
-    tool_name: str
-    turn_number: int
-    error: str
-
-
-class ChatHighlights(BaseModel):
-    """What a chat's static summary points out: its turns, slowest calls and first errors."""
-
-    turns: int
-    slowest: list[SlowCall]
-    errors: list[FailedCall]
 
 
 class TraceStore:
@@ -238,7 +110,7 @@ class TraceStore:
             key = decode_cursor(cursor, scope=scope, secret=self.db.cursor_key)
         with self.db.connection() as con:
             rows = _page_rows(con, chat, turn_number, key, limit + 1)
-        traces = [_paged(row, chat) for row in rows[:limit]]
+        traces = [paged_trace(row, chat) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = traces[-1]
@@ -299,7 +171,7 @@ class TraceStore:
         """Each turn where a segment sent before had changed, naming the first such segment."""
         chat = parse_uuid(chat_id, InvalidChatId, "chat id")
         with self.db.connection() as con:
-            rows = con.execute(_CACHE_BREAKS_SQL, [chat]).fetchall()
+            rows = con.execute(CACHE_BREAKS_SQL, [chat]).fetchall()
         return [CacheBreak(turn_number=t, segment=s, hit_tokens=h, tokens=n) for t, s, h, n in rows]
 
     def turn_cache(self, chat_id: UUID | str) -> list[TurnCache]:
@@ -315,7 +187,7 @@ class TraceStore:
                 "list_position(['system', 'tools', 'history', 'attachments'], segment)",
                 [chat],
             ).fetchall()
-            breaks = con.execute(_CACHE_BREAKS_SQL, [chat]).fetchall()
+            breaks = con.execute(CACHE_BREAKS_SQL, [chat]).fetchall()
         segments: dict[int, list[CacheSegment]] = {}
         for turn, segment, tokens, hit, miss, hash_, prefix in segment_rows:
             segments.setdefault(turn, []).append(
@@ -344,7 +216,7 @@ class TraceStore:
     def chat_totals(self, chat_id: UUID | str) -> ChatTotals:
         chat = parse_uuid(chat_id, InvalidChatId, "chat id")
         with self.db.connection() as con:
-            row = con.execute(_CHAT_TOTALS_SQL, [chat]).fetchone()
+            row = con.execute(CHAT_TOTALS_SQL, [chat]).fetchone()
         assert row is not None
         names = list(ChatTotals.model_fields)
         return ChatTotals(**dict(zip(names, row, strict=True)))
@@ -385,7 +257,7 @@ class TraceStore:
         chat = parse_uuid(chat_id, InvalidChatId, "chat id")
         with self.db.connection() as con:
             rows = con.execute(
-                f"SELECT {_SELECT_CALLS} FROM tool_traces WHERE chat_id = ? ORDER BY {_ORDER}",
+                f"SELECT {SELECT_CALLS} FROM tool_traces WHERE chat_id = ? ORDER BY {_ORDER}",
                 [chat],
             ).fetchall()
         return [record_of(dict(zip(TRACE_COLUMNS, row, strict=True))) for row in rows]
@@ -398,11 +270,11 @@ class TraceStore:
             # result was not read to its end (an earlier fetchone of another query).
             with con.cursor() as cursor:
                 table = cursor.sql(
-                    f"SELECT {_SELECT_TREE} FROM tool_traces WHERE root_id = $root "
+                    f"SELECT {SELECT_TREE} FROM tool_traces WHERE root_id = $root "
                     "ORDER BY started_at, id",
                     params={"root": root},
                 ).to_arrow_table()
-        return _paged_by_column([column.to_pylist() for column in table.columns])
+        return paged_by_column([column.to_pylist() for column in table.columns])
 
     def tree(
         self,
@@ -484,7 +356,7 @@ class TraceStore:
     def session_summary(self, session_id: UUID | str) -> SessionSummary:
         session = parse_uuid(session_id, InvalidSessionId, "session id")
         with self.db.connection() as con:
-            row = con.execute(_SUMMARY_SQL, [session]).fetchone()
+            row = con.execute(SUMMARY_SQL, [session]).fetchone()
         assert row is not None
         names = [
             "chats", "traces", "model_calls", "tool_calls", "errors", "total_latency_ms",
@@ -500,44 +372,6 @@ class TraceStore:
         )
 
 
-_SUMMARY_SQL = """
-SELECT
-    count(DISTINCT chat_id),
-    count(*),
-    count(*) FILTER (kind = 'model'),
-    count(*) FILTER (kind = 'tool'),
-    count(*) FILTER (outcome = 'error'),
-    coalesce(sum(latency_ms), 0),
-    avg(latency_ms) FILTER (kind = 'tool'),
-    quantile_cont(latency_ms, 0.95),
-    coalesce(sum(input_tokens), 0),
-    coalesce(sum(output_tokens), 0),
-    coalesce(sum(cache_tokens), 0),
-    coalesce(sum(reasoning_tokens), 0),
-    coalesce(sum(tokens_used), 0),
-    sum(cost_usd)
-FROM tool_traces
-WHERE session_id = ? AND kind IN ('model', 'tool')  -- a run's own rows are not calls
-"""
-
-
-_CACHE_BREAKS_SQL = """
-WITH segments AS (
-    SELECT turn_number, segment, hit_tokens, tokens, prefix_hash,
-        lag(hash) OVER (PARTITION BY segment ORDER BY turn_number) AS previous_hash,
-        list_position(['system', 'tools', 'history', 'attachments'], segment) AS position
-    FROM cache_stats
-    WHERE chat_id = ?
-)
-SELECT turn_number, arg_min(segment, position), arg_min(hit_tokens, position),
-    arg_min(tokens, position)
-FROM segments
-WHERE previous_hash IS NOT NULL AND prefix_hash IS DISTINCT FROM previous_hash
-GROUP BY turn_number
-ORDER BY turn_number
-"""
-
-
 _MESSAGES_SQL = """
 WITH sent AS (
     SELECT id, role, created_at FROM messages WHERE chat_id = ?
@@ -547,23 +381,6 @@ SELECT sent.id, sent.role, p.position, p.type, p.text, p.url, p.mime, p.size_byt
     p.sha256
 FROM sent LEFT JOIN message_parts p ON p.message_id = sent.id
 ORDER BY sent.created_at, sent.id, p.position
-"""
-
-
-_CHAT_TOTALS_SQL = """
-SELECT
-    count(*),
-    count(*) FILTER (kind = 'model'),
-    count(*) FILTER (kind = 'tool'),
-    count(*) FILTER (outcome = 'error'),
-    coalesce(sum(input_tokens), 0),
-    coalesce(sum(cache_tokens), 0),
-    coalesce(sum(output_tokens), 0),
-    coalesce(sum(tokens_used), 0),
-    coalesce(sum(latency_ms), 0),
-    max(latency_ms)
-FROM tool_traces
-WHERE chat_id = ?
 """
 
 
@@ -593,7 +410,7 @@ def _page_rows(
 
     def query(turns: str, bounds: list[int], limit: int) -> list[tuple[Any, ...]]:
         sql = (
-            f"SELECT {_SELECT} FROM tool_traces WHERE chat_id = ? AND {turns}{keyset} "
+            f"SELECT {SELECT_PAGE} FROM tool_traces WHERE chat_id = ? AND {turns}{keyset} "
             f"ORDER BY {_ORDER} LIMIT {limit}"
         )
         rows: list[tuple[Any, ...]] = con.execute(sql, [chat, *bounds, *keys]).fetchall()
@@ -611,91 +428,24 @@ def _page_rows(
     return rows + query("turn_number >= ?", [low], count - len(rows))
 
 
-def _paged(row: tuple[Any, ...], chat: UUID | None) -> PagedTrace:
-    """A page's row as a trace; a large input or output comes as its size and start.
-
-    A page of one chat reads every column but the chat's id (``chat``); without ``chat``,
-    the row carries every column.
-    """
-    values: dict[str, Any] = {} if chat is None else {"chat_id": chat}
-    cells = iter(row)
-    for column in _COLUMNS if chat is not None else TRACE_COLUMNS:
-        values[column] = next(cells)
-        if column in _PAYLOADS:
-            size, head = next(cells), next(cells)
-            if size is not None:
-                values[f"{column}_cut"] = cut_value(size, head)
-    return PagedTrace(**_decoded(values))
-
-
-class _Ids(dict[str | None, UUID | None]):
-    """UUIDs by their text, each made once, on first lookup (None stays None)."""
-
-    def __missing__(self, text: str | None) -> UUID | None:
-        found = self[text] = None if text is None else UUID(text)
-        return found
-
-
-def _paged_by_column(cells: list[list[Any]]) -> list[PagedTrace]:
-    """Traces from the columns of ``_SELECT_TREE``, converted a column at a time."""
-    ids = _Ids()
-
-    converted: list[list[Any]] = []
-    columns = iter(cells)
-    for column in TRACE_COLUMNS:
-        values = next(columns)
-        if column in _UUIDS:
-            converted.append([ids[v] for v in values])
-        elif column in ("started_at", "finished_at"):
-            converted.append(
-                [None if v is None else _EPOCH + timedelta(microseconds=v) for v in values]
-            )
-        elif column in _PAYLOADS:
-            sizes, heads = next(columns), next(columns)
-            converted.append([None if v is None else from_json(v) for v in values])
-            converted.append(
-                [None if n is None else cut_value(n, h) for n, h in zip(sizes, heads, strict=True)]
-            )
-        else:
-            converted.append(values)
-    return list(map(_build_paged, *converted))
-
-
-def _positional_builder(cls: type[PagedTrace], names: list[str]) -> Any:
-    """A function building ``cls`` from its fields given in ``names`` order, by position.
-
-    Building 10,000 traces of 27 fields is a tree's main cost: a call by position binds
-    its arguments directly, where keywords (or ``**values``) pass through a dict first.
-    """
-    assert set(names) == {f.name for f in fields(cls)}, "every field, once"
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    body = [f"self.{name} = {name}" for name in names]
-    lines = [f"def build({', '.join(names)}):", "self = _new(_cls)", *body, "return self"]
-    exec("\n    ".join(lines), namespace)  # as dataclasses builds __init__
-    return namespace["build"]
-
-
-_build_paged = _positional_builder(
-    PagedTrace,
-    [
-        name
-        for column in TRACE_COLUMNS
-        for name in ((column, f"{column}_cut") if column in _PAYLOADS else (column,))
-    ],
-)
-
-
-def record_of(values: dict[str, Any]) -> TraceRecord:
-    """The record of one stored row, given as ``{column: value}`` (selected by SELECT_WHOLE)."""
-    return TraceRecord(**_decoded(values))
-
-
-def _decoded(values: dict[str, Any]) -> dict[str, Any]:
-    """Stored values as record fields; the table's column types already hold the rest."""
-    for column in ("started_at", "finished_at"):
-        if values[column] is not None:
-            values[column] = _EPOCH + timedelta(microseconds=values[column])
-    for column in _PAYLOADS:
-        if values[column] is not None:
-            values[column] = from_json(values[column])
-    return values
+__all__ = [
+    "CUT_ABOVE_BYTES",
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "PREVIEW_CHARS",
+    "SELECT_WHOLE",
+    "CacheBreak",
+    "ChatHighlights",
+    "ChatTotals",
+    "CutValue",
+    "FailedCall",
+    "PagedTrace",
+    "SessionSummary",
+    "SlowCall",
+    "TraceDetail",
+    "TracePage",
+    "TraceStore",
+    "TurnCache",
+    "parse_uuid",
+    "record_of",
+]

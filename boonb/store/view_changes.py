@@ -15,11 +15,10 @@ from datetime import datetime
 
 from boonb.frames import TaskUpdate, WorkflowLog, WorkflowStatus, WorkflowStep
 from boonb.store import tasks as task_rows
-from boonb.store import traces as trace_rows
 from boonb.store.database import Database
 from boonb.store.rows import STEP_COLUMNS
 from boonb.store.tasks import TaskCounts
-from boonb.store.traces import PagedTrace
+from boonb.store.trace_records import SELECT_PAGE, PagedTrace, paged_trace
 from boonb.store.workflow_runs import WorkflowRunStore, _logs, _step, status_of
 
 MAX_CHANGES = 500
@@ -40,13 +39,13 @@ def traces_after(
             ).fetchone()
             return [], -1 if row is None else int(row[0])
         rows = con.execute(
-            f"SELECT rowid, {trace_rows._SELECT} FROM tool_traces "
+            f"SELECT rowid, {SELECT_PAGE} FROM tool_traces "
             "WHERE chat_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
             [chat, after, limit],
         ).fetchall()
     if not rows:
         return [], after
-    return [trace_rows._paged(row[1:], chat) for row in rows], int(rows[-1][0])
+    return [paged_trace(row[1:], chat) for row in rows], int(rows[-1][0])
 
 
 def chat_state(db: Database, chat: uuid.UUID) -> str | None:
