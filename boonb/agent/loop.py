@@ -4,19 +4,17 @@ A turn is one model call plus the tool calls it asked for. The loop stops at a f
 answer (no tool calls), after ``max_turns`` turns of one run, when the token budget
 is spent, or when it is cancelled. The tool phase is the traced boundary: each tool
 call gets a ``tool_trace:start`` frame before and a ``tool_traces`` row after, and a
-raised error becomes an ``error`` outcome plus a tool message the model can read.
+raised error becomes an ``error`` outcome plus a tool message the model can read
+(:mod:`boonb.agent.tool_calls`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import JsonValue
 
@@ -31,21 +29,16 @@ from boonb.agent.images import (
     wire_messages,
     without,
 )
-from boonb.agent.recorder import Recorder, json_or_text
+from boonb.agent.messages import assistant_message, record_message
+from boonb.agent.recorder import Recorder
+from boonb.agent.result import AgentResult, RunStats, StopReason
+from boonb.agent.tool_calls import ToolOutcome, call_tool, calling_agent_var
+from boonb.agent.tool_calls import tool_outcome as tool_outcome  # boonb.api imports it here
 from boonb.agent.tools.context import ToolContext
-from boonb.agent.tools.errors import ToolError
 from boonb.agent.tools.registry import Tool
 from boonb.attachments import AttachmentError, AttachmentRef, AttachmentStore
 from boonb.errors import AgentError, BoonbError
-from boonb.frames import (
-    MessageComplete,
-    MessageDelta,
-    Outcome,
-    SessionState,
-    TurnComplete,
-    TurnStart,
-    utcnow,
-)
+from boonb.frames import MessageDelta, SessionState, TurnComplete, TurnStart, utcnow
 from boonb.providers import (
     ChatClient,
     ChatResult,
@@ -54,94 +47,20 @@ from boonb.providers import (
     StreamEvent,
     TextDelta,
     ToolCall,
-    Usage,
 )
 
-StopReason = Literal["final", "max_turns", "budget", "cancelled", "error"]
 Phase = Literal["model", "tools", "idle"]
-
-# The agent whose tool call runs in this task: tools that act for their caller (the subagent
-# tools) read it. Each tool call runs in a task of its own, so concurrent calls see their own.
-_calling_agent: ContextVar[Agent | None] = ContextVar("boonb_calling_agent", default=None)
 
 
 def calling_agent() -> Agent | None:
     """The agent whose tool call is running in this task, or None outside a tool call."""
-    return _calling_agent.get()
+    return cast("Agent | None", calling_agent_var.get())  # only an Agent's tool calls set it
 
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are an assistant running inside a Jupyter notebook through boonb. Use the tools "
     "you are given when they help; paths are relative to the project root. Answer concisely."
 )
-
-
-@dataclass
-class RunStats:
-    """What one run did; the numbers behind the one-line summary."""
-
-    turns: int = 0
-    tool_calls: int = 0
-    tool_errors: int = 0
-    usage: Usage = field(default_factory=Usage)
-    cost: float | None = None
-    cache_savings: float | None = None
-
-    def add_model_call(self, result: ChatResult) -> None:
-        self.usage = self.usage + result.usage
-        if result.cost is not None:
-            self.cost = (self.cost or 0.0) + result.cost
-        if result.cache_savings is not None:
-            self.cache_savings = (self.cache_savings or 0.0) + result.cache_savings
-
-
-@dataclass
-class AgentResult:
-    """The outcome of one run (one prompt) of an agent."""
-
-    chat_id: uuid.UUID
-    content: str
-    stop_reason: StopReason
-    stats: RunStats
-    wall_time_s: float
-    error: str | None = None
-
-    @property
-    def cache_hit_rate(self) -> float | None:
-        usage = self.stats.usage
-        return usage.cache_tokens / usage.input_tokens if usage.input_tokens else None
-
-    def summary(self) -> str:
-        stats, usage = self.stats, self.stats.usage
-        if usage.reported:
-            tokens = f"{usage.tokens_used:,} tokens"
-        elif usage.tokens_used:
-            tokens = f"at least {usage.tokens_used:,} tokens (not every call reported usage)"
-        else:
-            tokens = "usage not reported"
-        parts = [
-            f"{stats.turns} turn{'s' * (stats.turns != 1)}",
-            f"{stats.tool_calls} tool call{'s' * (stats.tool_calls != 1)}",
-            tokens,
-        ]
-        rate = self.cache_hit_rate
-        parts.append(f"cache {rate:.0%}" if rate is not None else "cache n/a")
-        if not usage.reported:
-            parts.append("cost unknown")
-        elif stats.cost is not None:
-            saved = f" (cache saved ${stats.cache_savings:.4f})" if stats.cache_savings else ""
-            parts.append(f"${stats.cost:.4f}{saved}")
-        parts.append(f"{self.wall_time_s:.2f} s")
-        if self.stop_reason != "final":
-            parts.append(f"stopped: {self.stop_reason}")
-        return " · ".join(parts)
-
-    def __str__(self) -> str:
-        return self.content
-
-    def __repr__(self) -> str:
-        # The answer was already streamed; what is left to show is the one-line summary.
-        return self.summary()
 
 
 class Agent:
@@ -334,7 +253,7 @@ class Agent:
                 self._add_notes()
                 result = await self._model_call(stats)
                 content = result.content
-                self._append(_assistant_message(result), turn_number=self.turn_number)
+                self._append(assistant_message(result), turn_number=self.turn_number)
                 if not result.tool_calls:
                     self._turn_complete(result, tool_calls=0)
                     stop = "final"
@@ -357,7 +276,7 @@ class Agent:
             self._set_state("failed", phase="idle", final=True)
             raise
         finally:
-            self._merge(stats)
+            self.total.add_run(stats)
         self._set_state("awaiting_input", phase="idle", final=True)
         return AgentResult(self.chat_id, content, stop, stats, time.perf_counter() - began)
 
@@ -458,7 +377,9 @@ class Agent:
     ) -> None:
         done = dict(finished or {})
         to_run = [call for call in calls if call.id not in done]
-        outcomes = await asyncio.gather(*map(self._call_tool, to_run))
+        outcomes = await asyncio.gather(
+            *(call_tool(self, call, parent_id=self._asked_by) for call in to_run)
+        )
         done.update(zip((call.id for call in to_run), outcomes, strict=True))
         for call in calls:
             text, failed = done[call.id]
@@ -468,51 +389,6 @@ class Agent:
                 {"role": "tool", "tool_call_id": call.id, "content": text},
                 turn_number=self.turn_number,
             )
-
-    async def _call_tool(self, call: ToolCall) -> ToolOutcome:
-        """Run one tool call; returns the text the model reads and whether it failed."""
-        arguments: JsonValue = json_or_text(call.arguments)
-        trace = self.recorder.open(self.turn_number, parent_id=self._asked_by)
-        self.recorder.tool_started(trace, name=call.name, call_id=call.id, arguments=arguments)
-        outcome: Outcome = "success"
-        error: str | None = None
-        output: JsonValue = None
-        text = ""
-        done_calling = self.recorder.calling(trace)  # a chat the tool starts hangs under it
-        calling = _calling_agent.set(self)
-        try:
-            tool = self.tools.get(call.name)
-            if tool is None:
-                known = ", ".join(sorted(self.tools)) or "none"
-                raise ToolError(f"there is no tool named {call.name!r}; available tools: {known}")
-            output, text = cap_output(
-                await tool.invoke(call.arguments, self.context), self.max_tool_output
-            )
-        except asyncio.CancelledError:
-            self.recorder.tool_finished(
-                trace,
-                name=call.name,
-                call_id=call.id,
-                arguments=arguments,
-                output=None,
-                outcome="cancelled",
-            )
-            raise
-        except Exception as exc:  # a tool's failure is the model's to read, not the run's end
-            outcome, error = "error", _describe(exc)
-        finally:
-            _calling_agent.reset(calling)
-            done_calling()
-        self.recorder.tool_finished(
-            trace,
-            name=call.name,
-            call_id=call.id,
-            arguments=arguments,
-            output=output,
-            outcome=outcome,
-            error=error,
-        )
-        return (text, False) if error is None else tool_outcome(None, error)
 
     # Bookkeeping.
 
@@ -526,25 +402,12 @@ class Agent:
         if hold or self._held:
             self._held.append((message, turn_number))
         else:
-            self._record(message, turn_number=turn_number)
+            record_message(self.recorder, message, turn_number=turn_number)
 
     def _record_held(self) -> None:
         held, self._held = self._held, []
         for message, turn_number in held:
-            self._record(message, turn_number=turn_number)
-
-    def _record(self, message: dict[str, Any], *, turn_number: int) -> None:
-        self.recorder.message(message, turn_number=turn_number)
-        content = message.get("content")
-        self.recorder.publish(
-            MessageComplete(
-                chat_id=self.chat_id,
-                turn_number=turn_number,
-                role=message["role"],
-                content=content if isinstance(content, str) else _dumps(jsonable(content)),
-                tool_calls=message.get("tool_calls") or [],
-            )
-        )
+            record_message(self.recorder, message, turn_number=turn_number)
 
     def _turn_complete(self, result: ChatResult, *, tool_calls: int) -> None:
         self.recorder.publish(
@@ -573,63 +436,3 @@ class Agent:
         """Answer tool calls left without a result, so the history stays valid to send."""
         for call in self.pending_tool_calls():
             self.messages.append({"role": "tool", "tool_call_id": call.id, "content": reason})
-
-    def _merge(self, stats: RunStats) -> None:
-        total = self.total
-        total.turns += stats.turns
-        total.tool_calls += stats.tool_calls
-        total.tool_errors += stats.tool_errors
-        total.usage = total.usage + stats.usage
-        for name in ("cost", "cache_savings"):
-            value = getattr(stats, name)
-            if value is not None:
-                setattr(total, name, (getattr(total, name) or 0.0) + value)
-
-
-def cap_output(output: JsonValue, limit: int) -> tuple[JsonValue, str]:
-    """A tool's output as it is stored, and the text the model reads of it.
-
-    Past ``limit`` characters both are the text's start with a note saying so, so one huge
-    output cannot fill the kernel's memory or the database (the trace, the message and the
-    snapshot all keep it). The text is made once: a large value is serialised only here.
-    """
-    text = output if isinstance(output, str) else _dumps(output)
-    if len(text) <= limit:
-        return output, text
-    capped = (
-        f"{text[:limit]}\n[boonb: output truncated: the tool returned {len(text):,} "
-        f"characters; the first {limit:,} are kept. Ask for less, e.g. a range or a pattern.]"
-    )
-    return capped, capped
-
-
-ToolOutcome = tuple[str, bool]
-"""What the model reads of a tool call's result, and whether the call failed."""
-
-
-def tool_outcome(output: JsonValue, error: str | None) -> ToolOutcome:
-    """The tool message a call's stored output or error becomes."""
-    if error is not None:
-        return f"Error: {error}", True
-    return output if isinstance(output, str) else _dumps(output), False
-
-
-def _assistant_message(result: ChatResult) -> dict[str, Any]:
-    # With tool calls and no text, the API wants content null; a final answer keeps its text.
-    content = result.content or (None if result.tool_calls else "")
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    if result.tool_calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in result.tool_calls
-        ]
-    return message
-
-
-def _describe(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, ToolError) else f"{type(exc).__name__}: {text}"
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
