@@ -10,26 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from boonb.agent.factory import AgentFactory
 from boonb.bus import Bus
 from boonb.config import Settings
 from boonb.engine import Engine, EngineFuture
-from boonb.errors import BoonbError, WorkflowError
+from boonb.errors import WorkflowError
 from boonb.executors import Executor
 from boonb.executors.local import LocalExecutor
-from boonb.frames import WorkflowState, WorkflowStatus
+from boonb.frames import WorkflowState
 from boonb.store import RunDetail, RunPage, Store, WorkflowRunStore
 from boonb.store.liveness import process_alive
-from boonb.store.requests_from_server import asked_run_cancels
-from boonb.store.workflow_runs import DEFAULT_RUNS_LIMIT, MAX_LOG_LINES, run_row
+from boonb.store.workflow_runs import DEFAULT_RUNS_LIMIT, MAX_LOG_LINES
 from boonb.workflow.cache import ResultCache
 from boonb.workflow.calls import serve_call
 from boonb.workflow.discovery import (
@@ -38,6 +34,7 @@ from boonb.workflow.discovery import (
     default_sources,
     discover,
 )
+from boonb.workflow.live_runs import Entry, LiveRun, LiveRuns
 from boonb.workflow.models import (
     MAX_BUDGET,
     ArgsCheck,
@@ -49,13 +46,12 @@ from boonb.workflow.models import (
 )
 from boonb.workflow.models import UnknownWorkflow as UnknownWorkflow  # raised by get()
 from boonb.workflow.report import RunReport
+from boonb.workflow.run_cancels import poll_cancels
+from boonb.workflow.run_status import progress, status_fields, status_frame
 from boonb.workflow.runner import WorkflowRun
 from boonb.workflow.sandbox import SandboxPool, SandboxResult
 
-log = logging.getLogger(__name__)
-
 CELL = "<cell>"
-Entry = Literal["script", "run"]
 KEPT_RUNS = 20
 """Ended runs whose steps and log lines this kernel keeps in memory; older ones (and their
 many log lines) are let go and read back from the store."""
@@ -63,20 +59,6 @@ many log lines) are let go and read back from the store."""
 
 class UnknownRun(WorkflowError, LookupError):
     """No workflow run has that id."""
-
-
-@dataclass
-class _Run:
-    status: RunStatus
-    source: str
-    args: dict[str, Any]
-    timeout: float
-    entry: Entry
-    host: WorkflowRun | None = None
-    future: EngineFuture[RunStatus] | None = None
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    released: bool = False
-    """Its steps and log lines were let go (see :data:`KEPT_RUNS`): the store has them."""
 
 
 class WorkflowManager:
@@ -117,7 +99,7 @@ class WorkflowManager:
         self._executor = executor or (lambda: local)
         self.session_id = session_id
         self._discovery: Discovery | None = None
-        self._runs: dict[uuid.UUID, _Run] = {}
+        self._runs = LiveRuns(store=store, session_id=session_id)
         self._pool: SandboxPool | None = None
         self._slots: asyncio.Semaphore | None = None
         self._cache: ResultCache | None = None
@@ -244,10 +226,10 @@ class WorkflowManager:
         self.engine.loop.call_soon_threadsafe(self._cancelled_while_pending, run)
         return True
 
-    def _cancelled_while_pending(self, run: _Run) -> None:
+    def _cancelled_while_pending(self, run: LiveRun) -> None:
         if run.status.state == "pending":  # else _execute's handler has recorded it
-            self._update(run, state="cancelled", error="cancelled")
-            self.bus.publish(_status_frame(run.status, None))
+            self._runs.update(run, state="cancelled", error="cancelled")
+            self.bus.publish(status_frame(run.status, None))
 
     def status(self, run_id: uuid.UUID | str) -> RunStatus:
         """Where a run stands: this kernel's from memory, any other from the store."""
@@ -257,10 +239,10 @@ class WorkflowManager:
             status = run.status  # the engine replaces it as the run goes: read it once
             if run.host is not None and status.state == "running":
                 # A copy, never stored: writing it back could undo the engine's final status.
-                return status.model_copy(update=_progress(run.host))
+                return status.model_copy(update=progress(run.host))
             return status
         detail = self._stored_detail(run_id)
-        return RunStatus(run_id=run_id, result=detail.result, **_status_fields(detail.status))
+        return RunStatus(run_id=run_id, result=detail.result, **status_fields(detail.status))
 
     def detail(self, run_id: uuid.UUID | str) -> RunDetail:
         """A run's pane: status, steps, log lines and result, from memory or the store.
@@ -277,7 +259,7 @@ class WorkflowManager:
         host = run.host
         logs = host.logs if host is not None else []
         return RunDetail(
-            status=_status_frame(status, host),
+            status=status_frame(status, host),
             args=run.args,
             result=status.result,
             steps=list(host.steps.values()) if host is not None else [],
@@ -340,44 +322,25 @@ class WorkflowManager:
     ) -> uuid.UUID:
         run_id = uuid.uuid4()
         limit = budget or self.settings.workflow_default_budget
-        run = _Run(
+        run = LiveRun(
             RunStatus(run_id=run_id, workflow=name, state="pending", budget=limit),
             source,
             args,
             timeout,
             entry,
         )
-        self._runs[run_id] = run
-        self._record(run)
-        self.bus.publish(_status_frame(run.status, None))  # a view shows it waiting at once
+        self._runs.add(run)
+        self.bus.publish(status_frame(run.status, None))  # a view shows it waiting at once
         run.future = self.engine.submit(self._execute(run))
         if self._cancel_poll is None:
-            self._cancel_poll = self.engine.submit(self._poll_cancels())
+            self._cancel_poll = self.engine.submit(
+                poll_cancels(
+                    self._runs, store=self._store, settings=self._settings, cancel=self.cancel
+                )
+            )
         return run_id
 
-    async def _poll_cancels(self) -> None:
-        """Carry out the cancels other processes (the server's side panel) ask of our runs.
-
-        Runs for the manager's life from its first run; the table is read only while one
-        of this kernel's runs is pending or running.
-        """
-        while True:
-            await asyncio.sleep(self.settings.background_poll_interval_s)
-            if not any(r.status.state in ("pending", "running") for r in list(self._runs.values())):
-                continue
-            try:
-                asked = await asyncio.to_thread(asked_run_cancels, self.store.db, self.session_id)
-            except BoonbError as exc:  # a locked or full database: ask again at the next poll
-                log.warning("workflow runs: could not read the cancels asked: %s", exc)
-                continue
-            except Exception:  # never let the poll die silently
-                log.exception("workflow runs: polling for cancels failed")
-                continue
-            for run_id in asked:
-                if run_id in self._runs:
-                    self.cancel(run_id)
-
-    async def _execute(self, run: _Run) -> RunStatus:
+    async def _execute(self, run: LiveRun) -> RunStatus:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.settings.workflow_max_concurrent)
             self._pool = SandboxPool(size=min(2, self.settings.workflow_max_concurrent))
@@ -399,7 +362,7 @@ class WorkflowManager:
                     session_id=self.session_id,
                 )
                 run.host = host
-                self._update(run, state="running", host=host)
+                self._runs.update(run, state="running", host=host)
                 self.bus.publish(host.status_frame("running"))
                 result = await self._pool.run(
                     run.source,
@@ -413,17 +376,17 @@ class WorkflowManager:
             if host is not None:
                 host.log("cancelled", level="error")
                 frame = host.status_frame("cancelled", "cancelled")
-                self._update(run, state="cancelled", error="cancelled", host=host)
+                self._runs.update(run, state="cancelled", error="cancelled", host=host)
                 self.bus.publish(frame)
                 host.record_end("cancelled", "cancelled")
                 host.close()
-                self._release_old_runs()
+                self._runs.release_old(KEPT_RUNS)
             else:
                 self._cancelled_while_pending(run)
             raise
         return run.status
 
-    def _finish(self, run: _Run, host: WorkflowRun, result: SandboxResult) -> None:
+    def _finish(self, run: LiveRun, host: WorkflowRun, result: SandboxResult) -> None:
         state: WorkflowState = "completed" if result.status == "completed" else "failed"
         if result.status == "cancelled":
             state = "cancelled"
@@ -431,7 +394,7 @@ class WorkflowManager:
         if error:
             host.log(f"{state}: {error}", level="error")
         frame = host.status_frame(state, error)  # first: it marks the run finished
-        self._update(
+        self._runs.update(
             run,
             state=state,
             result=result.result,
@@ -442,39 +405,9 @@ class WorkflowManager:
         self.bus.publish(frame)
         host.record_end(state, error)
         host.close()
-        self._release_old_runs()
+        self._runs.release_old(KEPT_RUNS)
 
-    def _update(self, run: _Run, *, host: WorkflowRun | None = None, **changes: Any) -> None:
-        if host is not None:
-            changes.update(_progress(host))
-        elif changes.get("state") not in (None, "pending", "running"):
-            changes.setdefault("finished_at", datetime.now(UTC))
-        run.status = run.status.model_copy(update=changes)
-        self._record(run)
-
-    def _record(self, run: _Run) -> None:
-        self.store.writer.enqueue(
-            run_row(
-                _status_frame(run.status, run.host),
-                args=run.args,
-                result=run.status.result,
-                session_id=self.session_id,
-                kernel_pid=os.getpid(),
-                created_at=run.created_at,
-            )
-        )
-
-    def _release_old_runs(self) -> None:
-        """Let go of the steps and log lines of all but the last :data:`KEPT_RUNS` ended runs."""
-        ended = [
-            run
-            for run in self._runs.values()
-            if not run.released and run.status.state not in ("pending", "running")
-        ]
-        for run in ended[: max(len(ended) - KEPT_RUNS, 0)]:
-            run.host, run.released = None, True
-
-    def _run(self, run_id: uuid.UUID | str) -> _Run:
+    def _run(self, run_id: uuid.UUID | str) -> LiveRun:
         run = self._runs.get(run_uuid(run_id))
         if run is None:
             raise UnknownRun(
@@ -493,58 +426,6 @@ class WorkflowManager:
         if found is None:
             raise UnknownRun(_not_stored(run_id))
         return found
-
-
-def _progress(host: WorkflowRun) -> dict[str, Any]:
-    """What a run's status takes from its host while it runs."""
-    return {
-        "phase": host.phase,
-        "agents_done": host.agents_done,
-        "agents_total": host.agents_total,
-        "agents_run": host.agents_run,
-        "agents_cached": host.agents_cached,
-        "agents_failed": host.agents_failed,
-        "tokens_used": host.tokens_used,
-        "started_at": host.started_at,
-        "finished_at": host.finished_at,
-    }
-
-
-def _status_frame(status: RunStatus, host: WorkflowRun | None) -> WorkflowStatus:
-    """The ``workflow:status`` frame of a run as ``status`` has it."""
-    return WorkflowStatus(
-        run_id=status.run_id,
-        workflow=status.workflow,
-        state=status.state,
-        phase=status.phase,
-        agents_done=status.agents_done,
-        agents_total=status.agents_total,
-        tokens_used=status.tokens_used,
-        error=status.error,
-        agents_cached=status.agents_cached,
-        agents_failed=status.agents_failed,
-        budget=status.budget,
-        started_at=status.started_at if host is None else host.started_at,
-        finished_at=status.finished_at,
-    )
-
-
-def _status_fields(frame: WorkflowStatus) -> dict[str, Any]:
-    return {
-        "workflow": frame.workflow,
-        "state": frame.state,
-        "phase": frame.phase,
-        "agents_done": frame.agents_done,
-        "agents_total": frame.agents_total,
-        "agents_run": frame.agents_done - frame.agents_cached,
-        "agents_cached": frame.agents_cached,
-        "agents_failed": frame.agents_failed,
-        "tokens_used": frame.tokens_used,
-        "budget": frame.budget,
-        "error": frame.error,
-        "started_at": frame.started_at,
-        "finished_at": frame.finished_at,
-    }
 
 
 def _not_stored(run_id: uuid.UUID) -> str:

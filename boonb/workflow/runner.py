@@ -5,30 +5,21 @@ through the agent runtime (same traces and tools, its own chat, tagged with the 
 id and agent id), after a look in the result cache. Budgets are hard ceilings (see
 :mod:`boonb.workflow.budgets`).
 
-The run is one trace tree (DESIGN section 3): its ``workflow`` row (id = run id) is the
-root, each phase a ``phase`` row under it, each agent call an ``agent`` row under its
-phase (or the run), and the agent's chat hangs under its ``agent`` row. An agent served
-from the result cache is an ``agent`` row with outcome ``cached`` and no children. Rows
-are published as ``tool_trace:complete`` frames when their part ends, like any call's.
-
-Each call of an agent is a step of its own (``workflow:step``), keyed by its ``agent`` row's
-id and named by a label unique in the run: the agent's id when it is called once, else the
-id and the call's number (``analyst #2``). The label is the ``agent`` row's name, the
-step's and its log lines', so the tree, the steps and the log agree. The run keeps its
-steps and log lines (:attr:`WorkflowRun.steps`, :attr:`WorkflowRun.logs`) for its pane.
+The run is one trace tree: :mod:`boonb.workflow.run_tree` publishes its rows (the run,
+its phases, its agent calls). Each agent call is a step: :mod:`boonb.workflow.run_steps`
+labels them and keeps the steps and the run's log lines (:attr:`WorkflowRun.steps`,
+:attr:`WorkflowRun.logs`) for its pane.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from time import perf_counter
 from typing import Literal
 
 from pydantic import JsonValue
@@ -42,19 +33,17 @@ from boonb.frames import (
     ModelCallComplete,
     Outcome,
     StepState,
-    ToolTraceComplete,
     ToolTraceStart,
-    TraceKind,
-    TraceRecord,
     WorkflowLog,
     WorkflowState,
     WorkflowStatus,
     WorkflowStep,
-    utcnow,
 )
 from boonb.ids import new_id
 from boonb.workflow.budgets import Budget, BudgetExceeded, Scope
 from boonb.workflow.cache import ResultCache, cache_key
+from boonb.workflow.run_steps import RunSteps, as_prompt, preview
+from boonb.workflow.run_tree import OUTCOMES, RunRows, Span, open_span
 
 log = logging.getLogger("boonb.workflow")
 
@@ -75,29 +64,6 @@ class AgentSpec:
 
 NO_SESSION = uuid.UUID(int=0)
 """The session of a run's own rows when the run was not told its kernel session."""
-
-_OUTCOMES: dict[WorkflowState, Outcome] = {
-    "pending": "cancelled",
-    "running": "cancelled",
-    "completed": "success",
-    "failed": "error",
-    "cancelled": "cancelled",
-    "interrupted": "cancelled",
-}
-
-
-PREVIEW_CHARS = 200
-"""Characters of an agent's input a step shows."""
-
-
-@dataclass(slots=True)
-class _Span:
-    """A run, phase or agent under way: its row's id and parent, and when it started."""
-
-    id: uuid.UUID
-    parent_id: uuid.UUID | None
-    started_at: datetime
-    started: float
 
 
 class WorkflowRun:
@@ -142,18 +108,14 @@ class WorkflowRun:
         """Agents actually dispatched (not answered from the cache)."""
         self.agents_cached = 0
         self.agents_failed = 0
-        self.steps: dict[uuid.UUID, WorkflowStep] = {}
-        """Every step as last sent, by ``trace_id``, in the order they started."""
-        self.logs: list[WorkflowLog] = []
-        """Every line logged, in order (``seq`` 1, 2, ...)."""
         self.finished_at: datetime | None = None
-        self._calls: Counter[str] = Counter()
+        self._rows = RunRows(run_id, session_id=self.session_id, bus=bus)
+        self._steps = RunSteps(run_id, bus=bus)
         self._chats: dict[uuid.UUID, Scope] = {}
         self._chat_steps: dict[uuid.UUID, uuid.UUID] = {}
         self._chat_tokens: Counter[uuid.UUID] = Counter()
-        self._last_log: dict[uuid.UUID, str] = {}
-        self._run_span = self._open(run_id, None)
-        self._phase_span: _Span | None = None
+        self._run_span = open_span(run_id, None)
+        self._phase_span: Span | None = None
         self._unsubscribe = [
             bus.subscribe(self._on_model_call, types={"model_call:complete"}),
             bus.subscribe(self._on_tool_start, types={"tool_trace:start"}),
@@ -163,17 +125,27 @@ class WorkflowRun:
     def started_at(self) -> datetime:
         return self._run_span.started_at
 
+    @property
+    def steps(self) -> dict[uuid.UUID, WorkflowStep]:
+        """Every step as last sent, by ``trace_id``, in the order they started."""
+        return self._steps.steps
+
+    @property
+    def logs(self) -> list[WorkflowLog]:
+        """Every line logged, in order (``seq`` 1, 2, ...)."""
+        return self._steps.logs
+
     def close(self) -> None:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
 
     def record_end(self, state: WorkflowState, error: str | None = None) -> None:
         """Record the run's ``workflow`` row, the root of its tree (once, when it ends)."""
-        self._record(
+        self._rows.record(
             self._run_span,
             kind="workflow",
             name=self.workflow,
-            outcome=_OUTCOMES[state],
+            outcome=OUTCOMES[state],
             output=None,
             error=error,
         )
@@ -199,20 +171,8 @@ class WorkflowRun:
         return budget
 
     def labels(self, agent_ids: Sequence[str]) -> list[tuple[str, int]]:
-        """Each next call's label and number: calls of one agent are told apart by number.
-
-        An agent called once so far, and once in this batch, is labelled by its id; any
-        other call by its id and number (a batch calling ``analyst`` three times gets
-        ``analyst #1`` to ``#3``).
-        """
-        in_batch = Counter(agent_ids)
-        numbered = []
-        for agent_id in agent_ids:
-            self._calls[agent_id] += 1
-            n = self._calls[agent_id]
-            label = agent_id if n == 1 and in_batch[agent_id] == 1 else f"{agent_id} #{n}"
-            numbered.append((label, n))
-        return numbered
+        """Each next call's label and number (see :meth:`RunSteps.labels`)."""
+        return self._steps.labels(agent_ids)
 
     async def run_agent(
         self,
@@ -244,7 +204,7 @@ class WorkflowRun:
             tools=tools if tools is not None else ["*"],
             options={"max_turns": AGENT_MAX_TURNS},
         )
-        span = self._open(new_id(), (self._phase_span or self._run_span).id)
+        span = open_span(new_id(), (self._phase_span or self._run_span).id)
         step = WorkflowStep(
             run_id=self.run_id,
             agent_id=spec.id,
@@ -254,7 +214,7 @@ class WorkflowRun:
             label=name,
             call_index=number,
             index=len(self.steps) + 1,
-            input_preview=_preview(input),
+            input_preview=preview(input),
             started_at=span.started_at,
         )
         self.steps[span.id] = step  # its place in the run is taken now, before any wait
@@ -271,7 +231,7 @@ class WorkflowRun:
             raise
         run = AgentRunSpec(
             chat_id=uuid.uuid4(),  # known before the run: the step and budgets go by it
-            prompt=_as_prompt(input),
+            prompt=as_prompt(input),
             system_prompt=spec.prompt,
             model=spec.model,
             tools=tuple(tools) if tools is not None else None,
@@ -288,7 +248,7 @@ class WorkflowRun:
         self._chats[chat_id] = scope
         self._chat_steps[chat_id] = span.id
         scope.enter(task)
-        self._send_step(step)
+        self._steps.send(step)
         self.agents_run += 1
         try:
             result = await executor.run_agent(run)
@@ -296,7 +256,7 @@ class WorkflowRun:
             spent = next((b for b in scope.budgets if b.exceeded), None)
             if spent is None:
                 self._end_step(span, step, "cancelled", chat_id=chat_id)
-                self._record_agent(span, step, input, "cancelled")
+                self._rows.record_agent(span, step, input, "cancelled")
                 raise
             task.uncancel()  # the budget cancelled it: report that, not a cancellation
             self._fail(span, step, input, spent.message(), chat_id)
@@ -309,7 +269,7 @@ class WorkflowRun:
             self._chats.pop(chat_id, None)
             self._chat_steps.pop(chat_id, None)
         self.agents_done += 1
-        self._record_agent(span, step, input, "success", output=result.content)
+        self._rows.record_agent(span, step, input, "success", output=result.content)
         self._end_step(span, step, "completed", chat_id=chat_id)
         self._status()
         content: str = result.content
@@ -318,14 +278,14 @@ class WorkflowRun:
         return content
 
     async def _from_cache(
-        self, cache: ResultCache, key: str, span: _Span, step: WorkflowStep, input: JsonValue
+        self, cache: ResultCache, key: str, span: Span, step: WorkflowStep, input: JsonValue
     ) -> str | None:
         """The call's cached result, its step and row closed as ``cached``; None on a miss."""
         try:
             hit = await asyncio.to_thread(cache.get, key)
         except asyncio.CancelledError:  # cancelled before it ran: still a closed step
             self._end_step(span, step, "cancelled")
-            self._record_agent(span, step, input, "cancelled")
+            self._rows.record_agent(span, step, input, "cancelled")
             raise
         if hit is None:
             return None
@@ -333,7 +293,7 @@ class WorkflowRun:
         self.agents_done += 1
         self.agents_cached += 1
         self._end_step(span, step, "cached")
-        self._record_agent(span, step, input, "cached", output=hit.result)
+        self._rows.record_agent(span, step, input, "cached", output=hit.result)
         self._status()
         return str(hit.result)
 
@@ -369,7 +329,7 @@ class WorkflowRun:
         """Run a phase's agents at once under its own budget; results keyed by agent id."""
         outer, outer_span = self.phase, self._phase_span
         self.phase = name
-        span = self._phase_span = self._open(new_id(), (outer_span or self._run_span).id)
+        span = self._phase_span = open_span(new_id(), (outer_span or self._run_span).id)
         if budget is not None and budget.phase is None:
             budget.phase = name
         self._status()
@@ -382,7 +342,7 @@ class WorkflowRun:
             raise
         finally:
             self.phase, self._phase_span = outer, outer_span
-            self._record(span, kind="phase", name=name, outcome=outcome)
+            self._rows.record(span, kind="phase", name=name, outcome=outcome)
         return {agent_id: result for (agent_id, _), result in zip(items, results, strict=True)}
 
     def log(
@@ -394,82 +354,7 @@ class WorkflowRun:
         level: Literal["info", "error"] = "info",
     ) -> None:
         """Log a line of the run, about one step when ``step`` is given."""
-        line = WorkflowLog(
-            run_id=self.run_id,
-            phase=step.phase if step is not None else self.phase,
-            agent_id=step.agent_id if step is not None else agent_id,
-            message=message,
-            at=utcnow(),
-            seq=len(self.logs) + 1,
-            label=step.label if step is not None else None,
-            trace_id=step.trace_id if step is not None else None,
-            level=level,
-        )
-        self.logs.append(line)
-        if step is not None and step.trace_id is not None:
-            self._last_log[step.trace_id] = message
-        self.bus.publish(line)
-
-    # The run's own rows in the trace tree.
-
-    @staticmethod
-    def _open(span_id: uuid.UUID, parent_id: uuid.UUID | None) -> _Span:
-        return _Span(span_id, parent_id, datetime.now(UTC), perf_counter())
-
-    def _record_agent(
-        self,
-        span: _Span,
-        step: WorkflowStep,
-        input: JsonValue,
-        outcome: Outcome,
-        *,
-        output: JsonValue = None,
-        error: str | None = None,
-    ) -> None:
-        self._record(
-            span,
-            kind="agent",
-            name=step.label,  # the tree names the call as the steps and the log do
-            outcome=outcome,
-            input=input,
-            output=output,
-            error=error,
-            agent_id=step.agent_id,
-        )
-
-    def _record(
-        self,
-        span: _Span,
-        *,
-        kind: TraceKind,
-        name: str,
-        outcome: Outcome,
-        input: JsonValue = None,
-        output: JsonValue = None,
-        error: str | None = None,
-        agent_id: str | None = None,
-    ) -> None:
-        """Publish a run, phase or agent row; its tokens stay on its model calls' rows."""
-        record = TraceRecord(
-            id=span.id,
-            session_id=self.session_id,
-            chat_id=self.run_id,  # the run's own rows belong to no chat
-            turn_number=0,
-            kind=kind,
-            tool_name=name,
-            agent_id=agent_id,
-            workflow_run_id=self.run_id,
-            parent_id=span.parent_id,
-            root_id=self.run_id,
-            input=input,
-            output=output,
-            started_at=span.started_at,
-            finished_at=datetime.now(UTC),
-            latency_ms=(perf_counter() - span.started) * 1000,
-            error=error,
-            outcome=outcome,
-        )
-        self.bus.publish(ToolTraceComplete(trace=record))
+        self._steps.log(message, phase=self.phase, agent_id=agent_id, step=step, level=level)
 
     # Bookkeeping.
 
@@ -492,7 +377,7 @@ class WorkflowRun:
 
     def _fail(
         self,
-        span: _Span,
+        span: Span,
         step: WorkflowStep,
         input: JsonValue,
         error: str,
@@ -502,35 +387,20 @@ class WorkflowRun:
         self.agents_failed += 1
         self.log(f"agent {step.label} failed: {error}", step=step, level="error")
         self._end_step(span, step, "failed", chat_id=chat_id, error=error)
-        self._record_agent(span, step, input, "error", error=error)
+        self._rows.record_agent(span, step, input, "error", error=error)
         self._status()
 
     def _end_step(
         self,
-        span: _Span,
+        span: Span,
         step: WorkflowStep,
         state: StepState,
         *,
         chat_id: uuid.UUID | None = None,
         error: str | None = None,
     ) -> None:
-        assert step.trace_id is not None
-        self._send_step(
-            replace(
-                step,
-                state=state,
-                tokens_used=self._chat_tokens.pop(chat_id, 0) if chat_id is not None else 0,
-                error=error,
-                finished_at=datetime.now(UTC),
-                duration_ms=(perf_counter() - span.started) * 1000,
-                last_log=self._last_log.pop(step.trace_id, None),
-            )
-        )
-
-    def _send_step(self, step: WorkflowStep) -> None:
-        assert step.trace_id is not None
-        self.steps[step.trace_id] = step
-        self.bus.publish(step)
+        tokens_used = self._chat_tokens.pop(chat_id, 0) if chat_id is not None else 0
+        self._steps.end(step, state, started=span.started, tokens_used=tokens_used, error=error)
 
     def _status(self, state: WorkflowState = "running", error: str | None = None) -> None:
         self.bus.publish(self.status_frame(state, error))
@@ -554,16 +424,3 @@ class WorkflowRun:
             started_at=self.started_at,
             finished_at=self.finished_at,
         )
-
-
-def _as_prompt(value: JsonValue) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _preview(value: JsonValue) -> str | None:
-    """The first line of an input, cut to :data:`PREVIEW_CHARS`."""
-    if value is None:
-        return None
-    text = _as_prompt(value).strip()
-    line = text.splitlines()[0] if text else ""
-    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
