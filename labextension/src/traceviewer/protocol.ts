@@ -101,7 +101,7 @@ export interface PageRequest {
  * A trace as a page carries it: a large input or output is cut to a preview.
  *
  * When ``input_cut`` (or ``output_cut``) is set, ``input`` (``output``) is None and the
- * whole value is had from :meth:`TraceStore.detail`.
+ * whole value is had from :meth:`boonb.store.TraceStore.detail`.
  */
 export interface PagedTrace {
   id: string;
