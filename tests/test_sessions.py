@@ -95,6 +95,23 @@ def test_the_snapshot_holds_what_resume_needs_and_no_api_key(env: Env) -> None:
     assert row[0][0] == "awaiting_input"
 
 
+def test_a_run_that_breaks_unexpectedly_saves_its_session_as_failed_not_running(
+    env: Env,
+) -> None:
+    def broken_notes(agent: object) -> str:
+        raise RuntimeError("the notes hook broke")
+
+    agent = env.agent(tools=[])
+    saver = SessionSaver(env.store, env.bus.publish)
+    agent.on_boundary = saver
+    agent.notes = broken_notes
+    with pytest.raises(RuntimeError, match="the notes hook broke"):
+        env.run(agent, "hello")
+    snap = load_snapshot(env.store, saver.agent_session_id)
+    assert snap is not None and (snap["state"], snap["phase"]) == ("failed", "idle")
+    assert env.rows("SELECT state FROM agent_sessions") == [("failed",)]
+
+
 def test_in_progress_sessions_of_dead_kernels_are_marked_interrupted(env: Env) -> None:
     agent = env.agent(tools=[])
     env.run(agent, "hello")

@@ -36,7 +36,7 @@ from boonb.agent.tool_calls import ToolOutcome, call_tool, calling_agent_var
 from boonb.agent.tool_calls import tool_outcome as tool_outcome  # boonb.api imports it here
 from boonb.agent.tools.context import ToolContext
 from boonb.agent.tools.registry import Tool
-from boonb.attachments import AttachmentError, AttachmentRef, AttachmentStore
+from boonb.attachments import AttachmentRef, AttachmentStore
 from boonb.errors import AgentError, BoonbError
 from boonb.frames import MessageDelta, SessionState, TurnComplete, TurnStart, utcnow
 from boonb.providers import (
@@ -272,7 +272,8 @@ class Agent:
             self._close_dangling_tool_calls("cancelled by the user")
             self._set_state("cancelled", phase="idle", final=True)
             raise
-        except (AgentError, AttachmentError):  # an image gone since the check ends it too
+        except Exception:  # a failed model call, an image gone since the check, or a bug:
+            # the session says it failed, and its last state is saved, never left "running"
             self._set_state("failed", phase="idle", final=True)
             raise
         finally:
