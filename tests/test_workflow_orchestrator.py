@@ -289,7 +289,7 @@ def test_an_older_runs_pane_is_let_go_from_memory_and_read_from_the_store(
     assert repr(manager.report(first)).splitlines()[1].startswith("<cell> · completed · 4/4")
 
 
-@pytest.mark.parametrize("budget", [MAX_BUDGET + 1, 10**30, -5])
+@pytest.mark.parametrize("budget", [MAX_BUDGET + 1, 10**30, -5, 0])
 def test_a_budget_no_run_can_have_is_refused_by_run_run_script_and_rerun_and_nothing_runs(
     runtime: Runtime, budget: int
 ) -> None:

@@ -446,8 +446,8 @@ def mark_interrupted_runs(store: Store) -> int:
 
 
 def check_budget(budget: int | None) -> None:
-    """Refuse a token budget no run can have: above ``MAX_BUDGET``, or below zero."""
-    if budget is not None and not 0 <= budget <= MAX_BUDGET:
+    """Refuse a token budget no run can have: above ``MAX_BUDGET``, or below one."""
+    if budget is not None and not 1 <= budget <= MAX_BUDGET:
         raise WorkflowError(
             f"budget {budget:,} is not a token budget a run can have; give a number of "
             f"tokens from 1 to {MAX_BUDGET:,} (or none, for the default)"
