@@ -104,8 +104,8 @@ class Runtime:
         )
         self._sync_export_or_tell()
         # Settings changed from Python (config.update) or %boonb config retarget the export
-        # and the executor. Weakly: the settings' listeners must not keep a forgotten
-        # runtime alive.
+        # and the executor, and may let more workflow runs go at once. Weakly: the settings'
+        # listeners must not keep a forgotten runtime alive.
         synced = weakref.WeakMethod(self._settings_changed)
 
         def settings_changed() -> None:
@@ -118,6 +118,8 @@ class Runtime:
     def _settings_changed(self) -> None:
         self._sync_export_or_tell()
         self._drop_stale_executor()
+        if self._workflows is not None:
+            self._workflows.settings_changed()
 
     def _sync_export_or_tell(self) -> None:
         """:meth:`sync_export`; on an error, agents run without export and the user learns why."""

@@ -3,6 +3,7 @@ cancel, the result cache and the built-in catalog."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +106,31 @@ def test_a_fourth_run_waits_as_pending_and_cancel_stops_a_run_quickly(runtime: R
     # The pending one too, in its row and in a frame for the views (once each).
     assert states == [("cancelled",)] * 4
     assert sorted(str(f.run_id) for f in ended) == sorted(str(r) for r in runs)
+
+
+def test_a_higher_run_limit_set_while_runs_wait_starts_them_at_once(runtime: Runtime) -> None:
+    config.update(workflow_max_concurrent=1)
+    runtime.simulator().add_rule(Rule("slow", reply="finally", latency=30))
+    manager = runtime.workflows
+    script = 'result = agent("a", prompt="p").run("slow please")'
+    runs = [manager.run_script(script, timeout=60) for _ in range(3)]
+
+    def states_become(wanted: list[str]) -> list[str]:
+        deadline = time.monotonic() + 30
+        while (states := [manager.status(r).state for r in runs]) != wanted:
+            if time.monotonic() > deadline:
+                return states
+            time.sleep(0.02)
+        return states
+
+    assert states_become(["running", "pending", "pending"]) == ["running", "pending", "pending"]
+    # A round trip through the engine: the two waiting runs have asked for a slot by then.
+    runtime.engine.run(asyncio.sleep(0))
+    config.update(workflow_max_concurrent=2)  # as %boonb config does
+    assert states_become(["running", "running", "pending"]) == ["running", "running", "pending"]
+    for r in runs:
+        manager.cancel(r)
+    assert [manager.wait(r, timeout=10).state for r in runs] == ["cancelled"] * 3
 
 
 CACHED = """

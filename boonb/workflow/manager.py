@@ -47,6 +47,7 @@ from boonb.workflow.models import (
 from boonb.workflow.models import UnknownWorkflow as UnknownWorkflow  # raised by get()
 from boonb.workflow.report import RunReport
 from boonb.workflow.run_cancels import poll_cancels
+from boonb.workflow.run_slots import RunSlots
 from boonb.workflow.run_status import progress, status_fields, status_frame
 from boonb.workflow.runner import WorkflowRun
 from boonb.workflow.sandbox import SandboxPool, SandboxResult
@@ -101,7 +102,7 @@ class WorkflowManager:
         self._discovery: Discovery | None = None
         self._runs = LiveRuns(store=store, session_id=session_id)
         self._pool: SandboxPool | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._slots = RunSlots(lambda: self.settings.workflow_max_concurrent)
         self._cache: ResultCache | None = None
         self._cancel_poll: EngineFuture[None] | None = None
         mark_interrupted_runs(store())
@@ -302,6 +303,10 @@ class WorkflowManager:
         assert run.future is not None
         return run.future
 
+    def settings_changed(self) -> None:
+        """The settings changed (from any thread): a larger run limit starts waiting runs."""
+        self.engine.call_soon(self._slots.limit_changed)
+
     async def aclose(self) -> None:
         if self._cancel_poll is not None:
             self._cancel_poll.cancel()
@@ -341,14 +346,12 @@ class WorkflowManager:
         return run_id
 
     async def _execute(self, run: LiveRun) -> RunStatus:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.settings.workflow_max_concurrent)
+        if self._pool is None:
             self._pool = SandboxPool(size=min(2, self.settings.workflow_max_concurrent))
             self._cache = ResultCache(self.store, size=self.settings.workflow_cache_size)
-        assert self._pool is not None
         host: WorkflowRun | None = None
         try:
-            async with self._slots:  # FIFO: pending runs start in the order they came
+            async with self._slots.slot():  # FIFO: pending runs start in the order they came
                 choice = self.agents.provider()
                 host = WorkflowRun(
                     run.status.run_id,
