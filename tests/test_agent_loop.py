@@ -4,6 +4,7 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import threading
 
 import pytest
 
@@ -305,3 +306,51 @@ def test_a_tool_output_within_the_cap_is_untouched(env: Env) -> None:
     env.run(agent, "small one")
     message = next(m for m in agent.messages if m["role"] == "tool")
     assert json.loads(message["content"]) == {"rows": [1, 2, 3]}
+
+
+def _waiting_on(agent: Agent, tool_name: str) -> None:
+    """Restore ``agent`` as a kernel that died while its model's call of ``tool_name`` ran."""
+    call = {"id": "call-1", "type": "function", "function": {"name": tool_name, "arguments": "{}"}}
+    asked = {"role": "assistant", "content": "", "tool_calls": [call]}
+    agent.restore_history([*agent.messages, asked], turn_number=agent.turn_number, title="t")
+
+
+def test_a_resume_counts_the_tool_calls_it_replays_in_its_result(env: Env) -> None:
+    @tool
+    def mark() -> str:
+        """Leave a mark."""
+        return "marked"
+
+    agent = env.agent(tools=[mark])
+    env.run(agent, "hello")
+    _waiting_on(agent, "mark")
+    result = env.engine.run(agent.resume())
+    assert (result.stop_reason, result.stats.turns, result.stats.tool_calls) == ("final", 1, 1)
+    assert "1 tool call" in result.summary()
+
+
+def test_a_cancel_while_a_resume_replays_a_tool_call_ends_the_session_cancelled(
+    env: Env,
+) -> None:
+    started = threading.Event()
+
+    @tool
+    async def hang() -> str:
+        """Wait until cancelled."""
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    agent = env.agent(tools=[hang])
+    env.run(agent, "hello")
+    _waiting_on(agent, "hang")
+    saved: list[tuple[str, str, bool]] = []
+    agent.on_boundary = lambda a, final: saved.append((a.state, a.phase, final))
+    future = env.engine.submit(agent.resume())
+    assert started.wait(10)
+    future.cancel()
+    with pytest.raises(concurrent.futures.CancelledError):
+        future.result(timeout=5)
+    assert saved[0] == ("in_progress", "tools", False)
+    assert agent.state == "cancelled" and saved[-1] == ("cancelled", "idle", True)
+    assert env.rows("SELECT outcome FROM tool_traces WHERE tool_name = 'hang'") == [("cancelled",)]

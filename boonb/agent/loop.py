@@ -195,13 +195,7 @@ class Agent:
         except BoonbError:
             self._set_state("failed", phase="idle", final=True)
             raise
-        pending = self.pending_tool_calls()
-        if pending:
-            self.phase = "tools"
-            await self._tool_phase(pending, RunStats(), finished=finished or {})
-        if note:
-            self._append({"role": "user", "content": note}, turn_number=self.turn_number + 1)
-        return await self._run_turns()
+        return await self._run_turns(self.pending_tool_calls(), finished=finished, note=note)
 
     def restore_history(
         self, messages: list[dict[str, Any]], *, turn_number: int, title: str
@@ -232,13 +226,30 @@ class Agent:
                 ]
         return []
 
-    async def _run_turns(self) -> AgentResult:
+    async def _run_turns(
+        self,
+        replay: Sequence[ToolCall] = (),
+        *,
+        finished: Mapping[str, ToolOutcome] | None = None,
+        note: str | None = None,
+    ) -> AgentResult:
+        """Run turns to an answer.
+
+        A resume first replays the tool calls it was waiting on (``replay``, less those
+        ``finished``) and adds its ``note``; the replayed calls count in this run's stats,
+        and a cancel or an error during them ends the session as it would during a turn.
+        """
         began = time.perf_counter()
         stats = RunStats()
         content = ""
         stop: StopReason = "max_turns"
-        self._set_state("in_progress", phase="model")
+        self._set_state("in_progress", phase="tools" if replay else "model")
         try:
+            if replay:
+                await self._tool_phase(replay, stats, finished=finished or {})
+                self._set_state("in_progress", phase="model")
+            if note:
+                self._append({"role": "user", "content": note}, turn_number=self.turn_number + 1)
             while stats.turns < self.max_turns:
                 if self._budget_spent(stats):
                     stop = "budget"
