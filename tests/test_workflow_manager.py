@@ -205,3 +205,10 @@ def test_each_builtin_workflow_runs_on_the_simulator(
     status = manager.wait(manager.run(name, args), timeout=120)
     assert status.state == "completed", status.error
     assert status.agents_done >= 2
+
+
+def test_a_settings_change_after_the_engine_stopped_is_taken_quietly(runtime: Runtime) -> None:
+    runtime.workflows.run_script("result = 1")  # the manager exists and listens
+    runtime.engine.shutdown()  # as at the start of a runtime's shutdown
+    config.update(workflow_max_concurrent=5)
+    assert runtime.settings.workflow_max_concurrent == 5

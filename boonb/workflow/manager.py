@@ -305,7 +305,8 @@ class WorkflowManager:
 
     def settings_changed(self) -> None:
         """The settings changed (from any thread): a larger run limit starts waiting runs."""
-        self.engine.call_soon(self._slots.limit_changed)
+        if self.engine.running:  # else no run waits
+            self.engine.call_soon(self._slots.limit_changed)
 
     async def aclose(self) -> None:
         if self._cancel_poll is not None:
