@@ -218,6 +218,36 @@ def test_a_failed_task_is_retried_and_a_running_one_cancelled_from_the_pane(
 
 
 #: An agent that fans out to two subagents, then answers; the simulator scripts both sides.
+#: The pane answers a cancel only once its task has ended, so the task's "cancelled" frame
+#: reaches the view before the reply, which carries the task as it was when cancelled (on
+#: a loaded machine the engine thread can win that race by itself: a CI run).
+LATE_CANCEL_REPLY = """
+_answer = pane.answer
+def late_answer(content):
+    reply = _answer(content)
+    if content.get("kind") == "cancel":
+        rt.tasks.wait(content["task_id"], 30)
+    return reply
+pane.answer = late_answer
+"""
+
+
+def test_a_cancels_reply_that_comes_after_the_cancelled_frame_does_not_undo_it(
+    notebook: NotebookFactory,
+) -> None:
+    nb, pane = open_pane(notebook, "tasks-late-reply.ipynb")
+    nb.run_cell(LATE_CANCEL_REPLY)
+    nb.run_cell("sim.latency = 30\nslow = boonb.spawn('Say hello', metadata={'name': 'late'})")
+    slow = entry(pane, "late")
+    expect(slow).to_have_attribute("data-state", "running")
+    slow.locator("button.tk-cancel").click()
+    retry = slow.locator("button.tk-retry")
+    expect(retry).to_be_visible()  # the cancelled frame came, and the cancel is still busy
+    expect(retry).to_be_enabled()  # the reply came too
+    expect(slow).to_have_attribute("data-state", "cancelled")
+    expect(badge(pane)).to_have_attribute("data-count", "0")
+
+
 FAN_OUT = """
 from boonb.sim import Rule
 sim.latency = 0

@@ -83,6 +83,8 @@ export class TasksState {
   private readonly frameSeq = new Map<string, number>();
   /** The ``seq`` the counts are as of. */
   private countsSeq = -1;
+  /** The highest ``seq`` of any frame so far (-1: none yet). */
+  latestFrameSeq = -1;
   private cursorKey: [number, string] | null = null;
 
   /**
@@ -111,8 +113,20 @@ export class TasksState {
   /** A frame: the task as it is now, and the counts after it. */
   frame(seq: number, task: TaskUpdate, total: number, running: number): void {
     this.frameSeq.set(task.task_id, seq);
+    this.latestFrameSeq = Math.max(this.latestFrameSeq, seq);
     this.upsert(task);
     this.setCounts(seq, total, running);
+  }
+
+  /**
+   * The task a cancel or retry acted on, as the kernel read it while answering a request
+   * sent when ``latestFrameSeq`` was ``sentAt``. A frame of the task since then is at least
+   * as new (the kernel sends every change as a frame, and a cancelled task's frame can
+   * overtake the reply), so the reply then changes nothing.
+   */
+  replied(task: TaskUpdate, sentAt: number): void {
+    if ((this.frameSeq.get(task.task_id) ?? -1) > sentAt) return;
+    this.upsert(task);
   }
 
   /** A task as it is now (a frame or a reply): it replaces what was known. */

@@ -44,6 +44,8 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
   private readonly rendered = new Map<string, { el: HTMLElement; drawn: unknown; busy: boolean }>();
   /** Requests in flight for a task (cancel, retry, result, traces), by request id. */
   private readonly forTask = new Map<string, string>();
+  /** The latest frame's ``seq`` when each cancel or retry was sent (see TaskState.replied). */
+  private readonly sentAt = new Map<string, number>();
   private tick: ReturnType<typeof setInterval> | null = null;
   private panelDrawn: Panel | null = null;
   private panelUnfolded = false;
@@ -126,8 +128,9 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
         return;
       }
       case "task": {
+        const sentAt = this.sentAt.get(message.request_id) ?? -1;
         if (!this.takeFor(message.request_id)) return;
-        this.state.upsert(message.task);
+        this.state.replied(message.task, sentAt);
         this.schedule();
         return;
       }
@@ -157,7 +160,10 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
         if (kind === undefined) return;
         if (kind === "list" && message.request_id !== this.firstPageId) this.loadingMore = false;
         const taskId = message.request_id !== null ? this.forTask.get(message.request_id) : undefined;
-        if (message.request_id !== null) this.forTask.delete(message.request_id);
+        if (message.request_id !== null) {
+          this.forTask.delete(message.request_id);
+          this.sentAt.delete(message.request_id);
+        }
         if (taskId !== undefined) this.state.busy.delete(taskId);
         const panel = this.state.panel;
         if ((kind === "result" || kind === "traces") && panel?.taskId === taskId && panel?.kind === kind) {
@@ -177,6 +183,7 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
     if (this.requests.take(requestId) === undefined) return false;
     const taskId = this.forTask.get(requestId);
     this.forTask.delete(requestId);
+    this.sentAt.delete(requestId);
     if (taskId !== undefined) this.state.busy.delete(taskId);
     return true;
   }
@@ -185,7 +192,10 @@ export class TasksView extends KernelView<TasksRequest, TasksKernelMessage> {
     if (this.kernelGone) return;
     const requestId = this.requests.id(action);
     this.forTask.set(requestId, taskId);
-    if (action === "cancel" || action === "retry") this.state.busy.add(taskId);
+    if (action === "cancel" || action === "retry") {
+      this.state.busy.add(taskId);
+      this.sentAt.set(requestId, this.state.latestFrameSeq);
+    }
     if (action === "result") this.state.panel = { kind: "result", taskId, status: "loading" };
     if (action === "traces") this.state.panel = { kind: "traces", taskId, status: "loading", widget: null };
     this.status.classList.remove("is-error");
