@@ -118,7 +118,7 @@ export class TraceView extends KernelView<Request, KernelMessage> {
     this.updateRootData();
     // A (re)rendered view holds nothing yet: ask the kernel for the current state.
     this.requestPage();
-    this.requestCache(true);
+    this.sendUntilAnswered({ kind: "cache", request_id: this.requests.id("cache") });
   }
 
   // Kernel messages
@@ -137,10 +137,8 @@ export class TraceView extends KernelView<Request, KernelMessage> {
     else this.sendUntilAnswered(page); // the view shows nothing until it comes
   }
 
-  private requestCache(first = false): void {
-    const message: Request = { kind: "cache", request_id: this.requests.id("cache") };
-    if (first) this.sendUntilAnswered(message);
-    else this.requests.send(message);
+  private requestCache(): void {
+    this.requests.send({ kind: "cache", request_id: this.requests.id("cache") });
   }
 
   /** Ask for a trace in full when a page gave only its preview, or for a model call's
